@@ -1,0 +1,229 @@
+"""The autoencoder: the seed's U-Net recipe, kept as an option, and bottlenecked variants whose 8 numbers carry the image.
+
+Skip modes
+----------
+``"unet"``
+    The seed: encoder features concatenated into the decoder at every scale, the 23x23 bottom level included.
+    Reconstructions look perfect because the image bypasses the latent; ``decode(z)`` alone (skips zeroed) shows
+    how little the 8 numbers carry.
+``"none"``
+    A pure bottleneck: the decoder sees only the latent.
+``"dropout"``
+    U-Net skips, but during training each sample loses all of its skips with probability ``skip_dropout`` (the
+    decoder then sees zeros, exactly what ``decode(z)`` feeds it). The decoder must learn to draw the image from
+    the latent alone, while the skips can still add detail when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES"]
+
+SKIP_MODES = ("unet", "none", "dropout")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of an :class:`AutoEncoder`; stored in every checkpoint so a model rebuilds without guessing.
+
+    Parameters
+    ----------
+    in_size : int
+        Side of the square input image (the seed: 187).
+    latent_dim : int
+        Number of latent numbers (the seed: 8).
+    channels : tuple of int
+        Filters of the encoder blocks, one per scale (the seed: 16, 32, 64, 128); max-pool between blocks.
+    skip_mode : {"unet", "none", "dropout"}
+        How encoder features reach the decoder (see the module docstring).
+    skip_dropout : float
+        With ``skip_mode="dropout"``: probability that a training sample loses all its skips.
+    """
+
+    in_size: int = 187
+    latent_dim: int = 8
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    skip_mode: str = "none"
+    skip_dropout: float = 0.5
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.skip_mode not in SKIP_MODES:
+            raise ValueError(f"skip_mode must be one of {SKIP_MODES}, got {self.skip_mode!r}")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if len(self.channels) < 1 or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive integers, got {self.channels}")
+        if self.in_size >> (len(self.channels) - 1) < 2:
+            raise ValueError(f"in_size={self.in_size} is too small for {len(self.channels)} scales")
+        if not 0.0 <= self.skip_dropout <= 1.0:
+            raise ValueError(f"skip_dropout must be in [0, 1], got {self.skip_dropout}")
+
+    @property
+    def has_skips(self) -> bool:
+        return self.skip_mode != "none"
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Feature-map side at each scale (floor division by the 2x2 max-pools)."""
+        return tuple(self.in_size >> i for i in range(len(self.channels)))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {unknown}")
+        return cls(**d)
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3 convolutions, each followed by BatchNorm and ReLU (the seed's block)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class AutoEncoder(nn.Module):
+    """Convolutional autoencoder with an ``latent_dim``-number bottleneck.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Architecture.
+    preprocess_config : PreprocessConfig, optional
+        The preprocessing the model was trained with; :meth:`preprocess` applies it.
+    """
+
+    def __init__(self, config: ModelConfig | None = None, *, preprocess_config=None):
+        super().__init__()
+        from .preprocess import PreprocessConfig
+
+        self.config = config or ModelConfig()
+        self.preprocess_config = preprocess_config or PreprocessConfig(size=self.config.in_size)
+        ch, sizes = self.config.channels, self.config.sizes
+        n = len(ch)
+        self.enc = nn.ModuleList(ConvBlock(1 if i == 0 else ch[i - 1], ch[i]) for i in range(n))
+        flat = ch[-1] * sizes[-1] ** 2
+        self.to_latent = nn.Linear(flat, self.config.latent_dim)
+        self.from_latent = nn.Linear(self.config.latent_dim, flat)
+        skip = self.config.has_skips
+        # Bottom level: the U-Net also concatenates the encoder's deepest features with the decoded latent.
+        self.bottom = ConvBlock(ch[-1] * (2 if skip else 1), ch[-1])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2) for i in range(n - 1, 0, -1))
+        self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1]) for i in range(n - 1, 0, -1))
+        self.head = nn.Conv2d(ch[0], 1, 1)
+
+    # -- encoder ------------------------------------------------------------------------------------------------
+    def _encode_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for i, block in enumerate(self.enc):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            feats.append(x)
+        return feats
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images (N, 1, S, S) in [0, 1] to latents (N, latent_dim)."""
+        self._check_input(x)
+        return self.to_latent(self._encode_features(x)[-1].flatten(1))
+
+    # -- decoder ------------------------------------------------------------------------------------------------
+    def _decode_logits(self, z: torch.Tensor, skips: list[torch.Tensor] | None) -> torch.Tensor:
+        ch, sizes = self.config.channels, self.config.sizes
+        h = F.relu(self.from_latent(z)).view(z.shape[0], ch[-1], sizes[-1], sizes[-1])
+        h = h.contiguous(memory_format=torch.channels_last) if _is_channels_last(self) else h
+        level = len(ch) - 1
+        h = self.bottom(self._join(h, skips, level))
+        for up, dec in zip(self.up, self.dec):
+            level -= 1
+            h = up(h, output_size=(sizes[level], sizes[level]))
+            h = dec(self._join(h, skips, level))
+        return self.head(h)
+
+    def _join(self, h: torch.Tensor, skips, level: int) -> torch.Tensor:
+        if not self.config.has_skips:
+            return h
+        # No skips given means "decode from the latent alone": the skip channels carry zeros.
+        s = torch.zeros_like(h) if skips is None else skips[level]
+        return torch.cat([h, s], dim=1)
+
+    def decode(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Decode latents (N, latent_dim) to images (N, 1, S, S) in [0, 1].
+
+        Parameters
+        ----------
+        z : Tensor
+            Latents.
+        skips : list of Tensor, optional
+            Encoder features of a reference image (from :meth:`skip_features`) for a model with skips.
+            Without them the image is drawn from the latent alone.
+        """
+        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
+        return torch.sigmoid(self._decode_logits(z, skips))
+
+    def skip_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder features of ``x`` at every scale, to pass to :meth:`decode` as ``skips``."""
+        self._check_input(x)
+        return self._encode_features(x)
+
+    # -- both ---------------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, *, use_skips: bool = True) -> dict[str, torch.Tensor]:
+        """Encode and decode.
+
+        Returns
+        -------
+        dict
+            ``"x_hat"`` (N, 1, S, S) in [0, 1], ``"logits"`` (pre-sigmoid, for a stable BCE), ``"z"`` (N, latent_dim).
+        """
+        self._check_input(x)
+        feats = self._encode_features(x)
+        z = self.to_latent(feats[-1].flatten(1))
+        skips = feats if (use_skips and self.config.has_skips) else None
+        if skips is not None and self.training and self.config.skip_mode == "dropout":
+            keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.config.skip_dropout).to(x.dtype)
+            skips = [f * keep for f in feats]
+        logits = self._decode_logits(z, skips)
+        return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
+
+    def preprocess(self, image):
+        """Preprocess a 2-D image with the settings this model was trained with; see ``astroae_core.preprocess``."""
+        from .preprocess import preprocess
+
+        return preprocess(image, config=self.preprocess_config)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        s = self.config.in_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, s, s):
+            raise ValueError(f"expected images of shape (N, 1, {s}, {s}), got {tuple(x.shape)}")
+
+
+def _is_channels_last(module: nn.Module) -> bool:
+    # A wide 3x3 weight: its two memory formats are distinguishable (a 1-channel one's are not).
+    w = module.bottom[0].weight
+    return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from astroae_core.model import AutoEncoder, ModelConfig, count_parameters
+
+
+def test_default_config_is_the_seed_architecture():
+    c = ModelConfig()
+    assert (c.in_size, c.latent_dim, c.channels) == (187, 8, (16, 32, 64, 128))
+    assert c.sizes == (187, 93, 46, 23)
+
+
+@pytest.mark.parametrize("mode", ["unet", "none", "dropout"])
+def test_forward_returns_named_outputs_of_the_right_shape(mode):
+    torch.manual_seed(0)
+    m = AutoEncoder(ModelConfig(skip_mode=mode)).eval()
+    x = torch.rand(2, 1, 187, 187)
+    with torch.no_grad():
+        out = m(x)
+        assert set(out) == {"x_hat", "logits", "z"}
+        assert out["x_hat"].shape == (2, 1, 187, 187) and out["z"].shape == (2, 8)
+        assert float(out["x_hat"].min()) >= 0 and float(out["x_hat"].max()) <= 1
+        assert torch.equal(m.encode(x), out["z"])
+        assert m.decode(out["z"]).shape == (2, 1, 187, 187)
+
+
+def test_skip_models_have_more_parameters_and_decode_without_skips_differs():
+    n = {mode: count_parameters(AutoEncoder(ModelConfig(skip_mode=mode))) for mode in ("unet", "none", "dropout")}
+    assert n["unet"] == n["dropout"] > n["none"]
+    torch.manual_seed(0)
+    m = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), skip_mode="unet")).eval()
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        full = m(x)["x_hat"]
+        alone = m.decode(m.encode(x))
+        with_ref = m.decode(m.encode(x), skips=m.skip_features(x))
+    assert not torch.allclose(full, alone)
+    assert torch.allclose(full, with_ref)
+
+
+def test_none_mode_forward_is_decode_of_encode():
+    torch.manual_seed(0)
+    m = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), skip_mode="none")).eval()
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(m(x)["x_hat"], m.decode(m.encode(x)))
+
+
+def test_dropout_mode_with_certain_drop_trains_the_latent_only_path():
+    torch.manual_seed(0)
+    cfg = ModelConfig(in_size=32, channels=(4, 8), skip_mode="dropout", skip_dropout=1.0)
+    m = AutoEncoder(cfg).train()
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(m(x)["x_hat"], m.decode(m.encode(x)), atol=1e-6)
+        m.eval()  # at inference the skips are used
+        assert not torch.allclose(m(x)["x_hat"], m.decode(m.encode(x)))
+
+
+def test_odd_sizes_round_trip_through_the_decoder():
+    m = AutoEncoder(ModelConfig(in_size=45, channels=(2, 4, 8), latent_dim=3, skip_mode="unet")).eval()
+    with torch.no_grad():
+        assert m(torch.rand(1, 1, 45, 45))["x_hat"].shape == (1, 1, 45, 45)
+
+
+def test_bad_inputs_name_the_problem():
+    m = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8)))
+    with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\).*\(1, 1, 31, 32\)"):
+        m(torch.rand(1, 1, 31, 32))
+    with pytest.raises(ValueError, match=r"z must have shape \(N, 8\)"):
+        m.decode(torch.rand(2, 3))
+    with pytest.raises(ValueError, match="skip_mode.*'bogus'"):
+        ModelConfig(skip_mode="bogus")
+    with pytest.raises(ValueError, match="unknown model config keys: \\['depth'\\]"):
+        ModelConfig.from_dict({"depth": 3})
+
+
+def test_config_round_trips_through_plain_dict():
+    c = ModelConfig(latent_dim=5, channels=(8, 16), skip_mode="dropout", skip_dropout=0.3, in_size=40)
+    d = c.to_dict()
+    assert d["channels"] == [8, 16] and isinstance(d["channels"], list)
+    assert ModelConfig.from_dict(d) == c

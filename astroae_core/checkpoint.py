@@ -1,0 +1,135 @@
+"""Checkpoints: plain data only (tensors, numbers, strings, lists, dicts), written atomically, read with
+``torch.load(weights_only=True)`` so that a checkpoint can never run code when it is opened."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .atomic import atomic_path
+from .model import AutoEncoder, ModelConfig
+
+__all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "model_from_checkpoint",
+           "file_sha256", "FORMAT"]
+
+FORMAT = "astroae-checkpoint/1"
+_REQUIRED = ("format", "model_config", "preprocess_config", "state_dict")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, corrupt, not plain data, or not matching its own config."""
+
+
+def save_checkpoint(path, model: AutoEncoder, **extra) -> Path:
+    """Write ``model`` (state, configs, version) plus ``extra`` plain data to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; the previous file there stays intact until the new one is complete.
+    model : AutoEncoder
+        The model (unwrap DistributedDataParallel first).
+    **extra
+        Plain data to store beside it, e.g. ``history``, ``epoch``, ``optimizer``, ``rng``, ``data``, ``train_config``.
+    """
+    payload = {
+        "format": FORMAT,
+        "version": __version__,
+        "model_config": model.config.to_dict(),
+        "preprocess_config": model.preprocess_config.to_dict(),
+        # Contiguous NCHW copies: a channels_last training run must not leak its memory format into the file.
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Read a checkpoint as plain data, refusing anything that would need code to unpickle.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and the reason (missing, not a checkpoint, contains code objects, missing keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing checkpoint {str(path)!r}: it holds objects other than plain data and could run code "
+            f"when loaded ({_first_line(exc)})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or truncated files
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {_first_line(exc)}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an astroae checkpoint (expected format {FORMAT!r})")
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} is missing {missing}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> AutoEncoder:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
+    from .preprocess import PreprocessConfig
+
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        pre = PreprocessConfig.from_dict(ckpt["preprocess_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: bad configuration: {exc}") from None
+    model = AutoEncoder(config, preprocess_config=pre)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not match its model config: {_first_line(exc)}") from None
+    return model.eval()
+
+
+def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:
+    """Load a model from a checkpoint, in eval mode, with ``model.config`` and ``model.preprocess_config`` set.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint written by ``python -m train`` (or :func:`save_checkpoint`).
+    device : str or torch.device
+        Where to put the model.
+
+    Returns
+    -------
+    AutoEncoder
+        Also carries ``model.checkpoint_info``: the checkpoint's ``history``, ``epoch``, ``data``, ``train_config``
+        and ``version`` (when present) and the file's ``sha256``.
+    """
+    ckpt = read_checkpoint(path)
+    model = model_from_checkpoint(ckpt, source=f"checkpoint {str(path)!r}").to(device)
+    info = {k: ckpt[k] for k in ("history", "epoch", "data", "train_config", "version", "evaluation") if k in ckpt}
+    info["sha256"] = file_sha256(path)
+    info["path"] = str(path)
+    model.checkpoint_info = info
+    return model
+
+
+def file_sha256(path, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (identifies a checkpoint in a cache's metadata)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

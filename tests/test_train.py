@@ -1,0 +1,120 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from astroae_core.checkpoint import read_checkpoint
+from train.__main__ import main as train_main
+from train.config import TrainConfig, load_recipe
+from train.loop import train
+
+from .conftest import ROOT
+
+
+def test_seed_recipe_is_the_seeds_recipe_exactly():
+    cfg = load_recipe(ROOT / "train/configs/seed.toml")
+    assert cfg.model.skip_mode == "unet" and cfg.model.channels == (16, 32, 64, 128) and cfg.model.latent_dim == 8
+    assert (cfg.loss, cfg.lr, cfg.batch_size, cfg.epochs, cfg.checkpoint_every) == ("bce", 1e-3, 16, 150, 10)
+    assert cfg.val_fraction == 0.2 and cfg.augment and cfg.preprocess.method == "minmax"
+
+
+def test_every_shipped_recipe_loads():
+    recipes = sorted((ROOT / "train/configs").glob("*.toml"))
+    assert recipes
+    for path in recipes:
+        assert isinstance(load_recipe(path), TrainConfig)
+
+
+def test_bad_recipes_name_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlerning_rate = 1\n")
+    with pytest.raises(ValueError, match=r"bad.toml.*lerning_rate"):
+        load_recipe(bad)
+    bad.write_text("[train]\nloss = 'hinge'\n")
+    with pytest.raises(ValueError, match=r"bad.toml.*'hinge'"):
+        load_recipe(bad)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(blob_folder, tiny_recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--config", str(tiny_recipe()), "--data", str(blob_folder), "--out", str(out),
+                       "--epochs", "7", "--skip-mode", "unet", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["fits_files"] == 24 and plan["config"]["epochs"] == 7
+    assert plan["config"]["model"]["skip_mode"] == "unet"
+    assert not out.exists()
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, tiny_recipe, capsys):
+    assert train_main(["--config", str(tiny_recipe()), "--data", str(tmp_path / "none"), "--out", "x"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_training_writes_the_run_folder_and_the_loss_falls(blob_folder, tiny_recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--config", str(tiny_recipe(epochs=4)), "--data", str(blob_folder),
+                       "--out", str(out), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 4 and summary["train_images"] + summary["val_images"] == 24
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.pt", "config.json", "epoch_002.pt", "epoch_004.pt", "history.json", "last.pt"]
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert {"train_loss", "val_loss", "val_mse", "val_ssim", "val_ms_ssim", "val_latent_mse"} <= set(history[0])
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["history"] == history and ckpt["epoch"] == 4
+    data = ckpt["data"]
+    # the 3 files of a group (obj_<group>_...) always land on the same side of the split
+    side = {}
+    for name in data["train_paths"] + data["val_paths"]:
+        side.setdefault(name.split("_")[1], set()).add(name in data["val_paths"])
+    assert all(len(s) == 1 for s in side.values()) and len(data["val_paths"]) == 6
+    best = read_checkpoint(out / "best.pt")
+    assert best["best_val_loss"] == min(h["val_loss"] for h in history)
+
+
+def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path):
+    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4))
+    straight = train(cfg, blob_folder, tmp_path / "a", progress=False)
+    train(cfg, blob_folder, tmp_path / "b", progress=False, stop_after_epochs=2)
+    assert read_checkpoint(tmp_path / "b/last.pt")["epoch"] == 2
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(cfg, blob_folder, tmp_path / "b", progress=False)
+    resumed = train(cfg, blob_folder, tmp_path / "b", progress=False, resume=True)
+    assert resumed.epochs_done == 4
+    a = read_checkpoint(tmp_path / "a/last.pt")
+    b = read_checkpoint(tmp_path / "b/last.pt")
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_finishes(blob_folder, tiny_recipe, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "train", "--config", str(tiny_recipe(epochs=40)), "--data", str(blob_folder),
+           "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / "epoch_004.pt").exists():
+            assert proc.poll() is None, "training ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    done = read_checkpoint(out / "last.pt")["epoch"]
+    assert 4 <= done < 40
+    res = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    final = read_checkpoint(out / "last.pt")
+    assert final["epoch"] == 40
+    assert [h["epoch"] for h in final["history"]] == list(range(1, 41))

@@ -1,0 +1,97 @@
+"""Training recipes: TOML data (train/configs/*.toml) resolved into a frozen :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astroae_core.model import ModelConfig
+from astroae_core.preprocess import PreprocessConfig
+
+__all__ = ["TrainConfig", "load_recipe", "LOSSES"]
+
+LOSSES = ("bce", "mse", "l1", "ms_ssim_l1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs besides the data folder; stored in the run folder and every checkpoint.
+
+    The defaults are the seed's recipe: BCE, Adam lr 1e-3, batch 16, 150 epochs, a checkpoint every 10 epochs,
+    an 80/20 split, flips and rotations.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    loss: str = "bce"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    epochs: int = 150
+    checkpoint_every: int = 10
+    val_fraction: float = 0.2
+    seed: int = 0
+    augment: bool = True
+    early_stopping_patience: int = 0  # epochs without a better validation loss before stopping; 0 = never
+    group_regex: str = ""  # files whose names give the same group (first capture group) share a side of the split
+    max_files: int = 0  # 0 = all files
+    threads: int = 0  # 0 = one per core
+    channels_last: bool = True
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.model.in_size != self.preprocess.size:
+            raise ValueError(f"model.in_size ({self.model.in_size}) must equal preprocess.size ({self.preprocess.size})")
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["model"] = self.model.to_dict()
+        d["preprocess"] = self.preprocess.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        train = d.pop("train", {})  # TOML recipes keep the loop's settings under [train]
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted((set(d) | set(train)) - known)
+        if unknown:
+            raise ValueError(f"unknown recipe keys: {unknown}")
+        d.update(train)
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        pre = d.pop("preprocess", {})
+        pre.setdefault("size", model.in_size)
+        return cls(model=model, preprocess=PreprocessConfig.from_dict(pre), **d)
+
+    def replace(self, **overrides) -> "TrainConfig":
+        """A copy with top-level fields, or ``model_*`` / ``preprocess_*`` fields, overridden (None = keep)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        model = {k[6:]: overrides.pop(k) for k in list(overrides) if k.startswith("model_")}
+        pre = {k[11:]: overrides.pop(k) for k in list(overrides) if k.startswith("preprocess_")}
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **model),
+            preprocess=dataclasses.replace(self.preprocess, **pre),
+            **overrides,
+        )
+
+
+def load_recipe(path) -> TrainConfig:
+    """Read a TOML recipe; errors name the file and the bad key or value."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        return TrainConfig.from_dict(data)
+    except FileNotFoundError:
+        raise ValueError(f"recipe {str(path)!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        raise ValueError(f"recipe {str(path)!r}: {exc}") from None

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's run command: set-up, the demo data and its latent cache if missing (or stale), then the app on
+# http://localhost:8501. Extra arguments go to `streamlit run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=.venv/bin/python
+DATA=${ASTROAE_DEMO_DATA:-data/demo}
+CACHE=${ASTROAE_CACHE:-cache/demo}
+if [ ! -f "$DATA/catalog.csv" ]; then
+    echo "[app] generating the demo dataset in $DATA (2000 GalSim stamps, about a minute)"
+    "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0
+fi
+# encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one.
+"$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE"
+export ASTROAE_CACHE="$CACHE"
+exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -14,7 +14,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -80,6 +80,7 @@ def load_folder(
     progress: bool = True,
     max_files: int | None = None,
     workers: int | None = None,
+    only: Iterable[str] | None = None,
 ) -> LoadedImages:
     """Read and preprocess every FITS file under ``root`` (recursively) into memory.
 
@@ -100,6 +101,10 @@ def load_folder(
         Show a tqdm progress bar.
     max_files : int, optional
         Use only the first ``max_files`` files in sorted order (quick experiments).
+    only : iterable of str, optional
+        Read only these files, given as paths relative to ``root`` (POSIX style, as in
+        :attr:`LoadedImages.paths`), e.g. the validation images a checkpoint records. Names not found are
+        ignored; ``max_files`` applies after this filter.
     workers : int, optional
         Reader threads; default ``min(4, cpu count)``. FITS decompression and the torch resize release the
         GIL, so a few threads overlap I/O and compute; more mostly add contention.
@@ -129,12 +134,16 @@ def load_folder(
     config = config if config is not None else PreprocessConfig()
 
     files = [Path(f) for f in find_fits_files(root)]
-    if max_files is not None:
-        files = files[: int(max_files)]
-    size = config.size
     # A single file is a one-image dataset; its path is then relative to its folder.
     base = root if root.is_dir() else root.parent
     rel = [_relative(f, base) for f in files]
+    if only is not None:
+        wanted = {Path(p).as_posix() for p in ([only] if isinstance(only, str) else only)}
+        pairs = [(f, r) for f, r in zip(files, rel) if r in wanted]
+        files, rel = [f for f, _ in pairs], [r for _, r in pairs]
+    if max_files is not None:
+        files, rel = files[: int(max_files)], rel[: int(max_files)]
+    size = config.size
 
     def work(f):
         try:

@@ -79,6 +79,12 @@ def test_load_folder_max_files_and_errors(fits_folder, tmp_path):
         load_folder(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="max_files"):
         load_folder(fits_folder, max_files=0)
+    wanted = {"f150w/ceers_f150w_202.fits", "f200w/ceers_f200w_404.fits", "not/there.fits"}
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=False, only=wanted)
+    assert data.paths == ["f150w/ceers_f150w_202.fits", "f200w/ceers_f200w_404.fits"] and len(data.x) == 2
+    one = load_folder(fits_folder / "f115w" / "ceers_f115w_101.fits", config=PreprocessConfig(size=SIZE),
+                      progress=False)
+    assert one.paths == ["ceers_f115w_101.fits"]
     empty = tmp_path / "empty"
     empty.mkdir()
     data = load_folder(empty, config=PreprocessConfig(size=SIZE), progress=False)

@@ -59,6 +59,6 @@ def image_metrics(x, x_hat, *, batch_size: int = 256) -> dict[str, np.ndarray]:
 
 def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     """Aggregate per-image metrics: the mean of each (PSNR from the mean MSE, so one perfect image cannot make it inf)."""
-    agg = {k: float(np.nanmean(v)) for k, v in per_image.items() if k != "psnr"}
+    agg = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in per_image.items() if k != "psnr"}
     agg["psnr"] = float(10 * np.log10(1.0 / agg["mse"])) if agg["mse"] > 0 else float("inf")
     return {k: agg[k] for k in METRICS if k in agg}

@@ -202,7 +202,9 @@ def group_keys(
     paths : sequence of str
         File paths (as in :attr:`LoadedImages.paths`).
     group_regex : str, optional
-        Regular expression searched (``re.search``) in each file *name*; the key is its first capture group,
+        ``"auto"``: the run of digits that ends the file's stem (``ceers_f115w_10983.fits`` -> ``10983``), the
+        object id of a multi-band cutout folder; a file whose stem does not end in digits is its own group.
+        Otherwise a regular expression searched (``re.search``) in each file *name*; the key is its first capture group,
         or the whole match if it has none. ``r"_(\\d+)\\.fits"`` groups the 7 filters of a CEERS galaxy
         (``ceers_<filter>_<id>.fits``).
     catalog : pandas.DataFrame, optional
@@ -227,6 +229,11 @@ def group_keys(
         raise ValueError("give either group_regex or catalog, not both")
     if catalog is None and catalog_column is not None:
         raise ValueError(f"catalog_column={catalog_column!r} given without a catalog")
+
+    if group_regex == "auto":
+        # The object id is what survey cutouts share across bands; anything without one stands alone.
+        ids = [re.search(r"(\d+)$", Path(p).name.split(".")[0]) for p in paths]
+        return [f"id:{m.group(1)}" if m else f"file:{p}" for m, p in zip(ids, paths)]
 
     if group_regex is not None:
         try:

@@ -227,3 +227,13 @@ def test_real_ceers_load_group_split():
     sigmas = np.array([n.sigma for n in data.norms])
     assert (sigmas > 0).all()
     assert float(np.median(data.x)) < 0.35
+
+
+def test_auto_groups_use_the_object_id_that_ends_the_stem():
+    from astroae_core.dataset import group_keys
+
+    paths = ["f115w/ceers_f115w_10983.fits", "f444w/ceers_f444w_10983.fits", "ceers_f444w_7.fits.gz",
+             "no_id_here.fits", "sub/no_id_here.fits"]
+    keys = group_keys(paths, group_regex="auto")
+    assert keys[0] == keys[1] == "id:10983" and keys[2] == "id:7"
+    assert keys[3] != keys[4]  # no id: each file stands alone

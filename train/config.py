@@ -35,7 +35,9 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     early_stopping_patience: int = 0  # epochs without a better validation loss before stopping; 0 = never
-    group_regex: str = ""  # files whose names give the same group (first capture group) share a side of the split
+    # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
+    # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
+    group_regex: str = "auto"
     max_files: int = 0  # 0 = all files
     threads: int = 0  # 0 = one per core
     channels_last: bool = True

@@ -1,0 +1,767 @@
+"""Logic behind the astroae app, with no Streamlit import: paths and their guard, display stretches, reconstructions
+of one image, uploads, slider ranges, selections. Everything here is unit-tested (tests/test_dashboard_plots.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = REPO_ROOT / "cache" / "demo"
+MODELS_DIR = REPO_ROOT / "models"
+
+STRETCHES = ("linear", "log", "asinh", "zscale")
+COLORMAPS = ("gray", "inferno", "magma", "viridis", "cividis", "hot")
+RESIDUAL_COLORMAP = "RdBu_r"  # red: the original is brighter than the reconstruction (flux the model missed)
+DISPLAY_MAX_SIDE = 400  # images larger than this are shown (not computed) on a coarser grid
+UPLOAD_SUFFIXES = ("fits", "fit", "fts", "fz", "gz", "bz2")
+SCORE_COLUMNS = ("mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim", "score_recon", "score_density",
+                 "anomaly_score", "anomaly_rank")
+EXPORT_COLUMNS = ("id", "path", "hdu", "split", "ra", "dec", *SCORE_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# where things are, and the guard on every path the app reads
+
+
+class PathNotAllowed(ValueError):
+    """A path outside the folders the app may read (the data root and the operator's own cache and models)."""
+
+
+def data_root(env=None) -> Path:
+    """The folder the app may read images from and encode: ``ASTROAE_DATA_ROOT``, else ``<repo>/data``."""
+    env = os.environ if env is None else env
+    raw = env.get("ASTROAE_DATA_ROOT") or str(REPO_ROOT / "data")
+    return Path(raw).expanduser().resolve()
+
+
+def configured_cache(argv=None, env=None) -> tuple[Path, str]:
+    """The cache the operator asked for: ``-- --cache PATH``, else ``ASTROAE_CACHE``, else the demo cache.
+
+    Returns
+    -------
+    path : Path
+        Resolved; it may not exist yet (the app then offers to build it).
+    source : str
+        Where it came from, for the sidebar.
+    """
+    env = os.environ if env is None else env
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--cache")
+    args, _ = parser.parse_known_args(list(argv or []))
+    if args.cache:
+        return Path(args.cache).expanduser().resolve(), "--cache"
+    if env.get("ASTROAE_CACHE"):
+        return Path(env["ASTROAE_CACHE"]).expanduser().resolve(), "ASTROAE_CACHE"
+    return DEFAULT_CACHE.resolve(), "demo cache"
+
+
+def resolve_within(path, roots, *, base=None) -> Path:
+    """Resolve ``path`` (symlinks and ``..`` included) and check that it lies inside one of ``roots``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Absolute, or relative to ``base`` (default: the first root).
+    roots : sequence of Path
+        Allowed folders (or single files).
+    base : Path, optional
+
+    Raises
+    ------
+    PathNotAllowed
+        Naming the path, when it resolves outside every root (a ``..`` escape, an absolute path elsewhere, a
+        symlink pointing out).
+    """
+    roots = [Path(r).resolve() for r in roots]
+    if not roots:
+        raise PathNotAllowed(f"{str(path)!r}: no folder is allowed")
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(base if base is not None else roots[0]) / p
+    try:
+        resolved = p.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise PathNotAllowed(f"{str(path)!r} cannot be resolved ({exc})") from None
+    if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        return resolved
+    shown = ", ".join(str(r) for r in roots)
+    raise PathNotAllowed(f"{str(path)!r} lies outside the folders the app may read ({shown})")
+
+
+def is_cache_dir(path) -> bool:
+    p = Path(path)
+    return (p / "meta.json").is_file() and (p / "latents.parquet").is_file()
+
+
+def find_caches(roots, *, max_depth: int = 3, limit: int = 100) -> list[Path]:
+    """Latent caches (folders with ``meta.json`` and ``latents.parquet``) under ``roots``, without following
+    symlinks out of them; hidden folders are skipped."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        root = root.resolve()
+        for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+            d = Path(dirpath)
+            depth = len(d.relative_to(root).parts)
+            dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")) if depth < max_depth else []
+            if is_cache_dir(d):
+                dirnames[:] = []
+                if d not in found:
+                    found.append(d)
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def find_data_folders(root, *, max_depth: int = 3, limit: int = 200) -> list[tuple[str, int]]:
+    """Folders under ``root`` that hold FITS files directly: ``[(relative path, number of files), ...]``."""
+    from astroae_core.fits_io import FITS_SUFFIXES
+
+    suffixes = tuple(s + c for s in FITS_SUFFIXES for c in ("", ".gz", ".bz2"))
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    root = root.resolve()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        depth = len(d.relative_to(root).parts)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")) if depth < max_depth else []
+        if is_cache_dir(d):
+            dirnames[:] = []
+            continue
+        n = sum(1 for f in filenames if f.lower().endswith(suffixes))
+        if n:
+            out.append((str(d.relative_to(root)) if d != root else ".", n))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def find_models(models_dir=MODELS_DIR) -> list[Path]:
+    d = Path(models_dir)
+    return sorted(p.resolve() for p in d.glob("*.pt")) if d.is_dir() else []
+
+
+def cache_slug(folder) -> str:
+    """A folder name for the cache of ``folder``: its path with anything unusual replaced by ``-``."""
+    text = "-".join(Path(folder).parts[-2:]) if str(folder) not in ("", ".") else "root"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "cache"
+
+
+def cache_checkpoint(meta: dict) -> Path | None:
+    """The checkpoint a cache was encoded with (``meta["checkpoint"]["path"]``), or None."""
+    ck = meta.get("checkpoint")
+    path = ck.get("path") if isinstance(ck, dict) else ck
+    return Path(path) if path else None
+
+
+def cache_checkpoint_sha(meta: dict) -> str | None:
+    ck = meta.get("checkpoint")
+    return ck.get("sha256") if isinstance(ck, dict) else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# display stretches (astropy.visualization) and colour maps
+
+
+def _stretch_object(name: str):
+    from astropy.visualization import AsinhStretch, LinearStretch, LogStretch
+
+    if name == "log":
+        return LogStretch(a=1000)  # ds9's default exponent
+    if name == "asinh":
+        return AsinhStretch(a=0.1)
+    if name in ("linear", "zscale"):
+        return LinearStretch()
+    raise ValueError(f"stretch must be one of {STRETCHES}, got {name!r}")
+
+
+def stretch_limits(reference, stretch: str) -> tuple[float, float]:
+    """The flux interval a stretch maps to [0, 1], measured on ``reference`` (the original image).
+
+    ``zscale`` uses IRAF's zscale algorithm; the others the finite minimum and maximum. Always ``vmin < vmax``.
+    """
+    if stretch not in STRETCHES:
+        raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
+    a = np.asarray(reference, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return 0.0, 1.0
+    if stretch == "zscale":
+        from astropy.visualization import ZScaleInterval
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lo, hi = ZScaleInterval().get_limits(a)
+    else:
+        lo, hi = float(a.min()), float(a.max())
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        hi = lo + (abs(lo) or 1.0) * 1e-6 if lo else 1.0
+    return lo, hi
+
+
+def apply_stretch(image, stretch: str, limits: tuple[float, float]) -> np.ndarray:
+    """Map flux values to display values in [0, 1]: clip to ``limits``, then apply the stretch.
+
+    The same ``limits`` (from the original) are used for the original and its reconstruction, so that both are
+    shown under one stretch. Non-finite pixels become 0.
+    """
+    from astropy.visualization import ManualInterval
+
+    vmin, vmax = limits
+    a = np.asarray(image, dtype=np.float64)
+    a = np.where(np.isfinite(a), a, vmin)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = _stretch_object(stretch)(ManualInterval(vmin, vmax)(a, clip=True), clip=True)
+    out = np.where(np.isfinite(out), out, 0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def residual_limit(residual, *, percentile: float = 99.5) -> float:
+    """Half-width of the symmetric colour range of a residual: a high percentile of ``|residual|`` (> 0)."""
+    r = np.abs(np.asarray(residual, dtype=np.float64))
+    r = r[np.isfinite(r)]
+    m = float(np.percentile(r, percentile)) if r.size else 0.0
+    if not m > 0:
+        m = float(r.max()) if r.size and r.max() > 0 else 1.0
+    return m
+
+
+def display_grid(image, *, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """``image`` as float32, resampled (anti-aliased) so that its longer side is at most ``max_side``."""
+    from astroae_core.preprocess import resize_image
+
+    a = np.asarray(image, dtype=np.float32)
+    h, w = a.shape
+    if max(h, w) <= max_side:
+        return a
+    s = max_side / max(h, w)
+    finite = np.where(np.isfinite(a), a, np.nanmedian(a) if np.isfinite(a).any() else 0.0)
+    return resize_image(finite, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+@lru_cache(maxsize=32)
+def colormap_lut(name: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table for a plotly colour scale name (``"gray"``, ``"inferno"``, ``"RdBu_r"``...)."""
+    import plotly.colors as pc
+
+    if name == "gray":
+        ramp = np.linspace(0, 255, 256).round().astype(np.uint8)
+        return np.stack([ramp] * 3, axis=1)
+    cols = pc.sample_colorscale(pc.get_colorscale(name), list(np.linspace(0, 1, 256)))
+    rgb = [tuple(float(v) for v in re.findall(r"[\d.]+", c)[:3]) for c in cols]
+    return np.clip(np.round(np.array(rgb)), 0, 255).astype(np.uint8)
+
+
+def plotly_colorscale(name: str):
+    """The colour scale to give plotly: ``"gray"`` as an explicit black-to-white ramp, others by name."""
+    return [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]] if name == "gray" else name
+
+
+def colorize(display01, cmap: str) -> np.ndarray:
+    """Display values in [0, 1] (any shape) to RGB uint8 (shape + (3,)) with a colour map."""
+    a = np.nan_to_num(np.asarray(display01, dtype=np.float32), nan=0.0)
+    idx = np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
+    return colormap_lut(cmap)[idx]
+
+
+def preview_rgb(previews, stretch: str, cmap: str) -> np.ndarray:
+    """Previews (N, h, w) or (h, w), uint8 or [0, 1] floats, to RGB uint8 under ``stretch`` (limits per image)."""
+    p = np.asarray(previews)
+    single = p.ndim == 2
+    p = p[None] if single else p
+    p = p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p.astype(np.float32)
+    out = np.empty(p.shape + (3,), dtype=np.uint8)
+    for i, im in enumerate(p):
+        out[i] = colorize(apply_stretch(im, stretch, stretch_limits(im, stretch)), cmap)
+    return out[0] if single else out
+
+
+def mosaic(images, ncols: int, *, pad: int = 2, fill: float = 0.0) -> np.ndarray:
+    """Tile images (N, h, w[, c]) into one array, ``ncols`` per row, separated by ``pad`` pixels of ``fill``."""
+    images = np.asarray(images)
+    n, h, w = images.shape[:3]
+    rest = images.shape[3:]
+    nrows = math.ceil(n / ncols)
+    out = np.full((nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad, *rest), fill, dtype=images.dtype)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[i]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one image through a model
+
+
+@dataclass
+class Reconstruction:
+    """An image, the model's reconstruction of it and the numbers describing the match.
+
+    ``x``/``x_hat``/``x_latent`` are normalized (model input space, S x S); ``flux*`` are in the original flux
+    units at the original shape (``x_latent``/``flux_latent`` are None for a model without skips, where the full
+    reconstruction already comes from the latent alone).
+    """
+
+    x: np.ndarray
+    x_hat: np.ndarray
+    z: np.ndarray
+    norm: object
+    flux: np.ndarray
+    flux_hat: np.ndarray
+    metrics: dict
+    x_latent: np.ndarray | None = None
+    flux_latent: np.ndarray | None = None
+    metrics_latent: dict | None = None
+    skip_mode: str = "none"
+
+
+def _metrics_one(x, x_hat) -> dict:
+    from astroae_core.metrics import image_metrics
+
+    m = image_metrics(x[None, None], x_hat[None, None])
+    return {k: float(v[0]) for k, v in m.items()}
+
+
+def reconstruct(model, image) -> Reconstruction:
+    """Preprocess ``image`` as the model was trained, encode, decode (and decode from the latent alone for a model
+    with skips), map back to flux units and measure MSE/PSNR/SSIM/MS-SSIM in the model's [0, 1] space."""
+    import torch
+
+    from astroae_core.preprocess import replace_nonfinite
+
+    flux, _ = replace_nonfinite(image)
+    x, norm = model.preprocess(flux)
+    with torch.inference_mode():
+        xt = torch.from_numpy(x[None])
+        out = model(xt)
+        x_hat = out["x_hat"][0, 0].float().numpy()
+        z = out["z"][0].float().numpy()
+        x_lat = model.decode(out["z"])[0, 0].float().numpy() if model.config.has_skips else None
+    rec = Reconstruction(
+        x=x[0], x_hat=x_hat, z=z, norm=norm, flux=flux,
+        flux_hat=norm.invert(x_hat, to_original_shape=True), metrics=_metrics_one(x[0], x_hat),
+        skip_mode=model.config.skip_mode,
+    )
+    if x_lat is not None:
+        rec.x_latent = x_lat
+        rec.flux_latent = norm.invert(x_lat, to_original_shape=True)
+        rec.metrics_latent = _metrics_one(x[0], x_lat)
+    return rec
+
+
+def decode_latents(model, z) -> np.ndarray:
+    """Decode latents (N, D) or (D,) from the latent alone; returns (N, S, S) float32 in [0, 1]."""
+    import torch
+
+    z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+    with torch.inference_mode():
+        return model.decode(torch.from_numpy(z))[:, 0].float().numpy()
+
+
+def reconstruction_fits_bytes(flux_hat, header, *, model_sha: str = "", source: str = "", latent_only=False) -> bytes:
+    """The reconstruction as a FITS file in the original flux units, with the original header (WCS included)."""
+    from astropy.io import fits
+
+    hdr = header.copy() if header is not None else fits.Header()
+    for key in ("XTENSION", "PCOUNT", "GCOUNT", "ZIMAGE", "ZBITPIX", "ZNAXIS", "ZCMPTYPE", "CHECKSUM", "DATASUM"):
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdu = fits.PrimaryHDU(np.asarray(flux_hat, dtype=np.float32), header=hdr)
+        what = "latent-only reconstruction" if latent_only else "reconstruction"
+        hdu.header["HISTORY"] = f"astroae {what} of {source or 'an image'}"[:72]
+        if model_sha:
+            hdu.header["HISTORY"] = f"astroae model sha256 {model_sha[:40]}"
+        buf = io.BytesIO()
+        hdu.writeto(buf, output_verify="silentfix")
+    return buf.getvalue()
+
+
+def sky_position(header, shape) -> dict | None:
+    """RA/Dec (degrees and sexagesimal) of the image centre from the header's WCS, or None without a celestial WCS."""
+    if header is None:
+        return None
+    try:
+        from astropy.wcs import WCS
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = WCS(header).celestial
+            if not w.has_celestial:
+                return None
+            h, wd = shape
+            c = w.pixel_to_world((wd - 1) / 2, (h - 1) / 2)
+            c = c.icrs
+            return {"ra": float(c.ra.deg), "dec": float(c.dec.deg),
+                    "text": c.to_string("hmsdms", precision=2, sep=":")}
+    except Exception:  # noqa: BLE001 - a broken WCS is "no sky position", not an error
+        return None
+
+
+def format_sky(ra, dec) -> str:
+    if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
+        return "no sky position (no celestial WCS)"
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    return f"RA {ra:.6f}°, Dec {dec:+.6f}°  ({c.to_string('hmsdms', precision=2, sep=':')})"
+
+
+def format_metric(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a (image < 161 px)" if name == "ms_ssim" else "n/a"
+    if name == "psnr":
+        return "∞ dB" if math.isinf(value) else f"{value:.2f} dB"
+    if name == "mse":
+        return f"{value:.3g}"
+    return f"{value:.4f}"
+
+
+METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# uploads
+
+
+@dataclass
+class UploadResult:
+    """What the app learned about one uploaded file (kept in session state; no file is kept)."""
+
+    name: str
+    error: str | None = None
+    rec: Reconstruction | None = None
+    header: object = None
+    place: dict = field(default_factory=dict)
+    neighbors: list = field(default_factory=list)  # [(row index in the cache table, distance), ...]
+    mse_percentile: float | None = None
+    place_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def upload_suffix(name: str) -> str:
+    """The FITS suffix of an uploaded file's name (``.fits``, ``.fits.gz``...), used for the temporary file."""
+    parts = [s.lower() for s in Path(name).suffixes][-2:]
+    kept = [s for s in parts if re.fullmatch(r"\.[a-z0-9]{1,5}", s)]
+    return "".join(kept) or ".fits"
+
+
+def read_upload(name: str, data: bytes):
+    """Read an uploaded FITS file held in memory (through a private temporary file, deleted at once).
+
+    Raises
+    ------
+    FitsReadError
+        Naming the uploaded file (not the temporary one) and the reason.
+    """
+    from astroae_core.fits_io import FitsReadError, read_fits
+
+    if not data:
+        raise FitsReadError(f"cannot read {name!r}: empty file (0 bytes)", path=name, reason="empty file (0 bytes)")
+    fd, tmp = tempfile.mkstemp(prefix="astroae-upload-", suffix=upload_suffix(name))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            return read_fits(tmp)
+        except FitsReadError as exc:
+            reason = exc.reason or str(exc)
+            raise FitsReadError(f"cannot read {name!r}: {reason}", path=name, reason=reason) from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def process_upload(name: str, data: bytes, model, cache, *, k: int = 8) -> UploadResult:
+    """Read, encode, reconstruct and score an upload, and place it on the cache's map with its neighbours.
+
+    ``model`` must be the cache's own model (so that its latent lives in the cache's space). Problems become
+    ``UploadResult.error`` (a sentence naming the file and the reason), never an exception.
+    """
+    from astroae_core.fits_io import FitsReadError
+
+    try:
+        image, header = read_upload(name, data)
+    except FitsReadError as exc:
+        return UploadResult(name, error=exc.reason or str(exc))
+    try:
+        rec = reconstruct(model, image)
+    except (ValueError, RuntimeError) as exc:
+        return UploadResult(name, error=f"the model cannot use this image: {exc}")
+    res = UploadResult(name, rec=rec, header=header)
+    try:
+        res.place = {k_: float(v) for k_, v in cache.place(rec.z).items()}
+    except Exception as exc:  # noqa: BLE001 - a map that cannot place new points still shows the rest
+        res.place, res.place_error = {}, str(exc)
+    idx, dist = cache.neighbors(rec.z, k=k)
+    res.neighbors = [(int(i), float(d)) for i, d in zip(np.ravel(idx), np.ravel(dist))]
+    mses = cache.table["mse"].to_numpy(dtype=float) if "mse" in cache.table else np.array([])
+    mses = mses[np.isfinite(mses)]
+    if mses.size:
+        res.mse_percentile = float((mses < rec.metrics["mse"]).mean() * 100)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# latents: columns, slider ranges, traversals, what each dimension tracks
+
+
+def latent_columns(table) -> list[str]:
+    """``z0``, ``z1``, ... in numeric order."""
+    cols = [c for c in table.columns if re.fullmatch(r"z\d+", str(c))]
+    return sorted(cols, key=lambda c: int(c[1:]))
+
+
+@dataclass(frozen=True)
+class SliderRange:
+    lo: float
+    hi: float
+    mean: float
+    std: float
+    step: float
+
+
+def slider_ranges(stats: dict, columns) -> list[SliderRange]:
+    """Slider bounds per latent dimension: the 1st..99th percentile of the dataset (widened to hold the mean),
+    else mean +/- 3 std. ``stats`` maps ``z<d>`` (or d) to ``{mean, std, q01, q99, min, max}``."""
+    out = []
+    for d, col in enumerate(columns):
+        s = stats.get(col, stats.get(d, {})) if isinstance(stats, dict) else stats[d]
+        mean, std = float(s.get("mean", 0.0)), float(s.get("std", 1.0))
+        if not (np.isfinite(std) and std > 0):
+            std = 1.0
+        lo, hi = s.get("q01"), s.get("q99")
+        if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)) or not hi > lo:
+            lo, hi = mean - 3 * std, mean + 3 * std
+        lo, hi = min(float(lo), mean - 0.5 * std), max(float(hi), mean + 0.5 * std)
+        step = _nice_step((hi - lo) / 200)
+        out.append(SliderRange(_round_to(lo, step, math.floor), _round_to(hi, step, math.ceil), mean, std, step))
+    return out
+
+
+def _nice_step(x: float) -> float:
+    if not x > 0:
+        return 0.01
+    e = math.floor(math.log10(x))
+    for m in (1, 2, 5, 10):
+        if m * 10**e >= x:
+            return float(m * 10**e)
+    return float(10 ** (e + 1))
+
+
+def _round_to(v: float, step: float, fn) -> float:
+    return float(round(fn(v / step) * step, 10))
+
+
+def clamp_to_ranges(z, ranges) -> list[float]:
+    """Latent values clipped into the slider ranges (a chosen image may lie outside the 1..99% band)."""
+    return [float(min(max(float(v), r.lo), r.hi)) for v, r in zip(z, ranges)]
+
+
+def traversal_latents(center, std, steps=(-2, -1, 0, 1, 2)) -> np.ndarray:
+    """Latents for a traversal grid: row ``d`` moves dimension ``d`` by ``steps`` standard deviations.
+
+    Returns (D * len(steps), D), row-major (dimension, step).
+    """
+    center = np.asarray(center, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+    d = center.size
+    z = np.repeat(center[None], d * len(steps), axis=0)
+    for i in range(d):
+        for j, s in enumerate(steps):
+            z[i * len(steps) + j, i] += s * std[i]
+    return z
+
+
+def interpolate_latents(za, zb, n: int) -> np.ndarray:
+    """``n`` latents evenly spaced on the straight line from ``za`` to ``zb`` (both ends included)."""
+    t = np.linspace(0.0, 1.0, max(2, int(n)), dtype=np.float32)[:, None]
+    za = np.asarray(za, dtype=np.float32)[None]
+    zb = np.asarray(zb, dtype=np.float32)[None]
+    return (1 - t) * za + t * zb
+
+
+def tracked_columns(correlations, columns) -> dict:
+    """For each latent dimension, the catalog column it correlates with most: ``{z<d>: (column, r)}``.
+
+    ``correlations`` is a DataFrame (index ``z0..``, columns catalog parameters) or None.
+    """
+    out = {}
+    if correlations is None or getattr(correlations, "empty", True):
+        return out
+    for col in columns:
+        if col not in correlations.index:
+            continue
+        row = correlations.loc[col].astype(float).dropna()
+        if row.empty:
+            continue
+        best = row.abs().idxmax()
+        out[col] = (str(best), float(row[best]))
+    return out
+
+
+def influence_verdict(influence, has_skips: bool) -> str:
+    """One sentence on how much the sliders move the image."""
+    inf = np.asarray(influence, dtype=float)
+    if inf.size == 0 or not np.isfinite(inf).any():
+        return "Influence could not be measured."
+    top = float(np.nanmax(inf))
+    weak = int((inf < 0.02 * top).sum()) if top > 0 else inf.size
+    parts = [f"The strongest slider moves the decoded image by {top:.0%} of the images' spread"]
+    if weak:
+        parts.append(f"{weak} of {inf.size} move it by less than 2% of that")
+    text = "; ".join(parts) + "."
+    if has_skips:
+        text += (" This model has skip connections: its full reconstructions copy detail from the input around "
+                 "the bottleneck, so the sliders (which decode from the latent alone) show only what the "
+                 f"{inf.size} numbers carry.")
+    return text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# how much the latent carries (issue 5): the stored or computed evaluation in plain words
+
+
+def carry_summary(evaluation: dict) -> dict:
+    """Summarize an ``astroae_core.evaluate.evaluate`` result: ratios and one plain sentence.
+
+    Returns
+    -------
+    dict
+        ``latent_vs_pca`` (latent-only MSE / PCA MSE), ``latent_vs_full`` (latent-only MSE / full MSE),
+        ``beats_pca`` (bool), ``sentence``.
+    """
+    rows = evaluation.get("rows", {})
+    k = evaluation.get("latent_dim", 8)
+    lat, full, pca = rows.get("latent_only", {}), rows.get("full", {}), rows.get("pca", {})
+    mean = rows.get("mean_image", {})
+    lmse, fmse, pmse = lat.get("mse"), full.get("mse"), pca.get("mse")
+    ratio_pca = lmse / pmse if lmse is not None and pmse else None
+    ratio_full = lmse / fmse if lmse is not None and fmse else None
+    beats = bool(ratio_pca is not None and ratio_pca < 1)
+    explained = None
+    if lmse is not None and mean.get("mse"):
+        explained = 1.0 - lmse / mean["mse"]
+    s = []
+    if lmse is not None and pmse:
+        s.append(f"From its {k} numbers alone the model reconstructs with MSE {lmse:.3g}, "
+                 f"{ratio_pca:.2f}× the MSE of PCA with {k} components ({pmse:.3g})"
+                 + (" — the latent beats PCA-" + str(k) + "." if beats else " — it does NOT beat PCA-" + str(k) + "."))
+    if explained is not None:
+        s.append(f"It removes {explained:.0%} of the error of the mean image.")
+    if evaluation.get("skip_mode", "none") != "none" and lmse is not None and fmse:
+        s.append(f"The full reconstruction (with skip connections) has MSE {fmse:.3g}; the latent-only one is "
+                 f"{ratio_full:.1f}× worse, so that much of the full reconstruction's quality comes around the "
+                 "bottleneck, not through the 8 numbers.")
+    if "effective_dim" in evaluation:
+        s.append(f"Effective dimensionality of the latent: {evaluation['effective_dim']:.2f} of {k}.")
+    return {"latent_vs_pca": ratio_pca, "latent_vs_full": ratio_full, "beats_pca": beats,
+            "explained_vs_mean": explained, "sentence": " ".join(s)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# selections and exports
+
+
+def selection_ids(selection) -> list:
+    """Image ids from a plotly selection (``st.plotly_chart(..., on_select=...)``'s ``selection``): each point's
+    ``customdata[0]`` (or ``customdata``), in order, without repeats."""
+    if not selection:
+        return []
+    points = selection.get("points", []) if hasattr(selection, "get") else getattr(selection, "points", [])
+    out, seen = [], set()
+    for p in points or []:
+        cd = p.get("customdata")
+        if cd is None:
+            continue
+        v = cd[0] if isinstance(cd, (list, tuple)) else cd
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def rows_for_ids(table, ids):
+    """Rows of ``table`` whose ``id`` is in ``ids`` (ids compared as strings, as they travel through JSON)."""
+    want = [str(i) for i in ids]
+    key = table["id"].astype(str)
+    sub = table[key.isin(want)]
+    order = {v: i for i, v in enumerate(want)}
+    return sub.iloc[np.argsort([order[v] for v in sub["id"].astype(str)], kind="stable")]
+
+
+def selection_csv(table, ids) -> bytes:
+    """CSV (UTF-8) of the selected rows: id, path, RA/Dec and the scores present in the cache."""
+    sub = rows_for_ids(table, ids)
+    cols = [c for c in EXPORT_COLUMNS if c in sub.columns]
+    return sub[cols].to_csv(index=False).encode("utf-8")
+
+
+def top_outliers(table, n: int = 20):
+    """The ``n`` strangest images: lowest ``anomaly_rank`` (1 is the strangest), else highest ``anomaly_score``."""
+    if "anomaly_rank" in table:
+        return table.nsmallest(n, "anomaly_rank")
+    if "anomaly_score" in table:
+        return table.nlargest(n, "anomaly_score")
+    return table.head(0)
+
+
+def map_axes(table, kind: str) -> tuple[str, str]:
+    """Column names of the map's axes: ``umap_x/umap_y`` or ``pca_x/pca_y`` (PCA when UMAP is missing)."""
+    kind = kind.lower()
+    if kind == "umap" and {"umap_x", "umap_y"} <= set(table.columns) and table["umap_x"].notna().any():
+        return "umap_x", "umap_y"
+    return "pca_x", "pca_y"
+
+
+def color_options(table) -> list[str]:
+    """Columns a map can be coloured by: numbers (scores, catalog parameters, latents) and labels with few values."""
+    skip = {"id", "path", "pca_x", "pca_y", "umap_x", "umap_y"}
+    out = []
+    for c in table.columns:
+        if c in skip:
+            continue
+        s = table[c]
+        if s.dtype.kind in "biuf":
+            if s.notna().any():
+                out.append(str(c))
+        elif s.nunique(dropna=True) <= 30:
+            out.append(str(c))
+    first = [c for c in ("anomaly_score", "mse", "kind", "split") if c in out]
+    return first + [c for c in out if c not in first]
+
+
+def search_table(table, query: str, *, sort_by: str | None = None, ascending: bool = True):
+    """Rows whose path (or id) contains ``query`` (case-insensitive), sorted by a column."""
+    sub = table
+    q = (query or "").strip().lower()
+    if q:
+        mask = table["path"].astype(str).str.lower().str.contains(q, regex=False)
+        mask |= table["id"].astype(str).str.lower().str.contains(q, regex=False)
+        sub = table[mask]
+    if sort_by and sort_by in sub.columns:
+        sub = sub.sort_values(sort_by, ascending=ascending, na_position="last", kind="stable")
+    return sub

@@ -1,0 +1,303 @@
+"""Plotly figure builders for the astroae app (no Streamlit import; unit-tested in tests/test_dashboard_plots.py).
+
+Images are heatmaps with the FITS convention (pixel (0, 0) at the bottom left) and the pixel value in flux units on
+hover; maps are WebGL scatters whose points carry the image id in ``customdata`` so that a click or a box/lasso
+selection can be turned back into images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import core
+
+ACCENT = "#f0b94d"
+ROW_COLORS = {"full": "#8f9bb3", "latent_only": ACCENT, "pca": "#5b8def", "mean_image": "#4a5068"}
+ROW_LABELS = {"full": "full (with skips)", "latent_only": "latent only", "pca": "PCA-{k}", "mean_image": "mean image"}
+QUALITATIVE = ("#5b8def", "#f0b94d", "#e05d5d", "#59c9a5", "#b07cf0", "#f08fc0", "#9bd0ff", "#c9c95b",
+               "#ff9f5b", "#7ee081")
+
+
+def _round_sig(a, sig: int = 5) -> np.ndarray:
+    """Round to ``sig`` significant digits (smaller JSON for hover values, no visible change)."""
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where((a != 0) & np.isfinite(a), np.floor(np.log10(np.abs(a))), 0)
+    scale = 10.0 ** (sig - 1 - mag)
+    return np.round(a * scale) / scale
+
+
+def _base_layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# images
+
+
+@dataclass
+class Panel:
+    """One image of a side-by-side figure.
+
+    ``display`` is what is coloured (display values in [0, 1] for images; the residual itself for a residual),
+    ``hover`` what the mouse shows (flux units), ``zmid`` makes the colour scale symmetric (residuals).
+    """
+
+    title: str
+    display: np.ndarray
+    hover: np.ndarray
+    colorscale: object = "gray"
+    zmin: float = 0.0
+    zmax: float = 1.0
+    zmid: float | None = None
+    colorbar: bool = False
+    hover_label: str = "flux"
+
+
+def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
+    """Images side by side with linked zoom and pan, each pixel's value on hover."""
+    n = len(panels)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
+    for i, p in enumerate(panels, start=1):
+        disp = np.asarray(p.display, dtype=np.float64)
+        kw = dict(zmin=p.zmin, zmax=p.zmax) if p.zmid is None else dict(zmin=p.zmin, zmax=p.zmax, zmid=p.zmid)
+        fig.add_trace(go.Heatmap(
+            z=_round_sig(disp, 4), customdata=_round_sig(p.hover, 5), colorscale=core.plotly_colorscale(p.colorscale)
+            if isinstance(p.colorscale, str) else p.colorscale, showscale=p.colorbar, name=p.title,
+            hovertemplate=f"x %{{x}}, y %{{y}}<br>{p.hover_label} %{{customdata:.5g}}<extra>{p.title}</extra>",
+            colorbar=dict(thickness=10, len=0.9, x=1.0, title=dict(text=p.hover_label, side="right")) if p.colorbar else None,
+            **kw), row=1, col=i)
+        ax = "" if i == 1 else str(i)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
+                         matches="x" if i > 1 else None, row=1, col=i)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=f"x{ax}",
+                         matches="y" if i > 1 else None, constrain="domain", row=1, col=i)
+    return _base_layout(fig, height)
+
+
+def reconstruction_panels(rec: core.Reconstruction, stretch: str, cmap: str, *, latent_only: bool = False,
+                          max_side: int = core.DISPLAY_MAX_SIDE) -> list[Panel]:
+    """Original | reconstruction | residual (original − reconstruction), the first two under one stretch whose
+    limits come from the original; the residual on a symmetric diverging scale. ``latent_only`` shows the image
+    decoded from the latent alone (for a model with skips)."""
+    flux = core.display_grid(rec.flux, max_side=max_side)
+    recon_flux = rec.flux_latent if latent_only else rec.flux_hat
+    recon = core.display_grid(recon_flux, max_side=max_side)
+    resid = flux - recon
+    limits = core.stretch_limits(flux, stretch)
+    m = core.residual_limit(resid)
+    label = "latent-only reconstruction" if latent_only else (
+        "reconstruction (full, with skips)" if rec.skip_mode != "none" else "reconstruction (from the latent)")
+    return [
+        Panel("original", core.apply_stretch(flux, stretch, limits), flux, cmap),
+        Panel(label, core.apply_stretch(recon, stretch, limits), recon, cmap),
+        Panel("residual (original − reconstruction)", resid, resid, core.RESIDUAL_COLORMAP, -m, m, 0.0, True,
+              "residual"),
+    ]
+
+
+def decoded_image(img01, stretch: str, cmap: str, *, title: str = "", height: int = 420) -> go.Figure:
+    """One image decoded by the model (normalized units, [0, 1]) under the display stretch.
+
+    The limits are fixed at [0, 1] (zscale: measured on the image) so that a slider's effect is not hidden by a
+    per-image rescaling."""
+    img = np.asarray(img01, dtype=np.float64)
+    limits = core.stretch_limits(img, "zscale") if stretch == "zscale" else (0.0, 1.0)
+    panel = Panel(title or "decoded", core.apply_stretch(img, stretch, limits), img, cmap, hover_label="value")
+    fig = image_panels([panel], height=height)
+    fig.update_layout(margin=dict(l=0, r=0, t=30 if title else 5, b=0))
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the latent map
+
+
+def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), highlight_id=None, neighbor_ids=(),
+               uploads=(), height: int = 620) -> go.Figure:
+    """WebGL scatter of the dataset on a 2-D map; points carry their id in ``customdata``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The cache table (``id``, ``path``, the axis columns, the colour column).
+    color : str or None
+        Numeric column (continuous scale) or a label column (one trace per value, up to 10 shown by name).
+    outlier_ids, neighbor_ids : iterable
+        Ids drawn again as open circles (outliers) and open diamonds (nearest neighbours).
+    highlight_id : optional
+        The chosen image, drawn as a large cross.
+    uploads : iterable of dict
+        ``{"name", "x", "y"}`` for uploaded images placed on the map (stars).
+    """
+    fig = go.Figure()
+    ids = table["id"].to_numpy()
+    names = table["path"].astype(str).to_numpy()
+    xs, ys = table[x].to_numpy(dtype=float), table[y].to_numpy(dtype=float)
+    base = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
+    if color and color in table.columns and table[color].dtype.kind in "biuf":
+        vals = table[color].to_numpy(dtype=float)
+        ok = np.isfinite(vals)
+        if (~ok).any():
+            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=ids[~ok, None], hovertext=names[~ok],
+                                       marker=dict(size=5, color="#555b6e"), name=f"{color} missing", **base))
+        hover = [f"{n}<br>{color} = {v:.4g}" for n, v in zip(names[ok], vals[ok])]
+        fig.add_trace(go.Scattergl(
+            x=xs[ok], y=ys[ok], customdata=ids[ok, None], hovertext=hover, name=color, showlegend=False,
+            marker=dict(size=5, color=vals[ok], colorscale="Viridis", opacity=0.85,
+                        colorbar=dict(title=dict(text=color), thickness=12)), **base))
+    elif color and color in table.columns:
+        labels = table[color].astype("string").fillna("(none)").to_numpy()
+        for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
+            m = labels == lab
+            fig.add_trace(go.Scattergl(
+                x=xs[m], y=ys[m], customdata=ids[m, None], hovertext=[f"{n}<br>{color} = {lab}" for n in names[m]],
+                name=str(lab), marker=dict(size=5, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85), **base))
+    else:
+        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=ids[:, None], hovertext=names, name="images",
+                                   marker=dict(size=5, color="#9bb0d6", opacity=0.8), **base))
+
+    def overlay(sel_ids, name, marker):
+        sub = core.rows_for_ids(table, sel_ids)
+        if len(sub):
+            fig.add_trace(go.Scattergl(x=sub[x], y=sub[y], customdata=sub["id"].to_numpy()[:, None],
+                                       hovertext=sub["path"].astype(str), name=name, marker=marker, **base))
+
+    overlay(list(outlier_ids), "outliers", dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
+    overlay(list(neighbor_ids), "nearest neighbours", dict(size=13, symbol="diamond-open", color="#59c9a5",
+                                                            line=dict(width=2)))
+    if highlight_id is not None:
+        overlay([highlight_id], "chosen image", dict(size=18, symbol="x", color=ACCENT, line=dict(width=1)))
+    ups = list(uploads)
+    if ups:
+        fig.add_trace(go.Scattergl(x=[u["x"] for u in ups], y=[u["y"] for u in ups], mode="markers+text",
+                                   text=[u["name"] for u in ups], textposition="top center", name="uploads",
+                                   hovertemplate="upload %{text}<extra></extra>",
+                                   marker=dict(size=16, symbol="star", color="#ffffff", line=dict(width=1, color=ACCENT))))
+    fig.update_layout(xaxis_title=x, yaxis_title=y, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                      dragmode="lasso", hovermode="closest", uirevision=f"{x}{y}")
+    return _base_layout(fig, height)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics
+
+
+def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "split", height: int = 320) -> go.Figure:
+    """Distributions of per-image metrics, one colour per ``by`` value (train / val...)."""
+    metrics = [m for m in metrics if m in table.columns]
+    titles = [core.METRIC_LABELS.get(m, m) + ("" if table[m].notna().any() else " (n/a: images < 161 px)")
+              for m in metrics]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=titles, horizontal_spacing=0.06)
+    groups = sorted(table[by].astype(str).unique()) if by in table.columns else ["all"]
+    for j, g in enumerate(groups):
+        sub = table[table[by].astype(str) == g] if by in table.columns else table
+        for i, m in enumerate(metrics, start=1):
+            v = sub[m].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            fig.add_trace(go.Histogram(x=v, name=str(g), legendgroup=str(g), showlegend=i == 1, opacity=0.7,
+                                       marker_color=QUALITATIVE[j % len(QUALITATIVE)], nbinsx=40), row=1, col=i)
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0))
+    return _base_layout(fig, height)
+
+
+def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
+    """Loss (train, validation) and validation MSE (full vs latent only) per epoch, best epoch marked."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "validation MSE"], horizontal_spacing=0.08)
+    if not history:
+        return _base_layout(fig, height)
+    ep = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+
+    def series(key):
+        return [h.get(key) for h in history]
+
+    for key, name, col, colr in (("train_loss", "train loss", 1, "#8f9bb3"), ("val_loss", "validation loss", 1, ACCENT),
+                                 ("val_mse", "val MSE (full)", 2, "#8f9bb3"),
+                                 ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)):
+        vals = series(key)
+        if any(v is not None for v in vals):
+            fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
+                                     marker=dict(size=4)), row=1, col=col)
+    vl = [v if v is not None else np.inf for v in series("val_loss")]
+    if np.isfinite(vl).any():
+        best = ep[int(np.argmin(vl))]
+        for col in (1, 2):
+            fig.add_vline(x=best, line=dict(color="#59c9a5", dash="dot"), row=1, col=col)
+        fig.add_annotation(x=best, y=1.0, yref="paper", text=f"best epoch {best}", showarrow=False, xanchor="left",
+                           font=dict(color="#59c9a5"))
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(legend=dict(orientation="h", y=1.15, x=0))
+    return _base_layout(fig, height)
+
+
+def baseline_bars(rows: dict, *, latent_dim: int = 8, height: int = 320) -> go.Figure:
+    """The model (full and latent only) beside PCA-k and the mean image: MSE, SSIM and MS-SSIM."""
+    order = [r for r in ("full", "latent_only", "pca", "mean_image") if r in rows]
+    labels = [ROW_LABELS[r].format(k=latent_dim) for r in order]
+    metrics = [("mse", "MSE (lower is better)"), ("ssim", "SSIM (higher is better)"),
+               ("ms_ssim", "MS-SSIM (higher is better)")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in metrics], horizontal_spacing=0.07)
+    for i, (m, _) in enumerate(metrics, start=1):
+        vals = [rows[r].get(m) for r in order]
+        vals = [v if v is not None and np.isfinite(v) else None for v in vals]
+        fig.add_trace(go.Bar(x=labels, y=vals, marker_color=[ROW_COLORS[r] for r in order], showlegend=False,
+                             text=[f"{v:.3g}" if v is not None else "n/a" for v in vals], textposition="outside",
+                             hovertemplate="%{x}: %{y:.5g}<extra></extra>"), row=1, col=i)
+    return _base_layout(fig, height)
+
+
+def influence_bars(influence, labels, tracked: dict | None = None, *, height: int = 300) -> go.Figure:
+    """Each latent dimension's influence on the decoded image (relative to the images' spread), with the catalog
+    column it tracks most; the dotted line is 2% of the strongest."""
+    inf = np.asarray(influence, dtype=float)
+    tracked = tracked or {}
+    text = [f"{tracked[l][0]} (r={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
+    fig = go.Figure(go.Bar(x=list(labels), y=inf, marker_color=ACCENT, text=text, textposition="outside",
+                           hovertemplate="%{x}: %{y:.3g} of the spread<br>%{text}<extra></extra>"))
+    if inf.size and np.nanmax(inf) > 0:
+        fig.add_hline(y=0.02 * float(np.nanmax(inf)), line=dict(color="#e05d5d", dash="dot"),
+                      annotation_text="2% of the strongest", annotation_position="top left")
+    fig.update_layout(yaxis_title="influence (fraction of image spread)")
+    return _base_layout(fig, height)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# labelled image grids (traversals, interpolations) sent as one PNG
+
+
+def png_data_uri(rgb) -> str:
+    """An RGB uint8 array as a ``data:image/png;base64,...`` URI (what ``go.Image(source=...)`` takes)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_grid(tiles_rgb, ncols: int, *, row_labels=(), col_labels=(), pad: int = 2, height: int | None = None,
+               title: str = "") -> go.Figure:
+    """Tiles (N, h, w, 3) uint8 laid out ``ncols`` per row as one PNG, rows and columns labelled on the axes."""
+    tiles = np.asarray(tiles_rgb, dtype=np.uint8)
+    n, h, w = tiles.shape[:3]
+    grid = core.mosaic(tiles, ncols, pad=pad, fill=0)
+    nrows = -(-n // ncols)
+    fig = go.Figure(go.Image(source=png_data_uri(grid), hoverinfo="skip"))
+    fig.update_xaxes(tickvals=[c * (w + pad) + w / 2 for c in range(ncols)][: len(col_labels)],
+                     ticktext=list(col_labels), showgrid=False, zeroline=False, side="top")
+    fig.update_yaxes(tickvals=[r * (h + pad) + h / 2 for r in range(nrows)][: len(row_labels)],
+                     ticktext=list(row_labels), showgrid=False, zeroline=False)
+    if height is None:
+        height = int(min(900, max(160, 110 * nrows * (h / w) + 60)))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if title else 30, b=10), title=title or None,
+                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+    return fig

@@ -1,0 +1,406 @@
+"""Unit tests of the app's logic and figure builders (dashboard/core.py, dashboard/plots.py): no Streamlit run."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+
+from dashboard import core, plots
+
+# ----------------------------------------------------------------------------------------------------------------
+# the path guard
+
+
+def test_path_guard_accepts_paths_inside_the_root(tmp_path):
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    root = tmp_path / "data"
+    assert core.resolve_within("sub", [root]) == (root / "sub").resolve()
+    assert core.resolve_within(root / "sub" / "new.fits", [root]) == (root / "sub" / "new.fits").resolve()
+    assert core.resolve_within(".", [root]) == root.resolve()
+
+
+@pytest.mark.parametrize("bad", ["..", "../secret", "sub/../../secret", "/etc/passwd"])
+def test_path_guard_rejects_escapes_and_absolute_paths_elsewhere(tmp_path, bad):
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    with pytest.raises(core.PathNotAllowed, match="outside"):
+        core.resolve_within(bad, [root])
+
+
+def test_path_guard_rejects_a_sibling_with_the_same_prefix(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data2").mkdir()
+    with pytest.raises(core.PathNotAllowed):
+        core.resolve_within(tmp_path / "data2", [tmp_path / "data"])
+
+
+def test_path_guard_follows_symlinks_out_of_the_root(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.fits").write_bytes(b"")
+    os.symlink(outside, root / "link")
+    os.symlink(outside / "x.fits", root / "file.fits")
+    with pytest.raises(core.PathNotAllowed):
+        core.resolve_within("link/x.fits", [root])
+    with pytest.raises(core.PathNotAllowed):
+        core.resolve_within(root / "file.fits", [root])
+    # a symlink that stays inside is fine
+    (root / "real").mkdir()
+    os.symlink(root / "real", root / "alias")
+    assert core.resolve_within("alias", [root]) == (root / "real").resolve()
+
+
+def test_data_root_and_configured_cache_from_env_and_argv(tmp_path):
+    assert core.data_root({"ASTROAE_DATA_ROOT": str(tmp_path)}) == tmp_path.resolve()
+    assert core.data_root({}) == (core.REPO_ROOT / "data").resolve()
+    p, src = core.configured_cache(["--cache", str(tmp_path / "c")], {"ASTROAE_CACHE": "/elsewhere"})
+    assert p == (tmp_path / "c").resolve() and src == "--cache"
+    p, src = core.configured_cache([], {"ASTROAE_CACHE": str(tmp_path / "e")})
+    assert p == (tmp_path / "e").resolve() and src == "ASTROAE_CACHE"
+    p, src = core.configured_cache(None, {})
+    assert p == core.DEFAULT_CACHE.resolve() and src == "demo cache"
+
+
+def test_find_caches_and_data_folders(tmp_path):
+    root = tmp_path / "data"
+    (root / "set_a").mkdir(parents=True)
+    for i in range(3):
+        fits.PrimaryHDU(np.zeros((4, 4), np.float32)).writeto(root / "set_a" / f"im{i}.fits")
+    (root / "set_a" / "notes.txt").write_text("x")
+    c = root / "caches" / "one"
+    c.mkdir(parents=True)
+    (c / "meta.json").write_text("{}")
+    (c / "latents.parquet").write_bytes(b"")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "meta.json").write_text("{}")
+    (root / ".hidden" / "latents.parquet").write_bytes(b"")
+    assert core.find_caches([root]) == [c.resolve()]
+    assert core.find_data_folders(root) == [("set_a", 3)]
+    assert core.find_data_folders(tmp_path / "missing") == []
+
+
+def test_cache_slug_is_a_safe_name():
+    assert core.cache_slug("ceers/f200w band") == "ceers-f200w-band"
+    assert core.cache_slug(".") == "root"
+    assert "/" not in core.cache_slug("../../etc")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# stretches
+
+
+def test_stretch_values_by_hand():
+    img = np.array([[0.0, 25.0], [50.0, 100.0]])
+    lim = core.stretch_limits(img, "linear")
+    assert lim == (0.0, 100.0)
+    np.testing.assert_allclose(core.apply_stretch(img, "linear", lim), [[0, 0.25], [0.5, 1]], atol=1e-6)
+    # astropy LogStretch(a=1000): log(a x + 1) / log(a + 1)
+    expect_log = np.log(1000 * np.array([0, 0.25, 0.5, 1]) + 1) / np.log(1001)
+    np.testing.assert_allclose(core.apply_stretch(img, "log", lim).ravel(), expect_log, rtol=1e-5)
+    # astropy AsinhStretch(a=0.1): asinh(x / a) / asinh(1 / a)
+    expect_asinh = np.arcsinh(np.array([0, 0.25, 0.5, 1]) / 0.1) / np.arcsinh(10)
+    np.testing.assert_allclose(core.apply_stretch(img, "asinh", lim).ravel(), expect_asinh, rtol=1e-5)
+
+
+def test_shared_limits_clip_the_reconstruction_and_zscale_ignores_outliers():
+    lim = (0.0, 10.0)
+    np.testing.assert_allclose(core.apply_stretch(np.array([-5.0, 5.0, 20.0]), "linear", lim), [0, 0.5, 1])
+    rng = np.random.default_rng(0)
+    sky = rng.normal(100, 1, (64, 64))
+    sky[0, 0] = 1e6  # a hot pixel
+    lo, hi = core.stretch_limits(sky, "zscale")
+    assert 90 < lo < 100 < hi < 110
+    assert core.stretch_limits(sky, "linear")[1] == 1e6
+
+
+def test_constant_and_nonfinite_images_do_not_break_the_stretch():
+    lo, hi = core.stretch_limits(np.full((5, 5), 3.0), "linear")
+    assert hi > lo
+    out = core.apply_stretch(np.array([np.nan, np.inf, 3.0]), "asinh", (0.0, 6.0))
+    assert np.isfinite(out).all() and out[0] == 0
+    with pytest.raises(ValueError, match="stretch"):
+        core.stretch_limits(np.ones(3), "sqrtish")
+
+
+def test_residual_limit_is_symmetric_and_positive():
+    r = np.concatenate([np.linspace(-1, 1, 1000), [50.0]])
+    m = core.residual_limit(r)
+    assert 0.9 < m < 2
+    assert core.residual_limit(np.zeros(10)) == 1.0
+
+
+def test_colormaps_and_previews():
+    lut = core.colormap_lut("gray")
+    assert lut.shape == (256, 3) and (lut[0] == 0).all() and (lut[-1] == 255).all()
+    inf = core.colormap_lut("inferno")
+    assert inf.shape == (256, 3) and inf.dtype == np.uint8 and inf[-1].sum() > inf[0].sum()
+    rgb = core.colorize(np.array([[0.0, 1.0]]), "gray")
+    assert rgb.shape == (1, 2, 3) and rgb[0, 1, 0] == 255
+    prev = np.zeros((3, 8, 8), np.uint8)
+    prev[:, 4, 4] = 200
+    out = core.preview_rgb(prev, "linear", "gray")
+    assert out.shape == (3, 8, 8, 3) and out[0, 4, 4, 0] == 255 and out[0, 0, 0, 0] == 0
+
+
+def test_mosaic_layout():
+    tiles = np.ones((5, 2, 3), np.uint8)
+    m = core.mosaic(tiles, 2, pad=1)
+    assert m.shape == (3 * 2 + 2, 2 * 3 + 1)
+    assert m.sum() == 5 * 6
+
+
+def test_display_grid_shrinks_big_images_only():
+    assert core.display_grid(np.ones((50, 40))).shape == (50, 40)
+    assert core.display_grid(np.ones((1000, 500)), max_side=400).shape == (400, 200)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FITS out, sky positions, uploads
+
+
+def _wcs_header():
+    h = fits.Header()
+    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=2.0, CRPIX1=8.5, CRPIX2=8.5,
+             CDELT1=-1e-4, CDELT2=1e-4, OBJECT="blob", BUNIT="e-/s")
+    return h
+
+
+def test_reconstruction_fits_keeps_header_and_flux():
+    data = np.arange(256, dtype=np.float32).reshape(16, 16) * 0.5
+    raw = core.reconstruction_fits_bytes(data, _wcs_header(), model_sha="ab" * 32, source="x.fits")
+    with fits.open(io.BytesIO(raw)) as hdul:
+        np.testing.assert_array_equal(hdul[0].data, data)
+        h = hdul[0].header
+        assert h["OBJECT"] == "blob" and h["CRVAL1"] == 150.0 and h["BUNIT"] == "e-/s"
+        assert any("astroae" in str(v) for v in h["HISTORY"])
+
+
+def test_reconstruction_fits_from_an_extension_header():
+    h = fits.ImageHDU(np.zeros((4, 4), np.float32), name="SCI").header
+    raw = core.reconstruction_fits_bytes(np.ones((4, 4), np.float32), h)
+    with fits.open(io.BytesIO(raw)) as hdul:
+        assert hdul[0].data.shape == (4, 4) and "XTENSION" not in hdul[0].header
+
+
+def test_sky_position_from_wcs_and_without():
+    pos = core.sky_position(_wcs_header(), (16, 16))
+    assert pos is not None and abs(pos["ra"] - 150.0) < 1e-3 and abs(pos["dec"] - 2.0) < 1e-3
+    assert ":" in pos["text"]
+    assert core.sky_position(fits.Header(), (16, 16)) is None
+    assert "no sky position" in core.format_sky(None, None)
+    assert "RA 150.000000" in core.format_sky(150.0, 2.0)
+
+
+def test_read_upload_in_memory_names_the_upload_on_errors():
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(buf)
+    image, header = core.read_upload("galaxy.fits", buf.getvalue())
+    assert image.shape == (8, 8)
+    from astroae_core.fits_io import FitsReadError
+
+    with pytest.raises(FitsReadError, match="'notes.fits'.*not a FITS file") as err:
+        core.read_upload("notes.fits", b"hello world, not FITS")
+    assert "astroae-upload" not in str(err.value)
+    with pytest.raises(FitsReadError, match="empty"):
+        core.read_upload("empty.fits", b"")
+    assert core.upload_suffix("a.b.FITS.GZ") == ".fits.gz"
+    assert core.upload_suffix("../../evil") == ".fits"
+
+
+def test_metric_formatting():
+    assert core.format_metric("ms_ssim", float("nan")).startswith("n/a")
+    assert core.format_metric("psnr", float("inf")) == "∞ dB"
+    assert core.format_metric("psnr", 31.234) == "31.23 dB"
+    assert core.format_metric("ssim", 0.98765) == "0.9877"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# latents: slider ranges, traversals, what dimensions track
+
+
+def test_slider_ranges_use_percentiles_and_fall_back_to_std():
+    stats = {"z0": {"mean": 0.0, "std": 1.0, "q01": -2.3, "q99": 2.4},
+             "z1": {"mean": 5.0, "std": 2.0}}
+    r0, r1 = core.slider_ranges(stats, ["z0", "z1"])
+    assert r0.lo <= -2.3 and r0.hi >= 2.4 and r0.lo > -2.5 and r0.hi < 2.6
+    assert r1.lo <= -1.0 and r1.hi >= 11.0 and r1.step > 0
+    assert core.clamp_to_ranges([100.0, -100.0], [r0, r1]) == [r0.hi, r1.lo]
+
+
+def test_traversal_and_interpolation_latents():
+    z = core.traversal_latents(np.zeros(3), np.array([1.0, 2.0, 3.0]), steps=(-2, 0, 2))
+    assert z.shape == (9, 3)
+    np.testing.assert_allclose(z[0], [-2, 0, 0])
+    np.testing.assert_allclose(z[5], [0, 4, 0])
+    np.testing.assert_allclose(z[6], [0, 0, -6])
+    zi = core.interpolate_latents([0, 0], [1, 2], 5)
+    assert zi.shape == (5, 2)
+    np.testing.assert_allclose(zi[0], [0, 0])
+    np.testing.assert_allclose(zi[-1], [1, 2])
+    np.testing.assert_allclose(zi[2], [0.5, 1])
+
+
+def test_tracked_columns_pick_the_largest_absolute_correlation():
+    corr = pd.DataFrame({"flux": [0.1, -0.9], "hlr": [0.7, 0.2]}, index=["z0", "z1"])
+    tr = core.tracked_columns(corr, ["z0", "z1", "z2"])
+    assert tr == {"z0": ("hlr", 0.7), "z1": ("flux", -0.9)}
+    assert core.tracked_columns(None, ["z0"]) == {}
+
+
+def test_influence_verdict_mentions_skips():
+    text = core.influence_verdict([1.0, 0.5, 0.001], has_skips=True)
+    assert "1 of 3" in text and "skip connections" in text
+    assert "skip" not in core.influence_verdict([1.0, 0.5], has_skips=False)
+
+
+def test_carry_summary_says_whether_the_latent_beats_pca():
+    ev = {"latent_dim": 8, "skip_mode": "unet", "effective_dim": 1.2,
+          "rows": {"full": {"mse": 1e-4}, "latent_only": {"mse": 0.02}, "pca": {"mse": 0.01},
+                   "mean_image": {"mse": 0.04}}}
+    s = core.carry_summary(ev)
+    assert s["latent_vs_pca"] == pytest.approx(2.0) and not s["beats_pca"]
+    assert "does NOT beat PCA-8" in s["sentence"] and "around the bottleneck" in s["sentence"]
+    assert "1.20 of 8" in s["sentence"]
+    ev["rows"]["latent_only"]["mse"] = 0.005
+    ev["skip_mode"] = "none"
+    s = core.carry_summary(ev)
+    assert s["beats_pca"] and "beats PCA-8" in s["sentence"] and "bottleneck" not in s["sentence"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tables: selections, exports, outliers, search
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(0)
+    n = 30
+    return pd.DataFrame({
+        "id": np.arange(n), "path": [f"set/obj_{i:03d}.fits" for i in range(n)], "split": ["train", "val"] * 15,
+        "z0": rng.normal(size=n), "z1": rng.normal(size=n), "z10": rng.normal(size=n),
+        "mse": rng.uniform(0, 1, n), "ssim": rng.uniform(0, 1, n), "anomaly_score": rng.uniform(0, 1, n),
+        "pca_x": rng.normal(size=n), "pca_y": rng.normal(size=n), "umap_x": rng.normal(size=n),
+        "umap_y": rng.normal(size=n), "ra": np.full(n, 150.0), "dec": np.full(n, 2.0),
+        "kind": ["galaxy"] * 27 + ["merger"] * 3,
+    }).assign(anomaly_rank=lambda d: d["anomaly_score"].rank(ascending=False).astype(int))
+
+
+def test_latent_columns_sorted_numerically(table):
+    assert core.latent_columns(table) == ["z0", "z1", "z10"]
+
+
+def test_selection_ids_and_csv_export(table):
+    sel = {"points": [{"customdata": [3]}, {"customdata": [7]}, {"customdata": [3]}, {"x": 1}], "box": [{}]}
+    ids = core.selection_ids(sel)
+    assert ids == [3, 7]
+    assert core.selection_ids(None) == [] and core.selection_ids({"points": []}) == []
+    csv = pd.read_csv(io.BytesIO(core.selection_csv(table, ids)))
+    assert list(csv["id"]) == [3, 7]
+    assert {"id", "path", "ra", "dec", "mse", "anomaly_score", "anomaly_rank"} <= set(csv.columns)
+    assert "z0" not in csv.columns
+    # ids that travelled through JSON as strings still match
+    assert list(core.rows_for_ids(table, ["7", "3"])["id"]) == [7, 3]
+
+
+def test_outliers_axes_colours_and_search(table):
+    top = core.top_outliers(table, 3)
+    assert list(top["anomaly_rank"]) == [1, 2, 3]
+    assert core.map_axes(table, "UMAP") == ("umap_x", "umap_y")
+    assert core.map_axes(table.assign(umap_x=np.nan), "UMAP") == ("pca_x", "pca_y")
+    opts = core.color_options(table)
+    assert opts[0] == "anomaly_score" and "kind" in opts and "path" not in opts and "pca_x" not in opts
+    hits = core.search_table(table, "OBJ_00", sort_by="mse", ascending=False)
+    assert len(hits) == 10 and hits["mse"].is_monotonic_decreasing
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# figures
+
+
+def test_image_panels_shared_stretch_and_hover_values():
+    class Rec:
+        flux = np.linspace(0, 100, 16 * 16, dtype=np.float32).reshape(16, 16)
+        flux_hat = flux * 0.5
+        flux_latent = flux * 0.25
+        skip_mode = "unet"
+
+    panels = plots.reconstruction_panels(Rec, "linear", "inferno")
+    assert [p.title for p in panels][0] == "original" and "full" in panels[1].title
+    # one stretch from the original: the half-bright reconstruction shows at half the display value
+    np.testing.assert_allclose(panels[1].display, panels[0].display * 0.5, atol=1e-6)
+    np.testing.assert_allclose(panels[2].hover, Rec.flux - Rec.flux_hat)
+    assert panels[2].zmid == 0 and panels[2].zmin == -panels[2].zmax
+    lat = plots.reconstruction_panels(Rec, "linear", "gray", latent_only=True)
+    assert "latent-only" in lat[1].title
+    fig = plots.image_panels(panels)
+    assert len(fig.data) == 3 and all(tr.type == "heatmap" for tr in fig.data)
+    assert fig.data[0].z.shape == (16, 16) and fig.data[0].customdata.shape == (16, 16)
+    assert fig.data[2].colorscale[0][1] != fig.data[0].colorscale[0][1]  # diverging residual scale
+    assert fig.data[0].customdata[15, 15] == pytest.approx(100.0)
+    assert "%{customdata" in fig.data[0].hovertemplate
+
+
+def test_decoded_image_figure_changes_with_the_image():
+    a = plots.decoded_image(np.zeros((8, 8)), "linear", "gray")
+    b = plots.decoded_image(np.full((8, 8), 0.5), "linear", "gray")
+    assert len(a.data) == 1 and not np.array_equal(a.data[0].z, b.data[0].z)
+
+
+def test_latent_map_traces(table):
+    fig = plots.latent_map(table, "umap_x", "umap_y", "mse", outlier_ids=[1, 2], highlight_id=5,
+                           neighbor_ids=[6, 7, 8], uploads=[{"name": "up.fits", "x": 0.0, "y": 0.0}])
+    types = {tr.type for tr in fig.data}
+    assert types == {"scattergl"}
+    names = [tr.name for tr in fig.data]
+    assert names == ["mse", "outliers", "nearest neighbours", "chosen image", "uploads"]
+    assert len(fig.data[0].x) == len(table)
+    assert list(np.ravel(fig.data[1].customdata)) == [1, 2]
+    assert fig.layout.dragmode == "lasso"
+    cat = plots.latent_map(table, "pca_x", "pca_y", "kind")
+    assert [tr.name for tr in cat.data] == ["galaxy", "merger"]
+    assert sum(len(tr.x) for tr in cat.data) == len(table)
+    none = plots.latent_map(table, "pca_x", "pca_y", None)
+    assert len(none.data) == 1 and np.ravel(none.data[0].customdata)[4] == 4
+
+
+def test_latent_map_with_missing_colour_values(table):
+    t = table.assign(mse=np.where(np.arange(len(table)) < 5, np.nan, table["mse"]))
+    fig = plots.latent_map(t, "pca_x", "pca_y", "mse")
+    assert fig.data[0].name == "mse missing" and len(fig.data[0].x) == 5 and len(fig.data[1].x) == 25
+
+
+def test_metric_histograms_by_split(table):
+    fig = plots.metric_histograms(table.assign(ms_ssim=np.nan))
+    assert len(fig.data) == 2 * 3  # two splits x three metrics
+    assert "n/a" in fig.layout.annotations[2].text
+
+
+def test_training_curves_and_baselines():
+    hist = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.5 / e + (e == 3), "val_mse": 0.1 / e,
+             "val_latent_mse": 0.2 / e} for e in range(1, 6)]
+    fig = plots.training_curves(hist)
+    assert [tr.name for tr in fig.data] == ["train loss", "validation loss", "val MSE (full)", "val MSE (latent only)"]
+    assert any("best epoch 5" in (a.text or "") for a in fig.layout.annotations)
+    assert len(plots.training_curves([]).data) == 0
+    rows = {"full": {"mse": 1e-4, "ssim": 0.99, "ms_ssim": 0.99}, "latent_only": {"mse": 0.01, "ssim": 0.8,
+            "ms_ssim": float("nan")}, "pca": {"mse": 0.02, "ssim": 0.7, "ms_ssim": 0.8},
+            "mean_image": {"mse": 0.05, "ssim": 0.5, "ms_ssim": 0.6}}
+    fig = plots.baseline_bars(rows, latent_dim=8)
+    assert len(fig.data) == 3 and list(fig.data[0].x) == ["full (with skips)", "latent only", "PCA-8", "mean image"]
+    assert fig.data[2].text[1] == "n/a"
+
+
+def test_influence_bars_and_image_grid():
+    fig = plots.influence_bars([0.5, 0.01], ["z0", "z1"], {"z0": ("hlr", 0.8)})
+    assert list(fig.data[0].x) == ["z0", "z1"] and "hlr" in fig.data[0].text[0]
+    tiles = np.zeros((6, 4, 4, 3), np.uint8)
+    g = plots.image_grid(tiles, 3, row_labels=["a", "b"], col_labels=["-1", "0", "+1"])
+    assert g.data[0].type == "image" and g.data[0].source.startswith("data:image/png;base64,")
+    assert list(g.layout.xaxis.ticktext) == ["-1", "0", "+1"] and list(g.layout.yaxis.ticktext) == ["a", "b"]

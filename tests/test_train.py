@@ -80,7 +80,7 @@ def test_training_writes_the_run_folder_and_the_loss_falls(blob_folder, tiny_rec
 
 
 def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path):
-    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4))
+    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(lr_schedule="cosine")
     straight = train(cfg, blob_folder, tmp_path / "a", progress=False)
     train(cfg, blob_folder, tmp_path / "b", progress=False, stop_after_epochs=2)
     assert read_checkpoint(tmp_path / "b/last.pt")["epoch"] == 2

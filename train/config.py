@@ -27,6 +27,7 @@ class TrainConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     loss: str = "bce"
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over the run (a short CPU budget converges further)
     weight_decay: float = 0.0
     batch_size: int = 16
     epochs: int = 150
@@ -45,6 +46,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -224,6 +224,11 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False, mininterval=1.0)
         for s in bar:
+            if cfg.lr_schedule == "cosine":
+                # A function of progress alone, so a resumed run needs no scheduler state.
+                done = (epoch - 1 + s / steps) / cfg.epochs
+                for group in opt.param_groups:
+                    group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * done))
             xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
             if cfg.augment:
                 xb = augment(xb, generator=gens["augment"])

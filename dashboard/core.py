@@ -513,7 +513,7 @@ def process_upload(name: str, data: bytes, model, cache, *, k: int = 8) -> Uploa
         return UploadResult(name, error=f"the model cannot use this image: {exc}")
     res = UploadResult(name, rec=rec, header=header)
     try:
-        res.place = {k_: float(v) for k_, v in cache.place(rec.z).items()}
+        res.place = {k_: float(np.ravel(v)[0]) for k_, v in cache.place(rec.z).items()}
     except Exception as exc:  # noqa: BLE001 - a map that cannot place new points still shows the rest
         res.place, res.place_error = {}, str(exc)
     idx, dist = cache.neighbors(rec.z, k=k)
@@ -545,12 +545,20 @@ class SliderRange:
 
 
 def slider_ranges(stats: dict, columns) -> list[SliderRange]:
-    """Slider bounds per latent dimension: the 1st..99th percentile of the dataset (widened to hold the mean),
-    else mean +/- 3 std. ``stats`` maps ``z<d>`` (or d) to ``{mean, std, q01, q99, min, max}``."""
+    """Slider bounds per latent dimension: the 1st..99th percentile of the dataset (widened to hold the mean
+    +/- half a std), else mean +/- 3 std.
+
+    ``stats`` is ``LatentCache.latent_stats()`` (``{"mean": array (D,), "std": ..., "q01": ..., "q99": ...}``) or
+    per dimension (``{"z0": {"mean": .., ...}, ...}``).
+    """
     out = []
     for d, col in enumerate(columns):
-        s = stats.get(col, stats.get(d, {})) if isinstance(stats, dict) else stats[d]
+        if "mean" in stats and not isinstance(stats["mean"], dict):
+            s = {k: float(np.asarray(v, dtype=float)[d]) for k, v in stats.items()}
+        else:
+            s = stats.get(col, stats.get(d, {}))
         mean, std = float(s.get("mean", 0.0)), float(s.get("std", 1.0))
+        mean = mean if np.isfinite(mean) else 0.0
         if not (np.isfinite(std) and std > 0):
             std = 1.0
         lo, hi = s.get("q01"), s.get("q99")

@@ -232,6 +232,12 @@ def test_slider_ranges_use_percentiles_and_fall_back_to_std():
     assert r0.lo <= -2.3 and r0.hi >= 2.4 and r0.lo > -2.5 and r0.hi < 2.6
     assert r1.lo <= -1.0 and r1.hi >= 11.0 and r1.step > 0
     assert core.clamp_to_ranges([100.0, -100.0], [r0, r1]) == [r0.hi, r1.lo]
+    # LatentCache.latent_stats() layout: one array per statistic
+    arrays = {"mean": np.array([0.0, 5.0]), "std": np.array([1.0, 0.0]), "q01": np.array([-2.3, np.nan]),
+              "q99": np.array([2.4, np.nan])}
+    a0, a1 = core.slider_ranges(arrays, ["z0", "z1"])
+    assert (a0.lo, a0.hi) == (r0.lo, r0.hi)
+    assert a1.lo < 5.0 < a1.hi  # zero std and no percentiles: a usable range around the mean
 
 
 def test_traversal_and_interpolation_latents():

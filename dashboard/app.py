@@ -1,0 +1,36 @@
+"""astroae: explore what an autoencoder learned about a folder of FITS images.
+
+    streamlit run dashboard/app.py [-- --cache PATH]
+
+The cache comes from ``--cache``, else ``ASTROAE_CACHE``, else ``cache/demo``; folders the app may read and encode
+lie under ``ASTROAE_DATA_ROOT`` (default: ``data/`` in the repository). This file owns the navigation and the shared
+sidebar (cache, model, display stretch, colour map); each page is a short script in ``app_pages/``.
+"""
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import ui  # noqa: E402
+
+st.set_page_config(page_title="astroae", page_icon="🔭", layout="wide")
+
+_HERE = Path(__file__).parent
+ui.PAGES.update({
+    "Datasets & upload": st.Page(_HERE / "app_pages/datasets.py", title="Datasets & upload",
+                                 icon=":material/folder_open:", default=True),
+    "Reconstructions": st.Page(_HERE / "app_pages/reconstructions.py", title="Reconstructions",
+                               icon=":material/compare:"),
+    "Metrics": st.Page(_HERE / "app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    "Latent sliders": st.Page(_HERE / "app_pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
+    "Latent map": st.Page(_HERE / "app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:"),
+})
+page = st.navigation(list(ui.PAGES.values()))
+ui.sidebar()
+ui.follow_goto()
+page.run()

@@ -1,0 +1,110 @@
+"""Datasets & upload: the loaded cache, building a cache from a folder under the data root, uploading FITS files."""
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from dashboard import core, plots, ui
+
+ctx = ui.context()
+ss = st.session_state
+st.title("Datasets & upload")
+ui.flash()
+
+# -- the cache in use ----------------------------------------------------------------------------------------------
+if ctx.cache is not None:
+    meta, t = ctx.cache.meta, ctx.table
+    c = st.columns(4)
+    c[0].metric("images", f"{len(t):,}")
+    c[1].metric("skipped files", len(meta.get("skipped", []) or []))
+    c[2].metric("model", Path(str(core.cache_checkpoint(meta) or "?")).name)
+    c[3].metric("latent size", len(core.latent_columns(t)))
+    st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · made {meta.get('created_utc', '?')}")
+    if ctx.cache_stale:
+        st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
+        if st.button("Rebuild it now", type="primary"):
+            ui.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True)
+    with st.expander("Table of the cache (first 200 rows)"):
+        st.dataframe(t.head(200), hide_index=True)
+    if meta.get("skipped"):
+        with st.expander(f"{len(meta['skipped'])} files could not be used"):
+            st.dataframe(meta["skipped"], hide_index=True)
+else:
+    st.info(f"No latent cache is loaded: {ctx.cache_error}.", icon="📂")
+    demo_model = core.MODELS_DIR / "demo.pt"
+    if ctx.configured_source == "demo cache" and demo_model.is_file():
+        st.markdown("Build the demo cache: generate the GalSim demo stamps under the data root (if missing) and "
+                    "encode them with `models/demo.pt` (a few minutes on a laptop).")
+        if st.button("Build the demo cache", type="primary", icon=":material/rocket_launch:"):
+            ui.build_demo_cache(ctx)
+    else:
+        st.markdown("Build one below from a folder of FITS files under the data root, or start the app with "
+                    "`ASTROAE_CACHE=PATH` / `streamlit run dashboard/app.py -- --cache PATH`.")
+
+# -- build a cache from a folder -----------------------------------------------------------------------------------
+st.header("Encode a folder")
+folders = core.find_data_folders(ctx.data_root)
+st.caption(f"Folders of FITS files under the data root `{ctx.data_root}` (set ASTROAE_DATA_ROOT to change it).")
+models = [p for p in [ctx.model_path] + core.find_models() if p is not None]
+models = list(dict.fromkeys(models))
+if not folders:
+    st.info(f"No FITS files found under {ctx.data_root}. Copy a folder of FITS images there, then reload.")
+elif not models:
+    st.info("No model to encode with: train one (`python -m train`) and copy its best.pt into models/.")
+else:
+    a, b = st.columns(2)
+    folder = a.selectbox("Folder", [f for f, _ in folders], key="enc_folder",
+                         format_func=lambda f: f"{f}  ({dict(folders)[f]} FITS files)")
+    model_path = b.selectbox("Model", models, key="enc_model", format_func=lambda p: Path(p).name)
+    out = ctx.data_root / "caches" / f"{core.cache_slug(folder)}-{Path(model_path).stem}"
+    st.caption(f"The cache will be written to `{out}`.")
+    if st.button("Encode", type="primary", icon=":material/memory:", key="enc_go"):
+        try:
+            src = core.resolve_within(folder, [ctx.data_root])
+            ui.build_cache(Path(model_path), src, out)
+        except core.PathNotAllowed as exc:
+            st.error(str(exc))
+
+# -- uploads -------------------------------------------------------------------------------------------------------
+st.header("Upload FITS files")
+if ctx.cache is None or ctx.cache_model is None:
+    st.info("Uploads are encoded with the cache's model and placed on its map: load or build a cache first.")
+    st.stop()
+files = st.file_uploader("FITS images (.fits, .fit, .fts, .fz, also .gz / .bz2)", accept_multiple_files=True,
+                         type=list(core.UPLOAD_SUFFIXES), key="uploader")
+results = ss.setdefault("uploads", {})
+current = {f.file_id: f for f in files or []}
+for fid in [k for k in results if k not in current]:
+    del results[fid]
+for fid, f in current.items():
+    if fid not in results:
+        with st.spinner(f"Encoding {f.name}…"):
+            results[fid] = core.process_upload(f.name, f.getvalue(), ctx.cache_model, ctx.cache)
+if not results:
+    st.caption("Each uploaded file is read in memory, encoded, reconstructed, scored, and placed on the latent map "
+               "with its nearest neighbours. Nothing is written to disk.")
+t = ctx.table
+for fid, r in results.items():
+    if not r.ok:
+        st.error(f"**{r.name}**: {r.error}")
+        continue
+    with st.container(border=True):
+        st.markdown(f"#### {r.name}")
+        cols = st.columns(5)
+        for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
+            col.metric(core.METRIC_LABELS[key], core.format_metric(key, r.rec.metrics[key]))
+        if r.mse_percentile is not None:
+            cols[4].metric("MSE percentile", f"{r.mse_percentile:.0f}%",
+                           help="Share of the dataset reconstructed better than this upload: high means unusual.")
+        st.plotly_chart(plots.image_panels(plots.reconstruction_panels(r.rec, ctx.stretch, ctx.cmap), height=300),
+                        key=f"up_fig_{fid}")
+        if r.place:
+            st.markdown(f"Placed on the map at UMAP ({r.place.get('umap_x', np.nan):.2f}, "
+                        f"{r.place.get('umap_y', np.nan):.2f}), PCA ({r.place['pca_x']:.2f}, {r.place['pca_y']:.2f}) "
+                        "— shown as a star on the Latent map page.")
+        elif r.place_error:
+            st.warning(f"Could not place it on the map: {r.place_error}")
+        st.markdown("**Nearest neighbours in the dataset (latent space)**")
+        nbr = t.iloc[[i for i, _ in r.neighbors]].assign(latent_distance=[d for _, d in r.neighbors])
+        ui.show_previews(ctx, nbr, ncols=8, caption_col="latent_distance", key=f"upn_{fid}")

@@ -1,0 +1,85 @@
+"""Metrics: how much the latent carries (beside PCA and the mean image), distributions, training curves, worst cases."""
+
+import pandas as pd
+import streamlit as st
+
+from astroae_core.checkpoint import CheckpointError
+from dashboard import core, plots, ui
+
+ctx = ui.context()
+st.title("Metrics")
+ui.require_cache(ctx)
+t = ctx.table
+model = ctx.model if ctx.model is not None else ctx.cache_model
+k = model.config.latent_dim
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def run_evaluation(checkpoint: str, data_dir: str, stamp: str) -> dict:
+    from astroae_core.evaluate import evaluate
+
+    return evaluate(checkpoint, data_dir)
+
+
+# -- how much the latent carries -------------------------------------------------------------------------------------
+st.header(f"How much do the {k} numbers carry?")
+evaluation = None
+if ctx.model_is_cache_model:
+    evaluation = ctx.cache.meta.get("evaluation")
+evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
+if evaluation is None:
+    st.info(f"No evaluation is stored for `{ctx.model_path.name}`. Computing it reconstructs the cache's images "
+            f"from the full model and from the latent alone, and fits PCA-{k} and the mean image on the "
+            "checkpoint's training images (a few seconds to minutes).")
+    if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
+        with st.spinner("Evaluating the model and fitting the baselines…"):
+            try:
+                data_dir = core.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
+                evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"])
+                st.session_state[f"eval:{ctx.model_path}"] = evaluation
+            except (ValueError, CheckpointError, OSError) as exc:
+                st.error(f"Cannot evaluate: {exc}")
+if evaluation is not None:
+    summary = core.carry_summary(evaluation)
+    (st.success if summary["beats_pca"] else st.warning)(summary["sentence"])
+    c = st.columns(4)
+    rows = evaluation["rows"]
+    c[0].metric("latent-only MSE ÷ PCA MSE", f"{summary['latent_vs_pca']:.2f}" if summary["latent_vs_pca"] else "n/a",
+                help="Below 1: the latent beats PCA with as many components.")
+    c[1].metric("latent-only SSIM", core.format_metric("ssim", rows["latent_only"]["ssim"]),
+                delta=f"PCA-{k}: {core.format_metric('ssim', rows['pca']['ssim'])}", delta_color="off")
+    c[2].metric("full-model MSE", core.format_metric("mse", rows["full"]["mse"]),
+                help="With skip connections this bypasses the latent." if evaluation.get("skip_mode") != "none" else None)
+    c[3].metric("effective dimensionality", f"{evaluation.get('effective_dim', float('nan')):.2f} / {k}")
+    st.plotly_chart(plots.baseline_bars(rows, latent_dim=k), key="baseline_fig")
+    table = pd.DataFrame(rows).T.rename(index={r: plots.ROW_LABELS[r].format(k=k) for r in rows})
+    st.dataframe(table.style.format("{:.5g}"), width="stretch")
+    st.caption(f"Measured on {evaluation.get('n_images', '?')} images ({evaluation.get('images', '')}); baselines "
+               f"fitted on {evaluation.get('n_train_images_for_baselines', '?')} training images.")
+
+# -- distributions over the dataset ---------------------------------------------------------------------------------
+st.header("Per-image metrics over the dataset")
+st.caption(f"From the cache ({len(t):,} images, encoded with the cache's own model), by train / validation split.")
+st.plotly_chart(plots.metric_histograms(t), key="hist_fig")
+cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns]
+if "split" in t.columns:
+    st.dataframe(t.groupby("split")[cols].agg(["mean", "median"]).style.format("{:.4g}"), width="stretch")
+
+# -- training curves -----------------------------------------------------------------------------------------------
+st.header("Training")
+history = model.checkpoint_info.get("history") or []
+if history:
+    st.plotly_chart(plots.training_curves(history), key="train_fig")
+    last = history[-1]
+    st.caption(f"{len(history)} epochs recorded in `{ctx.model_path.name}`; last validation MSE "
+               f"{last.get('val_mse', float('nan')):.3g} (full) vs {last.get('val_latent_mse', float('nan')):.3g} "
+               "(latent only).")
+else:
+    st.info("This checkpoint records no training history.")
+
+# -- worst reconstructions -----------------------------------------------------------------------------------------
+st.header("Worst reconstructions")
+metric = st.segmented_control("Worst by", [c for c in ("mse", "ssim", "latent_mse") if c in t.columns],
+                              default="mse", key="worst_by", required=True)
+worst = t.nsmallest(12, metric) if "ssim" in metric else t.nlargest(12, metric)
+ui.show_previews(ctx, worst, caption_col=metric, key="worst")

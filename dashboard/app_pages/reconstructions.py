@@ -1,0 +1,117 @@
+"""Reconstructions: one image, its reconstruction and the residual under one stretch; metrics, header, download."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from astroae_core.fits_io import FitsReadError, read_fits
+from dashboard import core, plots, ui
+
+ctx = ui.context()
+st.title("Reconstructions")
+ui.require_cache(ctx)
+t = ctx.table
+model = ctx.model if ctx.model is not None else ctx.cache_model
+
+
+@st.cache_data(max_entries=16, show_spinner="Reconstructing…")
+def reconstruct(path: str, hdu, model_key: str, _model):
+    image, header = read_fits(path, hdu=hdu)
+    return core.reconstruct(_model, image), header
+
+
+def on_pick():
+    ui.select_image(st.session_state["rec_pick"])
+
+
+# -- choose an image: search, sort, or arrive from another page with selected_id ---------------------------------
+c1, c2, c3 = st.columns([3, 2, 1])
+query = c1.text_input("Search by file name", key="rec_query", placeholder="part of a file name or id")
+sortable = [c for c in ("anomaly_rank", "mse", "ssim", "ms_ssim", "anomaly_score", "path") if c in t.columns]
+sort_by = c2.selectbox("Sort by", sortable, key="rec_sort")
+desc = c3.toggle("Descending", key="rec_desc", value=sort_by == "mse")
+rows = core.search_table(t, query, sort_by=sort_by, ascending=not desc)
+if rows.empty:
+    st.warning(f"No image name contains {query!r}. Clear the search to see all {len(t):,} images.")
+    st.stop()
+row = ui.selected_row(ctx)
+options = rows["id"].tolist()[:1000]
+if row["id"] not in options:
+    options = [row["id"], *options]
+if st.session_state.get("rec_pick") not in options or st.session_state.get("rec_pick") != row["id"]:
+    st.session_state["rec_pick"] = row["id"]
+labels = dict(zip(t["id"], t["path"].astype(str)))
+values = dict(zip(t["id"], t[sort_by])) if sort_by != "path" else {}
+st.selectbox(f"Image ({len(rows):,} match)", options, key="rec_pick", on_change=on_pick,
+             format_func=lambda i: f"{Path(labels.get(i, str(i))).name}" + (
+                 f"  ·  {sort_by} {values[i]:.4g}" if i in values and isinstance(values[i], float) else ""))
+
+# -- read and reconstruct --------------------------------------------------------------------------------------------
+hdu = row.get("hdu")
+hdu = None if hdu is None or (isinstance(hdu, float) and hdu != hdu) else (int(hdu) if str(hdu).isdigit() else hdu)
+try:
+    src = ui.source_path(ctx, row)
+    rec, header = reconstruct(str(src), hdu, str(ctx.model_path), model)
+except core.PathNotAllowed as exc:
+    st.error(f"Cannot show this image: {exc}. Set ASTROAE_DATA_ROOT to a folder that holds the cache's data.")
+    st.stop()
+except FitsReadError as exc:
+    st.error(f"Cannot read this image: {exc.reason or exc}")
+    st.stop()
+except ValueError as exc:
+    st.error(f"The model cannot use this image: {exc}")
+    st.stop()
+
+if not ctx.model_is_cache_model:
+    st.caption(f"Reconstructed with `{ctx.model_path.name}`, not the cache's own model; the cached scores below "
+               "the images come from the cache's model.")
+
+# -- metrics and the side-by-side images -----------------------------------------------------------------------------
+cols = st.columns(4)
+for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
+    delta = None
+    if rec.metrics_latent is not None:
+        delta = f"latent only: {core.format_metric(key, rec.metrics_latent[key])}"
+    col.metric(core.METRIC_LABELS[key], core.format_metric(key, rec.metrics[key]), delta=delta, delta_color="off",
+               help="Measured in the model's normalized [0, 1] space, as in training.")
+
+head = "Full reconstruction (with skip connections)" if rec.skip_mode != "none" else "Reconstruction from the latent"
+st.subheader(head)
+st.plotly_chart(plots.image_panels(plots.reconstruction_panels(rec, ctx.stretch, ctx.cmap)), key="rec_fig",
+                config={"displaylogo": False})
+if rec.x_latent is not None:
+    st.subheader(f"Latent-only reconstruction (decoded from the {model.config.latent_dim} numbers alone)")
+    st.caption("This model's skips let the decoder copy the input around the bottleneck; this is what the "
+               "latent itself carries.")
+    st.plotly_chart(plots.image_panels(plots.reconstruction_panels(rec, ctx.stretch, ctx.cmap, latent_only=True)),
+                    key="rec_fig_latent", config={"displaylogo": False})
+st.caption(f"Shared **{ctx.stretch}** stretch from the original's values; residual on a symmetric diverging scale "
+           "(red: flux the model missed). Hover for pixel values in the file's units.")
+
+# -- sky position, catalog values, header, downloads -------------------------------------------------------------
+left, right = st.columns([1, 1])
+with left:
+    sky = core.sky_position(header, rec.flux.shape)
+    st.markdown("**Sky position** (image centre): " + (
+        core.format_sky(sky["ra"], sky["dec"]) if sky else core.format_sky(row.get("ra"), row.get("dec"))))
+    st.markdown(f"**File**: `{row['path']}`" + (f" (HDU {hdu})" if hdu is not None else ""))
+    shown = row.drop(labels=[c for c in row.index if c.startswith("z") and c[1:].isdigit()] + ["path"])
+    st.dataframe(shown.astype(str).rename("value"), height=260)
+with right:
+    name = Path(str(row["path"])).name.split(".")[0]
+    sha = model.checkpoint_info.get("sha256", "")
+    st.download_button("Download the reconstruction (FITS, original flux units and header)",
+                       core.reconstruction_fits_bytes(rec.flux_hat, header, model_sha=sha, source=str(row["path"])),
+                       file_name=f"{name}_recon.fits", mime="application/fits", icon=":material/download:")
+    if rec.flux_latent is not None:
+        st.download_button("Download the latent-only reconstruction (FITS)",
+                           core.reconstruction_fits_bytes(rec.flux_latent, header, model_sha=sha,
+                                                          source=str(row["path"]), latent_only=True),
+                           file_name=f"{name}_latent_recon.fits", mime="application/fits")
+    b1, b2 = st.columns(2)
+    b1.button("Start the sliders here", on_click=lambda: st.session_state.update(
+        _goto="Latent sliders", slider_start="chosen image"), icon=":material/tune:")
+    b2.button("Show on the map", on_click=lambda: st.session_state.update(_goto="Latent map"),
+              icon=":material/scatter_plot:")
+    with st.expander("FITS header"):
+        st.code(header.tostring(sep="\n").rstrip() if header is not None else "(no header)", language=None)

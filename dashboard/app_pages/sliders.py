@@ -1,0 +1,116 @@
+"""Latent sliders: decode any point of the latent space live, traverse each dimension, interpolate two images."""
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from astroae_core.inference import dimension_influence
+from dashboard import core, plots, ui
+
+ctx = ui.context()
+st.title("Latent sliders")
+ui.require_cache(ctx)
+t, cache, model = ctx.table, ctx.cache, ctx.cache_model
+zcols = core.latent_columns(t)
+Z = cache.latents()
+ranges = core.slider_ranges(cache.latent_stats(), zcols)
+tracked = core.tracked_columns(cache.correlations, zcols)
+key = f"{cache.path}:{model.checkpoint_info['sha256'][:16]}"
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def decode(z: tuple, model_key: str, _model) -> np.ndarray:
+    return core.decode_latents(_model, np.array(z, dtype=np.float32))
+
+
+@st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image…")
+def influence(model_key: str, _model, _z) -> np.ndarray:
+    return dimension_influence(_model, _z, max_images=32)
+
+
+inf = influence(key, model, Z)
+if model.config.has_skips:
+    st.warning(f"This model (skip_mode **{model.config.skip_mode}**) has skip connections. The sliders decode from "
+               f"the {len(zcols)} latent numbers alone, with the skips zeroed, so they show only what the latent "
+               "carries; see each slider's influence below.", icon="⚠️")
+if ctx.model is not None and not ctx.model_is_cache_model:
+    st.caption("Sliders use the cache's own model (the cached latents live in its space), not the one chosen in "
+               "the sidebar.")
+
+# -- where the sliders start ----------------------------------------------------------------------------------------
+c1, c2 = st.columns([1, 2])
+mode = c1.radio("Start from", ["dataset mean", "chosen image"], key="slider_start", horizontal=True)
+row = ui.selected_row(ctx)
+if mode == "chosen image":
+    names = dict(zip(t["id"], t["path"].astype(str)))
+    st.session_state["sl_pick"] = row["id"]
+    c2.selectbox("Image", t["id"].tolist(), key="sl_pick", format_func=lambda i: Path(names[i]).name,
+                 on_change=lambda: ui.select_image(st.session_state["sl_pick"]))
+    start = Z[t.index.get_loc(row.name)]
+else:
+    start = np.array([r.mean for r in ranges], dtype=np.float32)
+origin = (mode, str(row["id"]) if mode == "chosen image" else None, key)
+
+
+def reset():
+    for col, v in zip(zcols, core.clamp_to_ranges(start, ranges)):
+        st.session_state[f"sl_{col}"] = v
+    st.session_state["slider_origin"] = origin
+
+
+if st.session_state.get("slider_origin") != origin or any(f"sl_{c}" not in st.session_state for c in zcols):
+    reset()
+
+
+@st.fragment
+def live():
+    left, right = st.columns([1, 1.2])
+    with left:
+        for d, (col, r) in enumerate(zip(zcols, ranges)):
+            what = f" · tracks **{tracked[col][0]}** (r={tracked[col][1]:+.2f})" if col in tracked else ""
+            st.slider(f"{col} · influence {inf[d]:.2f}{what}", r.lo, r.hi, step=r.step, key=f"sl_{col}",
+                      help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range = 1st..99th percentile")
+        st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")
+    z = tuple(round(float(st.session_state[f"sl_{c}"]), 6) for c in zcols)
+    st.session_state["slider_z"] = list(z)
+    img = decode(z, key, model)[0]
+    with right:
+        st.plotly_chart(plots.decoded_image(img, ctx.stretch, ctx.cmap, title="decoded from the latent alone",
+                                            height=460), key="slider_img", config={"displaylogo": False})
+        d, _ = cache.neighbors(np.array(z, dtype=np.float32), k=1)
+        st.caption(f"Nearest dataset image in latent space: `{t.iloc[int(np.ravel(d)[0])]['path']}`")
+
+
+live()
+
+tab_trav, tab_interp, tab_inf = st.tabs(["Traversal grid", "Interpolation", "Slider influence"])
+with tab_trav:
+    steps = (-2, -1, 0, 1, 2)
+    std = np.array([r.std for r in ranges], dtype=np.float32)
+    tiles = decode(tuple(map(tuple, core.traversal_latents(start, std, steps).round(6).tolist())), key, model)
+    st.plotly_chart(plots.image_grid(core.preview_rgb(tiles, ctx.stretch, ctx.cmap), len(steps),
+                                     row_labels=zcols, col_labels=[f"{s:+d} σ" for s in steps]), key="trav_fig")
+    st.caption(f"Each row moves one dimension from −2 to +2 standard deviations around the start ({mode}).")
+with tab_interp:
+    ids = t["id"].tolist()
+    names = dict(zip(t["id"], t["path"].astype(str)))
+    a_col, b_col, n_col = st.columns([2, 2, 1])
+    default_b = core.top_outliers(t, 1)["id"].tolist() or ids[-1:]
+    a = a_col.selectbox("From image", ids, index=ids.index(row["id"]), format_func=lambda i: Path(names[i]).name,
+                        key="interp_a")
+    b = b_col.selectbox("To image", ids, index=ids.index(default_b[0]), format_func=lambda i: Path(names[i]).name,
+                        key="interp_b")
+    n = n_col.number_input("Steps", 3, 12, 7, key="interp_n")
+    za, zb = Z[t.index.get_loc(t.index[ids.index(a)])], Z[t.index.get_loc(t.index[ids.index(b)])]
+    tiles = decode(tuple(map(tuple, core.interpolate_latents(za, zb, n).round(6).tolist())), key, model)
+    labels = ["A"] + [f"{x:.2f}" for x in np.linspace(0, 1, n)[1:-1]] + ["B"]
+    st.plotly_chart(plots.image_grid(core.preview_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),
+                    key="interp_fig")
+    st.caption("Straight line in latent space from A to B, decoded from the latent alone.")
+with tab_inf:
+    st.plotly_chart(plots.influence_bars(inf, zcols, tracked), key="inf_fig")
+    st.markdown(core.influence_verdict(inf, model.config.has_skips))
+    st.caption("Influence: mean absolute change of the decoded image when the dimension moves by ±2 standard "
+               "deviations, divided by the spread of the decoded images. Tracked column: the catalog column with "
+               "the largest |Pearson r| with that dimension over the dataset.")

@@ -1,0 +1,309 @@
+"""AppTest tests of the Streamlit app: every page opened on a small real cache, widgets exercised, drawings checked.
+
+The module fixture writes ~48 tiny synthetic galaxies (32x32, with a WCS and a catalog.csv), trains a tiny model
+with skips dropped at random (so both the full and the latent-only paths are drawn) and encodes the cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+
+from .conftest import ROOT, TINY_RECIPE, blob_image
+
+pytestmark = pytest.mark.slow
+
+APP = ROOT / "dashboard" / "app.py"
+PAGES = {
+    "datasets": "app_pages/datasets.py",
+    "reconstructions": "app_pages/reconstructions.py",
+    "metrics": "app_pages/metrics.py",
+    "sliders": "app_pages/sliders.py",
+    "map": "app_pages/latent_map.py",
+}
+
+
+def _wcs(i: int, size: int) -> fits.Header:
+    h = fits.Header()
+    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0 + 0.01 * i, CRVAL2=2.2, CRPIX1=(size + 1) / 2,
+             CRPIX2=(size + 1) / 2, CDELT1=-3e-5, CDELT2=3e-5, OBJECT=f"blob {i}", BUNIT="e-/s")
+    return h
+
+
+def write_galaxies(folder: Path, n: int, *, size: int = 32, seed: int = 0) -> Path:
+    """``n`` blob galaxies with WCS headers, a few with a bright trail (anomalies), and their ``catalog.csv``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        img = blob_image(rng, size)
+        odd = i % 16 == 5
+        if odd:
+            img[size // 2, :] += 400.0  # a satellite trail
+        name = f"obj_{i // 2:03d}_{i:03d}.fits"
+        fits.PrimaryHDU(img, header=_wcs(i, size)).writeto(folder / name)
+        rows.append({"file": name, "kind": "trail" if odd else "galaxy", "is_anomaly": odd,
+                     "flux": float(img.sum()), "peak": float(img.max())})
+    pd.DataFrame(rows).to_csv(folder / "catalog.csv", index=False)
+    return folder
+
+
+def build_env(root: Path, *, skip_mode: str = "dropout", n: int = 48, epochs: int = 3) -> dict:
+    """Data root ``root/data`` (galaxies in ``blobs``), a tiny run in ``root/run``, the cache in ``root/cache``."""
+    from astroae_core.cache import encode_folder
+    from train.config import load_recipe
+    from train.loop import train
+
+    data_root = root / "data"
+    data = write_galaxies(data_root / "blobs", n)
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.format(skip_mode=skip_mode, epochs=epochs).replace("latent_dim = 4",
+                                                                                     "latent_dim = 8"))
+    train(load_recipe(recipe), data, root / "run", progress=False, device="cpu")
+    cache = encode_folder(root / "run" / "best.pt", data, root / "cache", progress=False)
+    return {"data_root": data_root, "data": data, "cache": cache, "checkpoint": root / "run" / "best.pt"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    info = build_env(tmp_path_factory.mktemp("app"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASTROAE_DATA_ROOT", str(info["data_root"]))
+        mp.setenv("ASTROAE_CACHE", str(info["cache"]))
+        yield info
+
+
+def new_app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(APP), default_timeout=60)
+
+
+def open_page(name: str):
+    at = new_app().run()
+    if name != "datasets":
+        at.switch_page(PAGES[name]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at) -> dict:
+    """Plotly charts drawn, by key: the figure as a dict."""
+    return {el.key or el.proto.id: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [x.value for x in at.info] + [x.value for x in at.warning] + [x.value for x in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def no_errors(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_every_page_opens_with_the_shared_sidebar(env):
+    for name in PAGES:
+        at = open_page(name)
+        no_errors(at)
+        assert at.title[0].value in {"Datasets & upload", "Reconstructions", "Metrics", "Latent sliders", "Latent map"}
+        assert at.sidebar.selectbox(key="cache_path").value == str(env["cache"].resolve())
+        assert at.sidebar.segmented_control(key="stretch").value == "asinh"
+        assert at.sidebar.selectbox(key="cmap").value == "gray"
+
+
+def test_datasets_page_shows_the_cache_and_lists_folders(env):
+    at = open_page("datasets")
+    no_errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["images"] == "48" and metrics["latent size"] == "8"
+    assert at.selectbox(key="enc_folder").options == ["blobs  (48 FITS files)"]
+    assert "caches/blobs-best" in texts(at)
+
+
+def test_uploads_are_reconstructed_placed_and_bad_files_explained(env):
+    at = open_page("datasets")
+    rng = np.random.default_rng(7)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(blob_image(rng, 40), header=_wcs(99, 40)).writeto(buf)  # another size than the model's
+    at.file_uploader(key="uploader").set_value([("new_galaxy.fits", buf.getvalue(), "application/fits"),
+                                                ("broken.fits", b"SIMPLE  = T / but nothing else", "application/fits")])
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "broken.fits" in errors[0] and "truncated" in errors[0].lower()
+    figs = charts(at)
+    up = [k for k in figs if k.startswith("up_fig_")]
+    assert len(up) == 1 and len(figs[up[0]]["data"]) == 3
+    assert any(m.label == "MSE percentile" for m in at.metric)
+    assert "Placed on the map" in texts(at)
+    # the upload appears on the map as a star
+    at.switch_page(PAGES["map"]).run()
+    no_errors(at)
+    names = [tr.get("name") for tr in charts(at)["map_chart"]["data"]]
+    assert "uploads" in names
+
+
+def test_reconstructions_pick_an_image_and_change_the_stretch(env):
+    at = open_page("reconstructions")
+    no_errors(at)
+    figs = charts(at)
+    assert set(figs) == {"rec_fig", "rec_fig_latent"}  # a model with skips: full and latent-only, labelled
+    assert [tr["type"] for tr in figs["rec_fig"]["data"]] == ["heatmap"] * 3
+    assert "Latent-only reconstruction" in texts(at)
+    assert len(at.metric) == 4 and at.metric[0].label == "MSE"
+    assert "RA 150." in texts(at)  # sky position from the WCS
+    assert len(at.get("download_button")) == 2
+    first = at.selectbox(key="rec_pick").value
+    other = at.selectbox(key="rec_pick").options[5]
+    at.selectbox(key="rec_pick").set_value(at.selectbox(key="rec_pick").options[5]).run()
+    no_errors(at)
+    assert at.selectbox(key="rec_pick").value != first
+    assert "obj_" in texts(at) and other.split()[0] in texts(at)
+    before = charts(at)["rec_fig"]["data"][0]["z"]
+    at.sidebar.segmented_control(key="stretch").set_value("zscale").run()
+    no_errors(at)
+    after = charts(at)["rec_fig"]["data"][0]["z"]
+    assert after != before
+    # search narrows the choice
+    at.text_input(key="rec_query").input("obj_003").run()
+    no_errors(at)
+    assert all("obj_003" in o for o in at.selectbox(key="rec_pick").options[1:])
+
+
+def test_reconstruction_download_is_fits_in_flux_units_with_the_header(env):
+    from dashboard import core
+
+    from astroae_core import load_model, read_fits
+
+    model = load_model(env["checkpoint"])
+    path = sorted(env["data"].glob("*.fits"))[0]
+    image, header = read_fits(path)
+    rec = core.reconstruct(model, image)
+    raw = core.reconstruction_fits_bytes(rec.flux_hat, header, model_sha="x" * 64, source=path.name)
+    with fits.open(io.BytesIO(raw)) as hdul:
+        assert hdul[0].data.shape == image.shape and hdul[0].header["OBJECT"] == header["OBJECT"]
+        # flux units: the inverse of the model's normalization, inside the original's range, not [0, 1]
+        np.testing.assert_allclose(hdul[0].data, rec.norm.invert(rec.x_hat, to_original_shape=True), rtol=1e-6)
+        assert image.min() - 1e-3 <= hdul[0].data.min() and hdul[0].data.max() <= image.max() + 1e-3
+        assert hdul[0].data.max() > 5
+
+
+def test_metrics_page_states_what_the_latent_carries(env):
+    at = open_page("metrics")
+    no_errors(at)
+    figs = charts(at)
+    assert {"hist_fig", "train_fig"} <= set(figs)
+    assert len(figs["train_fig"]["data"]) == 4  # train/val loss, val MSE full/latent-only
+    assert len(at.image) >= 1  # worst reconstructions gallery
+    at.button(key="eval_btn").click().run()
+    no_errors(at)
+    said = texts(at)
+    assert "PCA with 8 components" in said and "latent-only" in said.lower()
+    assert "baseline_fig" in charts(at)
+    labels = [m.label for m in at.metric]
+    assert "latent-only MSE ÷ PCA MSE" in labels and "effective dimensionality" in labels
+
+
+def test_sliders_decode_live_reset_and_explain_skips(env):
+    at = open_page("sliders")
+    no_errors(at)
+    assert len(at.slider) == 8
+    assert "skip connections" in texts(at)
+    figs = charts(at)
+    assert {"slider_img", "trav_fig", "interp_fig", "inf_fig"} <= set(figs)
+    before = figs["slider_img"]["data"][0]["z"]
+    s = at.slider(key="sl_z0")
+    start = s.value
+    s.set_value(s.max if s.value < s.max else s.min).run()
+    no_errors(at)
+    assert charts(at)["slider_img"]["data"][0]["z"] != before  # the decoded image changed
+    at.button(key="sl_reset").click().run()
+    assert at.slider(key="sl_z0").value == pytest.approx(start)
+    assert charts(at)["slider_img"]["data"][0]["z"] == before
+    # start from a chosen image: the sliders move to its latent
+    at.radio(key="slider_start").set_value("chosen image").run()
+    no_errors(at)
+    assert at.selectbox(key="sl_pick").value is not None
+    assert [round(at.slider(key=f"sl_z{d}").value, 3) for d in range(8)] != [0.0] * 8
+    assert len(charts(at)["trav_fig"]["layout"]["yaxis"]["ticktext"]) == 8
+
+
+def test_map_click_and_selection(env):
+    from astroae_core.cache import load_cache
+
+    t = load_cache(env["cache"]).table
+    at = open_page("map")
+    no_errors(at)
+    fig = charts(at)["map_chart"]
+    assert {tr["type"] for tr in fig["data"]} == {"scattergl"}
+    assert "outliers" in [tr.get("name") for tr in fig["data"]]
+    assert "Click a point" in texts(at)
+    # colour by a catalog label: one trace per value
+    at.selectbox(key="map_color").set_value("kind").run()
+    no_errors(at)
+    assert {"galaxy", "trail"} <= {tr.get("name") for tr in charts(at)["map_chart"]["data"]}
+    # a click (what the chart's callback stores): the image and its neighbours appear
+    at.session_state["selected_id"] = t["id"][3]
+    at.run()
+    no_errors(at)
+    assert f"Chosen: {Path(t['path'][3]).name}" in texts(at)
+    assert "chosen image" in [tr.get("name") for tr in charts(at)["map_chart"]["data"]]
+    assert len(at.image) >= 1 + 8  # the chosen image and its 8 neighbours
+    # a box / lasso selection: gallery and CSV
+    ids = list(t["id"][:5])
+    at.session_state["map_selection_ids"] = ids
+    at.run()
+    no_errors(at)
+    assert "Selection (5 images)" in texts(at)
+    assert "Download the selection as CSV" in [d.proto.label for d in at.get("download_button")]
+    assert len(at.image) >= 1 + 8 + 5  # chosen image, its neighbours, the selection's gallery
+    # the same rows go to the CSV
+    from dashboard import core
+
+    out = pd.read_csv(io.BytesIO(core.selection_csv(t, ids)))
+    assert list(out["id"].astype(str)) == ids and {"ra", "dec", "anomaly_score"} <= set(out.columns)
+
+
+def test_open_from_the_map_jumps_to_reconstructions(env):
+    at = open_page("map")
+    image_id = at.session_state["ctx"].table["id"].iloc[7]
+    at.session_state["selected_id"] = image_id
+    at.run()
+    [b for b in at.button if b.label == "Open in Reconstructions"][0].click().run()
+    no_errors(at)
+    assert at.title[0].value == "Reconstructions"
+    assert at.selectbox(key="rec_pick").value == image_id
+
+
+def test_without_a_cache_every_page_says_what_to_do(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROAE_CACHE", str(tmp_path / "nothing_here"))
+    for name in PAGES:
+        at = open_page(name)
+        no_errors(at)
+        said = texts(at)
+        assert "No latent cache" in said, name
+
+
+def test_a_cache_whose_files_lie_outside_the_data_root_is_refused(env, tmp_path, monkeypatch):
+    import shutil
+
+    other_root = tmp_path / "other"
+    shutil.copytree(env["cache"], other_root / "caches" / "copy")
+    monkeypatch.setenv("ASTROAE_DATA_ROOT", str(other_root))
+    at = open_page("datasets")
+    choice = str((other_root / "caches" / "copy").resolve())
+    assert "caches/copy" in at.sidebar.selectbox(key="cache_path").options  # found under the data root
+    at.sidebar.selectbox(key="cache_path").set_value(choice).run()
+    assert not at.exception
+    assert any("outside the folders the app may read" in e.value for e in at.sidebar.error)

@@ -159,7 +159,7 @@ def find_models(models_dir=MODELS_DIR) -> list[Path]:
 
 def cache_slug(folder) -> str:
     """A folder name for the cache of ``folder``: its path with anything unusual replaced by ``-``."""
-    text = "-".join(Path(folder).parts[-2:]) if str(folder) not in ("", ".") else "root"
+    text = "-".join(Path(folder).parts) if str(folder) not in ("", ".") else "root"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "cache"
 
 
@@ -291,6 +291,26 @@ def preview_rgb(previews, stretch: str, cmap: str) -> np.ndarray:
     for i, im in enumerate(p):
         out[i] = colorize(apply_stretch(im, stretch, stretch_limits(im, stretch)), cmap)
     return out[0] if single else out
+
+
+def decoded_rgb(images01, stretch: str, cmap: str) -> np.ndarray:
+    """Decoded images (N, h, w) in the model's [0, 1] units to RGB under one fixed stretch for all of them
+    (limits [0, 1]; zscale measured on all images together), so that tiles can be compared with each other."""
+    a = np.asarray(images01, dtype=np.float32)
+    limits = stretch_limits(a, "zscale") if stretch == "zscale" else (0.0, 1.0)
+    return colorize(apply_stretch(a, stretch, limits), cmap)
+
+
+def model_label(path) -> str:
+    """A short name for a checkpoint: ``demo.pt``, or ``run/best.pt`` for the generic names a training run writes."""
+    p = Path(str(path))
+    generic = p.name in ("best.pt", "last.pt") or p.name.startswith("epoch_")
+    return f"{p.parent.name}/{p.name}" if generic and p.parent.name else p.name
+
+
+def default_outlier_count(n_images: int) -> int:
+    """How many outliers the map highlights by default: about 5% of the images, between 3 and 20."""
+    return int(min(20, max(3, n_images // 20)))
 
 
 def mosaic(images, ncols: int, *, pad: int = 2, fill: float = 0.0) -> np.ndarray:
@@ -427,7 +447,7 @@ def format_sky(ra, dec) -> str:
 
 def format_metric(name: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a (image < 161 px)" if name == "ms_ssim" else "n/a"
+        return "n/a"
     if name == "psnr":
         return "∞ dB" if math.isinf(value) else f"{value:.2f} dB"
     if name == "mse":
@@ -676,14 +696,17 @@ def carry_summary(evaluation: dict) -> dict:
     s = []
     if lmse is not None and pmse:
         s.append(f"From its {k} numbers alone the model reconstructs with MSE {lmse:.3g}, "
-                 f"{ratio_pca:.2f}× the MSE of PCA with {k} components ({pmse:.3g})"
-                 + (" — the latent beats PCA-" + str(k) + "." if beats else " — it does NOT beat PCA-" + str(k) + "."))
+                 f"{ratio_pca:.3g}× the MSE of PCA with {k} components ({pmse:.3g})"
+                 + (f" — the latent beats PCA-{k}." if beats else f" — it does NOT beat PCA-{k}."))
     if explained is not None:
-        s.append(f"It removes {explained:.0%} of the error of the mean image.")
+        if explained >= 0:
+            s.append(f"It removes {explained:.0%} of the error of the mean image.")
+        else:
+            s.append(f"It is worse than simply predicting the mean image (MSE {mean['mse']:.3g}).")
     if evaluation.get("skip_mode", "none") != "none" and lmse is not None and fmse:
-        s.append(f"The full reconstruction (with skip connections) has MSE {fmse:.3g}; the latent-only one is "
-                 f"{ratio_full:.1f}× worse, so that much of the full reconstruction's quality comes around the "
-                 "bottleneck, not through the 8 numbers.")
+        s.append(f"The full reconstruction (with skip connections) has MSE {fmse:.3g}; from the latent alone it is "
+                 f"{ratio_full:.3g}× that: the difference is what the skips carry around the bottleneck, not "
+                 f"through the {k} numbers.")
     if "effective_dim" in evaluation:
         s.append(f"Effective dimensionality of the latent: {evaluation['effective_dim']:.2f} of {k}.")
     return {"latent_vs_pca": ratio_pca, "latent_vs_full": ratio_full, "beats_pca": beats,

@@ -18,6 +18,8 @@ from . import core
 ACCENT = "#f0b94d"
 ROW_COLORS = {"full": "#8f9bb3", "latent_only": ACCENT, "pca": "#5b8def", "mean_image": "#4a5068"}
 ROW_LABELS = {"full": "full (with skips)", "latent_only": "latent only", "pca": "PCA-{k}", "mean_image": "mean image"}
+# Viridis without its darkest fifth: the low end stays visible on the dark theme.
+MAP_COLORSCALE = [[0.0, "#3b528b"], [0.25, "#2c728e"], [0.5, "#21918c"], [0.75, "#5ec962"], [1.0, "#fde725"]]
 QUALITATIVE = ("#5b8def", "#f0b94d", "#e05d5d", "#59c9a5", "#b07cf0", "#f08fc0", "#9bd0ff", "#c9c95b",
                "#ff9f5b", "#7ee081")
 
@@ -32,7 +34,8 @@ def _round_sig(a, sig: int = 5) -> np.ndarray:
 
 
 def _base_layout(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), paper_bgcolor="rgba(0,0,0,0)",
+    bottom = 10 if fig.layout.legend.y is None or fig.layout.legend.y >= 0 else 60
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=bottom), paper_bgcolor="rgba(0,0,0,0)",
                       plot_bgcolor="rgba(0,0,0,0)")
     return fig
 
@@ -150,7 +153,7 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
         hover = [f"{n}<br>{color} = {v:.4g}" for n, v in zip(names[ok], vals[ok])]
         fig.add_trace(go.Scattergl(
             x=xs[ok], y=ys[ok], customdata=ids[ok, None], hovertext=hover, name=color, showlegend=False,
-            marker=dict(size=5, color=vals[ok], colorscale="Viridis", opacity=0.85,
+            marker=dict(size=6, color=vals[ok], colorscale=MAP_COLORSCALE, opacity=0.9,
                         colorbar=dict(title=dict(text=color), thickness=12)), **base))
     elif color and color in table.columns:
         labels = table[color].astype("string").fillna("(none)").to_numpy()
@@ -158,7 +161,7 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
             m = labels == lab
             fig.add_trace(go.Scattergl(
                 x=xs[m], y=ys[m], customdata=ids[m, None], hovertext=[f"{n}<br>{color} = {lab}" for n in names[m]],
-                name=str(lab), marker=dict(size=5, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85), **base))
+                name=str(lab), marker=dict(size=6, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85), **base))
     else:
         fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=ids[:, None], hovertext=names, name="images",
                                    marker=dict(size=5, color="#9bb0d6", opacity=0.8), **base))
@@ -181,7 +184,7 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
                                    hovertemplate="upload %{text}<extra></extra>",
                                    marker=dict(size=16, symbol="star", color="#ffffff", line=dict(width=1, color=ACCENT))))
     fig.update_layout(xaxis_title=x, yaxis_title=y, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
-                      dragmode="lasso", hovermode="closest", uirevision=f"{x}{y}")
+                      dragmode="pan", hovermode="closest", uirevision=f"{x}{y}")
     return _base_layout(fig, height)
 
 
@@ -191,9 +194,8 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
 
 def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "split", height: int = 320) -> go.Figure:
     """Distributions of per-image metrics, one colour per ``by`` value (train / val...)."""
-    metrics = [m for m in metrics if m in table.columns]
-    titles = [core.METRIC_LABELS.get(m, m) + ("" if table[m].notna().any() else " (n/a: images < 161 px)")
-              for m in metrics]
+    metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
+    titles = [core.METRIC_LABELS.get(m, m) for m in metrics]
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=titles, horizontal_spacing=0.06)
     groups = sorted(table[by].astype(str).unique()) if by in table.columns else ["all"]
     for j, g in enumerate(groups):
@@ -203,7 +205,7 @@ def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "s
             v = v[np.isfinite(v)]
             fig.add_trace(go.Histogram(x=v, name=str(g), legendgroup=str(g), showlegend=i == 1, opacity=0.7,
                                        marker_color=QUALITATIVE[j % len(QUALITATIVE)], nbinsx=40), row=1, col=i)
-    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0))
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=-0.15, yanchor="top", x=0))
     return _base_layout(fig, height)
 
 
@@ -232,18 +234,29 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
         fig.add_annotation(x=best, y=1.0, yref="paper", text=f"best epoch {best}", showarrow=False, xanchor="left",
                            font=dict(color="#59c9a5"))
     fig.update_yaxes(type="log")
-    fig.update_xaxes(title_text="epoch")
-    fig.update_layout(legend=dict(orientation="h", y=1.15, x=0))
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(ep) <= 12 else None)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25, yanchor="top", x=0))
     return _base_layout(fig, height)
 
 
-def baseline_bars(rows: dict, *, latent_dim: int = 8, height: int = 320) -> go.Figure:
-    """The model (full and latent only) beside PCA-k and the mean image: MSE, SSIM and MS-SSIM."""
-    order = [r for r in ("full", "latent_only", "pca", "mean_image") if r in rows]
-    labels = [ROW_LABELS[r].format(k=latent_dim) for r in order]
+def row_label(row: str, latent_dim: int = 8, skip_mode: str = "unet") -> str:
+    if skip_mode == "none" and row == "latent_only":
+        return "model (no skips)"
+    return ROW_LABELS[row].format(k=latent_dim)
+
+
+def baseline_bars(rows: dict, *, latent_dim: int = 8, skip_mode: str = "unet", height: int = 320) -> go.Figure:
+    """The model (full and latent only) beside PCA-k and the mean image: MSE, SSIM and MS-SSIM. For a model
+    without skips the full reconstruction is the latent-only one and is drawn once."""
+    skip = ("full",) if skip_mode == "none" else ()
+    order = [r for r in ("full", "latent_only", "pca", "mean_image") if r in rows and r not in skip]
+    labels = [row_label(r, latent_dim, skip_mode) for r in order]
     metrics = [("mse", "MSE (lower is better)"), ("ssim", "SSIM (higher is better)"),
                ("ms_ssim", "MS-SSIM (higher is better)")]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in metrics], horizontal_spacing=0.07)
+    metrics = [(m, t) for m, t in metrics
+               if any(rows[r].get(m) is not None and np.isfinite(rows[r].get(m)) for r in order)]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=[t for _, t in metrics],
+                        horizontal_spacing=0.07)
     for i, (m, _) in enumerate(metrics, start=1):
         vals = [rows[r].get(m) for r in order]
         vals = [v if v is not None and np.isfinite(v) else None for v in vals]
@@ -258,7 +271,7 @@ def influence_bars(influence, labels, tracked: dict | None = None, *, height: in
     column it tracks most; the dotted line is 2% of the strongest."""
     inf = np.asarray(influence, dtype=float)
     tracked = tracked or {}
-    text = [f"{tracked[l][0]} (r={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
+    text = [f"{tracked[l][0]} (ρ={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
     fig = go.Figure(go.Bar(x=list(labels), y=inf, marker_color=ACCENT, text=text, textposition="outside",
                            hovertemplate="%{x}: %{y:.3g} of the spread<br>%{text}<extra></extra>"))
     if inf.size and np.nanmax(inf) > 0:

@@ -87,6 +87,23 @@ def _cache_status(cache: str, checkpoint: str, data_dir: str, stamp: float) -> t
     return cache_status(cache, checkpoint, data_dir)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _configured_trust(cache: str, stamp: float) -> list[Path]:
+    import json
+
+    try:
+        meta = json.loads((Path(cache) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    ck = core.cache_checkpoint(meta)
+    if ck is not None:
+        out.append(ck if ck.is_absolute() else Path(cache) / ck)
+    if meta.get("data_dir"):
+        out.append(Path(meta["data_dir"]))
+    return [p.resolve() for p in out]
+
+
 def load_model_checked(path: Path) -> tuple[object, str | None]:
     from astroae_core.checkpoint import CheckpointError
 
@@ -120,13 +137,16 @@ def sidebar() -> Context:
     conf, source = core.configured_cache(sys.argv[1:])
     root = core.data_root()
     ctx = Context(data_root=root, configured_cache=conf, configured_source=source)
-    ctx.allowed_roots = [root, core.MODELS_DIR.resolve(), conf]
+    # Readable: the data root, the shipped models, and what the operator configured (the cache given by
+    # ASTROAE_CACHE / --cache, with the checkpoint and data folder its meta.json names).
+    trusted = _configured_trust(str(conf), _stamp(conf / "meta.json"))
+    ctx.allowed_roots = [root, core.MODELS_DIR.resolve(), conf, *trusted]
     ss = st.session_state
     ss.setdefault("stretch", "asinh")
     ss.setdefault("cmap", "gray")
 
     with st.sidebar:
-        st.markdown("### 🔭 astroae")
+        st.markdown("### :material/blur_on: astroae")
         caches = [str(conf)] + [str(p) for p in core.find_caches([root]) if p != conf]
         nxt = ss.pop("_next_cache", None)
         if nxt in caches:  # a cache just built on the Datasets page
@@ -183,10 +203,6 @@ def _open_cache(ctx: Context) -> None:
     if ck is None:
         ctx.model_error = "the cache does not name its checkpoint"
         return
-    if p == ctx.configured_cache:  # the operator chose this cache: its checkpoint and data are trusted too
-        ctx.allowed_roots += [ck.resolve()]
-        if meta.get("data_dir"):
-            ctx.allowed_roots.append(Path(meta["data_dir"]).resolve())
     try:
         ck = core.resolve_within(ck, ctx.allowed_roots)
     except core.PathNotAllowed as exc:
@@ -226,7 +242,7 @@ def _sidebar_summary(ctx: Context) -> None:
             st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.", icon="⚠️")
     if ctx.model is not None:
         cfg = ctx.model.config
-        st.caption(f"model: `{ctx.model_path.name}` · skip_mode **{cfg.skip_mode}** · latent {cfg.latent_dim} · "
+        st.caption(f"model: `{core.model_label(ctx.model_path)}` · skip_mode **{cfg.skip_mode}** · latent {cfg.latent_dim} · "
                    f"input {cfg.in_size}²")
     if ctx.model_error:
         st.error(ctx.model_error)
@@ -347,8 +363,9 @@ def tqdm_to_streamlit(bar, label: str):
         def _show(self):
             total = getattr(self, "total", None)
             if total:
-                desc = getattr(self, "desc", "") or label
-                bar.progress(min(1.0, self.n / total), text=f"{label} — {desc}: {self.n:,} / {total:,}")
+                desc = (getattr(self, "desc", "") or "").strip(": ")
+                what = label if not desc or desc.lower() in label.lower() else f"{label} — {desc}"
+                bar.progress(min(1.0, self.n / total), text=f"{what}: {self.n:,} / {total:,}")
 
     tqdm_auto.tqdm = StreamlitTqdm
     try:

@@ -128,7 +128,21 @@ def test_datasets_page_shows_the_cache_and_lists_folders(env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["images"] == "48" and metrics["latent size"] == "8"
     assert at.selectbox(key="enc_folder").options == ["blobs  (48 FITS files)"]
-    assert "caches/blobs-best" in texts(at)
+    assert "caches/blobs-run-best" in texts(at)
+
+
+def test_encode_a_folder_from_the_page_and_switch_to_it(env):
+    at = open_page("datasets")
+    at.button(key="enc_go").click().run(timeout=300)
+    no_errors(at)
+    built = (env["data_root"] / "caches" / "blobs-run-best").resolve()
+    assert (built / "meta.json").is_file()
+    assert at.sidebar.selectbox(key="cache_path").value == str(built)  # the sidebar moved to the new cache
+    assert any("Built the latent cache" in s.value for s in at.success)
+    assert not at.sidebar.error  # its checkpoint (the configured cache's) is readable
+    at.switch_page(PAGES["reconstructions"]).run()
+    no_errors(at)
+    assert "rec_fig" in charts(at)
 
 
 def test_uploads_are_reconstructed_placed_and_bad_files_explained(env):
@@ -209,7 +223,8 @@ def test_metrics_page_states_what_the_latent_carries(env):
     at.button(key="eval_btn").click().run()
     no_errors(at)
     said = texts(at)
-    assert "PCA with 8 components" in said and "latent-only" in said.lower()
+    assert "PCA with 8 components" in said and "from the latent alone" in said
+    assert "No evaluation is stored" not in said  # the page reran with the result
     assert "baseline_fig" in charts(at)
     labels = [m.label for m in at.metric]
     assert "latent-only MSE ÷ PCA MSE" in labels and "effective dimensionality" in labels
@@ -301,6 +316,7 @@ def test_a_cache_whose_files_lie_outside_the_data_root_is_refused(env, tmp_path,
     other_root = tmp_path / "other"
     shutil.copytree(env["cache"], other_root / "caches" / "copy")
     monkeypatch.setenv("ASTROAE_DATA_ROOT", str(other_root))
+    monkeypatch.setenv("ASTROAE_CACHE", str(tmp_path / "none"))  # nothing configured, so nothing else trusted
     at = open_page("datasets")
     choice = str((other_root / "caches" / "copy").resolve())
     assert "caches/copy" in at.sidebar.selectbox(key="cache_path").options  # found under the data root

@@ -149,6 +149,15 @@ def test_colormaps_and_previews():
     assert out.shape == (3, 8, 8, 3) and out[0, 4, 4, 0] == 255 and out[0, 0, 0, 0] == 0
 
 
+def test_decoded_tiles_share_one_stretch_and_labels():
+    tiles = np.stack([np.full((4, 4), 0.2), np.full((4, 4), 0.8)])
+    rgb = core.decoded_rgb(tiles, "linear", "gray")
+    assert rgb[0, 0, 0, 0] == round(0.2 * 255) and rgb[1, 0, 0, 0] == round(0.8 * 255)  # not each stretched to white
+    assert core.model_label("/x/runs/tiny/best.pt") == "tiny/best.pt"
+    assert core.model_label("/x/models/demo.pt") == "demo.pt"
+    assert core.default_outlier_count(48) == 3 and core.default_outlier_count(100_000) == 20
+
+
 def test_mosaic_layout():
     tiles = np.ones((5, 2, 3), np.uint8)
     m = core.mosaic(tiles, 2, pad=1)
@@ -215,7 +224,7 @@ def test_read_upload_in_memory_names_the_upload_on_errors():
 
 
 def test_metric_formatting():
-    assert core.format_metric("ms_ssim", float("nan")).startswith("n/a")
+    assert core.format_metric("ms_ssim", float("nan")) == "n/a"
     assert core.format_metric("psnr", float("inf")) == "∞ dB"
     assert core.format_metric("psnr", 31.234) == "31.23 dB"
     assert core.format_metric("ssim", 0.98765) == "0.9877"
@@ -273,11 +282,14 @@ def test_carry_summary_says_whether_the_latent_beats_pca():
     s = core.carry_summary(ev)
     assert s["latent_vs_pca"] == pytest.approx(2.0) and not s["beats_pca"]
     assert "does NOT beat PCA-8" in s["sentence"] and "around the bottleneck" in s["sentence"]
+    assert "removes 50% of the error of the mean image" in s["sentence"]
     assert "1.20 of 8" in s["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.005
     ev["skip_mode"] = "none"
     s = core.carry_summary(ev)
     assert s["beats_pca"] and "beats PCA-8" in s["sentence"] and "bottleneck" not in s["sentence"]
+    ev["rows"]["latent_only"]["mse"] = 0.08
+    assert "worse than simply predicting the mean image" in core.carry_summary(ev)["sentence"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -368,7 +380,7 @@ def test_latent_map_traces(table):
     assert names == ["mse", "outliers", "nearest neighbours", "chosen image", "uploads"]
     assert len(fig.data[0].x) == len(table)
     assert list(np.ravel(fig.data[1].customdata)) == [1, 2]
-    assert fig.layout.dragmode == "lasso"
+    assert fig.layout.dragmode == "pan"  # a click selects a point in pan mode (not in lasso mode)
     cat = plots.latent_map(table, "pca_x", "pca_y", "kind")
     assert [tr.name for tr in cat.data] == ["galaxy", "merger"]
     assert sum(len(tr.x) for tr in cat.data) == len(table)
@@ -383,9 +395,11 @@ def test_latent_map_with_missing_colour_values(table):
 
 
 def test_metric_histograms_by_split(table):
-    fig = plots.metric_histograms(table.assign(ms_ssim=np.nan))
+    fig = plots.metric_histograms(table.assign(ms_ssim=0.5))
     assert len(fig.data) == 2 * 3  # two splits x three metrics
-    assert "n/a" in fig.layout.annotations[2].text
+    assert [a.text for a in fig.layout.annotations] == ["MSE", "SSIM", "MS-SSIM"]
+    fig = plots.metric_histograms(table.assign(ms_ssim=np.nan))  # small images: no MS-SSIM, no empty panel
+    assert len(fig.data) == 2 * 2 and len(fig.layout.annotations) == 2
 
 
 def test_training_curves_and_baselines():
@@ -401,6 +415,11 @@ def test_training_curves_and_baselines():
     fig = plots.baseline_bars(rows, latent_dim=8)
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["full (with skips)", "latent only", "PCA-8", "mean image"]
     assert fig.data[2].text[1] == "n/a"
+    for r in rows.values():
+        r["ms_ssim"] = float("nan")  # small images: no MS-SSIM panel at all
+    assert len(plots.baseline_bars(rows).data) == 2
+    nos = plots.baseline_bars(rows, skip_mode="none")
+    assert list(nos.data[0].x) == ["model (no skips)", "PCA-8", "mean image"]
 
 
 def test_influence_bars_and_image_grid():

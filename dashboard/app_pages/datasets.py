@@ -18,13 +18,15 @@ if ctx.cache is not None:
     c = st.columns(4)
     c[0].metric("images", f"{len(t):,}")
     c[1].metric("skipped files", len(meta.get("skipped", []) or []))
-    c[2].metric("model", Path(str(core.cache_checkpoint(meta) or "?")).name)
+    c[2].metric("model", core.model_label(core.cache_checkpoint(meta) or "?"))
     c[3].metric("latent size", len(core.latent_columns(t)))
     st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · made {meta.get('created_utc', '?')}")
     if ctx.cache_stale:
         st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
         if st.button("Rebuild it now", type="primary"):
             ui.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True)
+    with st.expander("A random sample of the images", expanded=True):
+        ui.show_previews(ctx, t.sample(min(8, len(t)), random_state=0), ncols=8, key="sample")
     with st.expander("Table of the cache (first 200 rows)"):
         st.dataframe(t.head(200), hide_index=True)
     if meta.get("skipped"):
@@ -56,8 +58,8 @@ else:
     a, b = st.columns(2)
     folder = a.selectbox("Folder", [f for f, _ in folders], key="enc_folder",
                          format_func=lambda f: f"{f}  ({dict(folders)[f]} FITS files)")
-    model_path = b.selectbox("Model", models, key="enc_model", format_func=lambda p: Path(p).name)
-    out = ctx.data_root / "caches" / f"{core.cache_slug(folder)}-{Path(model_path).stem}"
+    model_path = b.selectbox("Model", models, key="enc_model", format_func=core.model_label)
+    out = ctx.data_root / "caches" / core.cache_slug(f"{folder}-{core.model_label(model_path).removesuffix('.pt')}")
     st.caption(f"The cache will be written to `{out}`.")
     if st.button("Encode", type="primary", icon=":material/memory:", key="enc_go"):
         try:

@@ -20,7 +20,7 @@ if kind == "UMAP" and x == "pca_x":
     c1.caption("This cache has no UMAP; showing PCA.")
 options = core.color_options(t)
 color = c2.selectbox("Colour by", options, key="map_color")
-n_out = c3.number_input("Outliers to highlight", 0, 500, 20, step=5, key="map_nout")
+n_out = c3.number_input("Outliers to highlight", 0, 500, core.default_outlier_count(len(t)), key="map_nout")
 outliers = core.top_outliers(t, int(n_out))
 
 sel_row = ui.selected_row(ctx) if ss.get("selected_id") is not None else None
@@ -77,7 +77,8 @@ with right:
         if rows:
             ui.select_image(outliers.iloc[rows[0]]["id"])
 
-    st.dataframe(outliers[shown], hide_index=True, height=380, key="outlier_table", on_select=on_outlier,
+    st.dataframe(outliers[shown], hide_index=True, height=min(420, 35 * (len(outliers) + 1) + 3), key="outlier_table",
+                 on_select=on_outlier,
                  selection_mode="single-row")
 
 sel_ids = ss.get("map_selection_ids") or []

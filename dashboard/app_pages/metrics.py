@@ -28,7 +28,7 @@ if ctx.model_is_cache_model:
     evaluation = ctx.cache.meta.get("evaluation")
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
 if evaluation is None:
-    st.info(f"No evaluation is stored for `{ctx.model_path.name}`. Computing it reconstructs the cache's images "
+    st.info(f"No evaluation is stored for `{core.model_label(ctx.model_path)}`. Computing it reconstructs the cache's images "
             f"from the full model and from the latent alone, and fits PCA-{k} and the mean image on the "
             "checkpoint's training images (a few seconds to minutes).")
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
@@ -37,6 +37,7 @@ if evaluation is None:
                 data_dir = core.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
                 evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"])
                 st.session_state[f"eval:{ctx.model_path}"] = evaluation
+                st.rerun()
             except (ValueError, CheckpointError, OSError) as exc:
                 st.error(f"Cannot evaluate: {exc}")
 if evaluation is not None:
@@ -47,21 +48,29 @@ if evaluation is not None:
     c[0].metric("latent-only MSE ÷ PCA MSE", f"{summary['latent_vs_pca']:.2f}" if summary["latent_vs_pca"] else "n/a",
                 help="Below 1: the latent beats PCA with as many components.")
     c[1].metric("latent-only SSIM", core.format_metric("ssim", rows["latent_only"]["ssim"]),
-                delta=f"PCA-{k}: {core.format_metric('ssim', rows['pca']['ssim'])}", delta_color="off")
-    c[2].metric("full-model MSE", core.format_metric("mse", rows["full"]["mse"]),
-                help="With skip connections this bypasses the latent." if evaluation.get("skip_mode") != "none" else None)
+                delta=f"PCA-{k}: {core.format_metric('ssim', rows['pca']['ssim'])}", delta_color="off",
+                delta_arrow="off")
+    if evaluation.get("skip_mode", "none") != "none":
+        c[2].metric("full-model MSE (with skips)", core.format_metric("mse", rows["full"]["mse"]),
+                    help="The skips bypass the latent: this is not what the 8 numbers carry.")
+    elif summary["explained_vs_mean"] is not None:
+        c[2].metric("error removed vs the mean image", f"{summary['explained_vs_mean']:.0%}")
     c[3].metric("effective dimensionality", f"{evaluation.get('effective_dim', float('nan')):.2f} / {k}")
-    st.plotly_chart(plots.baseline_bars(rows, latent_dim=k), key="baseline_fig")
-    table = pd.DataFrame(rows).T.rename(index={r: plots.ROW_LABELS[r].format(k=k) for r in rows})
-    st.dataframe(table.style.format("{:.5g}"), width="stretch")
+    skip_mode = evaluation.get("skip_mode", "none")
+    st.plotly_chart(plots.baseline_bars(rows, latent_dim=k, skip_mode=skip_mode), key="baseline_fig")
+    table = pd.DataFrame(rows).T.dropna(axis=1, how="all").drop(index=["full"] if skip_mode == "none" else [])
+    table.insert(0, "reconstruction", [plots.row_label(r, k, skip_mode) for r in table.index])
+    st.dataframe(table, hide_index=True, width="stretch")
     st.caption(f"Measured on {evaluation.get('n_images', '?')} images ({evaluation.get('images', '')}); baselines "
                f"fitted on {evaluation.get('n_train_images_for_baselines', '?')} training images.")
 
 # -- distributions over the dataset ---------------------------------------------------------------------------------
 st.header("Per-image metrics over the dataset")
-st.caption(f"From the cache ({len(t):,} images, encoded with the cache's own model), by train / validation split.")
+st.caption(f"From the cache ({len(t):,} images, encoded with the cache's own model), by train / validation split"
+           + ("" if "ms_ssim" in t and t["ms_ssim"].notna().any() else "; no MS-SSIM: it needs images over 160 px a side")
+           + ".")
 st.plotly_chart(plots.metric_histograms(t), key="hist_fig")
-cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns]
+cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns and t[c].notna().any()]
 if "split" in t.columns:
     st.dataframe(t.groupby("split")[cols].agg(["mean", "median"]).style.format("{:.4g}"), width="stretch")
 
@@ -71,7 +80,7 @@ history = model.checkpoint_info.get("history") or []
 if history:
     st.plotly_chart(plots.training_curves(history), key="train_fig")
     last = history[-1]
-    st.caption(f"{len(history)} epochs recorded in `{ctx.model_path.name}`; last validation MSE "
+    st.caption(f"{len(history)} epochs recorded in `{core.model_label(ctx.model_path)}`; last validation MSE "
                f"{last.get('val_mse', float('nan')):.3g} (full) vs {last.get('val_latent_mse', float('nan')):.3g} "
                "(latent only).")
 else:

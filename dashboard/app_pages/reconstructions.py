@@ -63,7 +63,7 @@ except ValueError as exc:
     st.stop()
 
 if not ctx.model_is_cache_model:
-    st.caption(f"Reconstructed with `{ctx.model_path.name}`, not the cache's own model; the cached scores below "
+    st.caption(f"Reconstructed with `{core.model_label(ctx.model_path)}`, not the cache's own model; the cached scores below "
                "the images come from the cache's model.")
 
 # -- metrics and the side-by-side images -----------------------------------------------------------------------------
@@ -73,7 +73,8 @@ for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
     if rec.metrics_latent is not None:
         delta = f"latent only: {core.format_metric(key, rec.metrics_latent[key])}"
     col.metric(core.METRIC_LABELS[key], core.format_metric(key, rec.metrics[key]), delta=delta, delta_color="off",
-               help="Measured in the model's normalized [0, 1] space, as in training.")
+               delta_arrow="off", help="Measured in the model's normalized [0, 1] space, as in training."
+               + (" MS-SSIM needs images larger than 160 pixels a side." if key == "ms_ssim" else ""))
 
 head = "Full reconstruction (with skip connections)" if rec.skip_mode != "none" else "Reconstruction from the latent"
 st.subheader(head)

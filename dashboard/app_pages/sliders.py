@@ -68,7 +68,7 @@ def live():
     left, right = st.columns([1, 1.2])
     with left:
         for d, (col, r) in enumerate(zip(zcols, ranges)):
-            what = f" · tracks **{tracked[col][0]}** (r={tracked[col][1]:+.2f})" if col in tracked else ""
+            what = f" · tracks **{tracked[col][0]}** (ρ={tracked[col][1]:+.2f})" if col in tracked else ""
             st.slider(f"{col} · influence {inf[d]:.2f}{what}", r.lo, r.hi, step=r.step, key=f"sl_{col}",
                       help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range = 1st..99th percentile")
         st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")
@@ -89,7 +89,7 @@ with tab_trav:
     steps = (-2, -1, 0, 1, 2)
     std = np.array([r.std for r in ranges], dtype=np.float32)
     tiles = decode(tuple(map(tuple, core.traversal_latents(start, std, steps).round(6).tolist())), key, model)
-    st.plotly_chart(plots.image_grid(core.preview_rgb(tiles, ctx.stretch, ctx.cmap), len(steps),
+    st.plotly_chart(plots.image_grid(core.decoded_rgb(tiles, ctx.stretch, ctx.cmap), len(steps),
                                      row_labels=zcols, col_labels=[f"{s:+d} σ" for s in steps]), key="trav_fig")
     st.caption(f"Each row moves one dimension from −2 to +2 standard deviations around the start ({mode}).")
 with tab_interp:
@@ -105,7 +105,7 @@ with tab_interp:
     za, zb = Z[t.index.get_loc(t.index[ids.index(a)])], Z[t.index.get_loc(t.index[ids.index(b)])]
     tiles = decode(tuple(map(tuple, core.interpolate_latents(za, zb, n).round(6).tolist())), key, model)
     labels = ["A"] + [f"{x:.2f}" for x in np.linspace(0, 1, n)[1:-1]] + ["B"]
-    st.plotly_chart(plots.image_grid(core.preview_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),
+    st.plotly_chart(plots.image_grid(core.decoded_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),
                     key="interp_fig")
     st.caption("Straight line in latent space from A to B, decoded from the latent alone.")
 with tab_inf:
@@ -113,4 +113,4 @@ with tab_inf:
     st.markdown(core.influence_verdict(inf, model.config.has_skips))
     st.caption("Influence: mean absolute change of the decoded image when the dimension moves by ±2 standard "
                "deviations, divided by the spread of the decoded images. Tracked column: the catalog column with "
-               "the largest |Pearson r| with that dimension over the dataset.")
+               "the largest |Spearman ρ| with that dimension over the dataset.")

@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import ui  # noqa: E402
 
-st.set_page_config(page_title="astroae", page_icon="🔭", layout="wide")
+st.set_page_config(page_title="astroae", page_icon=":material/blur_on:", layout="wide")
 
 _HERE = Path(__file__).parent
 ui.PAGES.update({

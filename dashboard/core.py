@@ -751,6 +751,20 @@ def selection_csv(table, ids) -> bytes:
     return sub[cols].to_csv(index=False).encode("utf-8")
 
 
+def pick_options(table, must=(), *, limit: int = 1000) -> list:
+    """Ids for an image picker: ``must`` first (the chosen image, outliers...), then the table's first ids, at most
+    ``limit`` in all (beyond that a picker is unusable; search on the Reconstructions page instead)."""
+    out = list(dict.fromkeys(must))
+    seen = set(out)
+    for i in table["id"].tolist()[: limit + len(out)]:
+        if len(out) >= max(limit, len(must)):
+            break
+        if i not in seen:
+            out.append(i)
+            seen.add(i)
+    return out
+
+
 def top_outliers(table, n: int = 20):
     """The ``n`` strangest images: lowest ``anomaly_rank`` (1 is the strangest), else highest ``anomaly_score``."""
     if "anomaly_rank" in table:

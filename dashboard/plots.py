@@ -74,7 +74,8 @@ def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
             z=_round_sig(disp, 4), customdata=_round_sig(p.hover, 5), colorscale=core.plotly_colorscale(p.colorscale)
             if isinstance(p.colorscale, str) else p.colorscale, showscale=p.colorbar, name=p.title,
             hovertemplate=f"x %{{x}}, y %{{y}}<br>{p.hover_label} %{{customdata:.5g}}<extra>{p.title}</extra>",
-            colorbar=dict(thickness=10, len=0.9, x=1.0, title=dict(text=p.hover_label, side="right")) if p.colorbar else None,
+            colorbar=dict(thickness=10, len=0.9, x=1.0, title=dict(text=p.hover_label, side="right"))
+            if p.colorbar else None,
             **kw), row=1, col=i)
         ax = "" if i == 1 else str(i)
         fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
@@ -141,36 +142,38 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
     """
     fig = go.Figure()
     ids = table["id"].to_numpy()
-    names = table["path"].astype(str).to_numpy()
-    xs, ys = table[x].to_numpy(dtype=float), table[y].to_numpy(dtype=float)
-    base = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
+    xs, ys = table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32)
+    # The id is the only per-point text sent (hover shows it); a 100,000-point map stays a few MB.
+    base = dict(mode="markers", hovertemplate="%{customdata[0]}<extra></extra>")
     if color and color in table.columns and table[color].dtype.kind in "biuf":
         vals = table[color].to_numpy(dtype=float)
         ok = np.isfinite(vals)
         if (~ok).any():
-            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=ids[~ok, None], hovertext=names[~ok],
-                                       marker=dict(size=5, color="#555b6e"), name=f"{color} missing", **base))
-        hover = [f"{n}<br>{color} = {v:.4g}" for n, v in zip(names[ok], vals[ok])]
+            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=ids[~ok, None], name=f"{color} missing",
+                                       marker=dict(size=5, color="#555b6e"), **base))
         fig.add_trace(go.Scattergl(
-            x=xs[ok], y=ys[ok], customdata=ids[ok, None], hovertext=hover, name=color, showlegend=False,
-            marker=dict(size=6, color=vals[ok], colorscale=MAP_COLORSCALE, opacity=0.9,
-                        colorbar=dict(title=dict(text=color), thickness=12)), **base))
+            x=xs[ok], y=ys[ok], customdata=ids[ok, None], name=color, showlegend=False, mode="markers",
+            hovertemplate=f"%{{customdata[0]}}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
+            marker=dict(size=6, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=0.9,
+                        colorbar=dict(title=dict(text=color), thickness=12))))
     elif color and color in table.columns:
         labels = table[color].astype("string").fillna("(none)").to_numpy()
         for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
             m = labels == lab
             fig.add_trace(go.Scattergl(
-                x=xs[m], y=ys[m], customdata=ids[m, None], hovertext=[f"{n}<br>{color} = {lab}" for n in names[m]],
-                name=str(lab), marker=dict(size=6, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85), **base))
+                x=xs[m], y=ys[m], customdata=ids[m, None], name=str(lab), mode="markers",
+                hovertemplate=f"%{{customdata[0]}}<br>{color} = {lab}<extra></extra>",
+                marker=dict(size=6, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85)))
     else:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=ids[:, None], hovertext=names, name="images",
+        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=ids[:, None], name="images",
                                    marker=dict(size=5, color="#9bb0d6", opacity=0.8), **base))
 
     def overlay(sel_ids, name, marker):
         sub = core.rows_for_ids(table, sel_ids)
         if len(sub):
-            fig.add_trace(go.Scattergl(x=sub[x], y=sub[y], customdata=sub["id"].to_numpy()[:, None],
-                                       hovertext=sub["path"].astype(str), name=name, marker=marker, **base))
+            fig.add_trace(go.Scattergl(x=sub[x], y=sub[y], customdata=sub["id"].to_numpy()[:, None], name=name,
+                                       marker=marker, mode="markers",
+                                       hovertemplate=f"%{{customdata[0]}}<br>{name}<extra></extra>"))
 
     overlay(list(outlier_ids), "outliers", dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
     overlay(list(neighbor_ids), "nearest neighbours", dict(size=13, symbol="diamond-open", color="#59c9a5",
@@ -182,7 +185,8 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
         fig.add_trace(go.Scattergl(x=[u["x"] for u in ups], y=[u["y"] for u in ups], mode="markers+text",
                                    text=[u["name"] for u in ups], textposition="top center", name="uploads",
                                    hovertemplate="upload %{text}<extra></extra>",
-                                   marker=dict(size=16, symbol="star", color="#ffffff", line=dict(width=1, color=ACCENT))))
+                                   marker=dict(size=16, symbol="star", color="#ffffff",
+                                               line=dict(width=1, color=ACCENT))))
     fig.update_layout(xaxis_title=x, yaxis_title=y, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
                       dragmode="pan", hovermode="closest", uirevision=f"{x}{y}")
     return _base_layout(fig, height)

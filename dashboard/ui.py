@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +182,7 @@ def sidebar() -> Context:
 def _open_cache(ctx: Context) -> None:
     p = ctx.cache_path
     if not core.is_cache_dir(p):
-        ctx.cache_error = f"no latent cache at {p}"
+        ctx.cache_error = f"there is no cache at {p}"
         return
     if p != ctx.configured_cache:
         try:  # a cache found under the data root must stay there
@@ -239,10 +238,11 @@ def _sidebar_summary(ctx: Context) -> None:
         n = len(ctx.cache.table)
         st.caption(f"{n:,} images · data: `{meta.get('data_dir', '?')}`")
         if ctx.cache_stale:
-            st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.", icon="⚠️")
+            st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.", icon=":material/warning:")
     if ctx.model is not None:
         cfg = ctx.model.config
-        st.caption(f"model: `{core.model_label(ctx.model_path)}` · skip_mode **{cfg.skip_mode}** · latent {cfg.latent_dim} · "
+        st.caption(f"model: `{core.model_label(ctx.model_path)}` · skip_mode **{cfg.skip_mode}** · "
+                   f"latent {cfg.latent_dim} · "
                    f"input {cfg.in_size}²")
     if ctx.model_error:
         st.error(ctx.model_error)
@@ -266,11 +266,11 @@ def require_cache(ctx: Context) -> None:
     if ctx.cache is None:
         st.info(f"No latent cache is loaded ({ctx.cache_error}). Build one from a folder of FITS files, or the demo "
                 "cache, on the **Datasets & upload** page; or start the app with `ASTROAE_CACHE=PATH` or "
-                "`streamlit run dashboard/app.py -- --cache PATH`.", icon="📂")
+                "`streamlit run dashboard/app.py -- --cache PATH`.", icon=":material/folder_open:")
     else:
         st.error(f"The cache's model cannot be loaded: {ctx.model_error}")
     if "Datasets & upload" in PAGES:
-        st.page_link(PAGES["Datasets & upload"], label="Go to Datasets & upload", icon="➡️")
+        st.page_link(PAGES["Datasets & upload"], label="Go to Datasets & upload", icon=":material/arrow_forward:")
     st.stop()
 
 
@@ -304,13 +304,15 @@ def show_previews(ctx: Context, rows, *, ncols: int = 6, caption_col: str | None
         return
     pos = ctx.table.index.get_indexer(rows.index)
     imgs = core.preview_rgb(np.asarray(ctx.cache.previews[pos]), ctx.stretch, ctx.cmap)
+    if caption_col:
+        st.caption(f"Under each image: its file and {caption_col}.")
     cols = st.columns(ncols)
     for i, (img, (_, r)) in enumerate(zip(imgs, rows.iterrows())):
         with cols[i % ncols]:
             cap = Path(str(r["path"])).name
             if caption_col and caption_col in r:
                 v = r[caption_col]
-                cap += f"\n{caption_col} {v:.3g}" if isinstance(v, float) else f"\n{caption_col} {v}"
+                cap += f" · {v:.3g}" if isinstance(v, float) else f" · {v}"
             st.image(img, caption=cap, width="stretch")
             if button:
                 st.button("Open", key=f"{key}-{r['id']}", on_click=open_in_reconstructions, args=(r["id"],),
@@ -327,12 +329,6 @@ def follow_goto() -> None:
     target = st.session_state.pop("_goto", None)
     if target and target in PAGES:
         st.switch_page(PAGES[target])
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
 
 
 # ----------------------------------------------------------------------------------------------------------------

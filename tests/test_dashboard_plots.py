@@ -327,6 +327,12 @@ def test_selection_ids_and_csv_export(table):
     assert list(core.rows_for_ids(table, ["7", "3"])["id"]) == [7, 3]
 
 
+def test_pick_options_put_the_needed_ids_first_and_stay_short(table):
+    opts = core.pick_options(table, [7, 3], limit=5)
+    assert opts == [7, 3, 0, 1, 2]
+    assert len(core.pick_options(table, limit=1000)) == len(table)
+
+
 def test_outliers_axes_colours_and_search(table):
     top = core.top_outliers(table, 3)
     assert list(top["anomaly_rank"]) == [1, 2, 3]

@@ -20,7 +20,8 @@ if ctx.cache is not None:
     c[1].metric("skipped files", len(meta.get("skipped", []) or []))
     c[2].metric("model", core.model_label(core.cache_checkpoint(meta) or "?"))
     c[3].metric("latent size", len(core.latent_columns(t)))
-    st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · made {meta.get('created_utc', '?')}")
+    st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · "
+                f"made {meta.get('created_utc', '?')}")
     if ctx.cache_stale:
         st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
         if st.button("Rebuild it now", type="primary"):
@@ -33,7 +34,7 @@ if ctx.cache is not None:
         with st.expander(f"{len(meta['skipped'])} files could not be used"):
             st.dataframe(meta["skipped"], hide_index=True)
 else:
-    st.info(f"No latent cache is loaded: {ctx.cache_error}.", icon="📂")
+    st.info(f"No latent cache is loaded: {ctx.cache_error}.", icon=":material/folder_open:")
     demo_model = core.MODELS_DIR / "demo.pt"
     if ctx.configured_source == "demo cache" and demo_model.is_file():
         st.markdown("Build the demo cache: generate the GalSim demo stamps under the data root (if missing) and "

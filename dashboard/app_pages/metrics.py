@@ -28,8 +28,8 @@ if ctx.model_is_cache_model:
     evaluation = ctx.cache.meta.get("evaluation")
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
 if evaluation is None:
-    st.info(f"No evaluation is stored for `{core.model_label(ctx.model_path)}`. Computing it reconstructs the cache's images "
-            f"from the full model and from the latent alone, and fits PCA-{k} and the mean image on the "
+    st.info(f"No evaluation is stored for `{core.model_label(ctx.model_path)}`. Computing it reconstructs the "
+            f"cache's images from the full model and from the latent alone, and fits PCA-{k} and the mean image on the "
             "checkpoint's training images (a few seconds to minutes).")
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
         with st.spinner("Evaluating the model and fitting the baselines…"):
@@ -67,7 +67,8 @@ if evaluation is not None:
 # -- distributions over the dataset ---------------------------------------------------------------------------------
 st.header("Per-image metrics over the dataset")
 st.caption(f"From the cache ({len(t):,} images, encoded with the cache's own model), by train / validation split"
-           + ("" if "ms_ssim" in t and t["ms_ssim"].notna().any() else "; no MS-SSIM: it needs images over 160 px a side")
+           + ("" if "ms_ssim" in t and t["ms_ssim"].notna().any()
+              else "; no MS-SSIM: it needs images over 160 px a side")
            + ".")
 st.plotly_chart(plots.metric_histograms(t), key="hist_fig")
 cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns and t[c].notna().any()]

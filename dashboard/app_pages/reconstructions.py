@@ -63,8 +63,8 @@ except ValueError as exc:
     st.stop()
 
 if not ctx.model_is_cache_model:
-    st.caption(f"Reconstructed with `{core.model_label(ctx.model_path)}`, not the cache's own model; the cached scores below "
-               "the images come from the cache's model.")
+    st.caption(f"Reconstructed with `{core.model_label(ctx.model_path)}`, not the cache's own model; the cached "
+               "scores in the table below come from the cache's model.")
 
 # -- metrics and the side-by-side images -----------------------------------------------------------------------------
 cols = st.columns(4)

@@ -33,7 +33,7 @@ inf = influence(key, model, Z)
 if model.config.has_skips:
     st.warning(f"This model (skip_mode **{model.config.skip_mode}**) has skip connections. The sliders decode from "
                f"the {len(zcols)} latent numbers alone, with the skips zeroed, so they show only what the latent "
-               "carries; see each slider's influence below.", icon="⚠️")
+               "carries; see each slider's influence below.", icon=":material/warning:")
 if ctx.model is not None and not ctx.model_is_cache_model:
     st.caption("Sliders use the cache's own model (the cached latents live in its space), not the one chosen in "
                "the sidebar.")
@@ -45,7 +45,7 @@ row = ui.selected_row(ctx)
 if mode == "chosen image":
     names = dict(zip(t["id"], t["path"].astype(str)))
     st.session_state["sl_pick"] = row["id"]
-    c2.selectbox("Image", t["id"].tolist(), key="sl_pick", format_func=lambda i: Path(names[i]).name,
+    c2.selectbox("Image", core.pick_options(t, [row["id"]]), key="sl_pick", format_func=lambda i: Path(names[i]).name,
                  on_change=lambda: ui.select_image(st.session_state["sl_pick"]))
     start = Z[t.index.get_loc(row.name)]
 else:
@@ -93,16 +93,16 @@ with tab_trav:
                                      row_labels=zcols, col_labels=[f"{s:+d} σ" for s in steps]), key="trav_fig")
     st.caption(f"Each row moves one dimension from −2 to +2 standard deviations around the start ({mode}).")
 with tab_interp:
-    ids = t["id"].tolist()
     names = dict(zip(t["id"], t["path"].astype(str)))
+    outl = core.top_outliers(t, 20)["id"].tolist()
+    ids = core.pick_options(t, [row["id"], *outl])
+    pos = {i: k for k, i in enumerate(t["id"])}
     a_col, b_col, n_col = st.columns([2, 2, 1])
-    default_b = core.top_outliers(t, 1)["id"].tolist() or ids[-1:]
-    a = a_col.selectbox("From image", ids, index=ids.index(row["id"]), format_func=lambda i: Path(names[i]).name,
-                        key="interp_a")
-    b = b_col.selectbox("To image", ids, index=ids.index(default_b[0]), format_func=lambda i: Path(names[i]).name,
-                        key="interp_b")
+    a = a_col.selectbox("From image", ids, index=0, format_func=lambda i: Path(names[i]).name, key="interp_a")
+    b = b_col.selectbox("To image (default: the strangest)", ids, index=1 if len(ids) > 1 else 0,
+                        format_func=lambda i: Path(names[i]).name, key="interp_b")
     n = n_col.number_input("Steps", 3, 12, 7, key="interp_n")
-    za, zb = Z[t.index.get_loc(t.index[ids.index(a)])], Z[t.index.get_loc(t.index[ids.index(b)])]
+    za, zb = Z[pos[a]], Z[pos[b]]
     tiles = decode(tuple(map(tuple, core.interpolate_latents(za, zb, n).round(6).tolist())), key, model)
     labels = ["A"] + [f"{x:.2f}" for x in np.linspace(0, 1, n)[1:-1]] + ["B"]
     st.plotly_chart(plots.image_grid(core.decoded_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),

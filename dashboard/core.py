@@ -455,6 +455,11 @@ def format_metric(name: str, value) -> str:
     return f"{value:.4f}"
 
 
+def md_escape(text) -> str:
+    """Text shown literally inside Streamlit markdown (an uploaded file's name cannot add links or formatting)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+
 METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 
 

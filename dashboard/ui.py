@@ -103,6 +103,16 @@ def _configured_trust(cache: str, stamp: float) -> list[Path]:
     return [p.resolve() for p in out]
 
 
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def find_caches(root: str) -> list[Path]:
+    return core.find_caches([Path(root)])
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def find_data_folders(root: str) -> list[tuple[str, int]]:
+    return core.find_data_folders(Path(root))
+
+
 def load_model_checked(path: Path) -> tuple[object, str | None]:
     from astroae_core.checkpoint import CheckpointError
 
@@ -146,7 +156,7 @@ def sidebar() -> Context:
 
     with st.sidebar:
         st.markdown("### :material/blur_on: astroae")
-        caches = [str(conf)] + [str(p) for p in core.find_caches([root]) if p != conf]
+        caches = [str(conf)] + [str(p) for p in find_caches(str(root)) if p != conf]
         nxt = ss.pop("_next_cache", None)
         if nxt in caches:  # a cache just built on the Datasets page
             ss["cache_path"] = nxt
@@ -387,6 +397,7 @@ def build_cache(checkpoint, data_dir, out, *, force: bool = False) -> bool:
     bar.progress(1.0, text="Done")
     _load_cache.clear()
     _cache_status.clear()
+    find_caches.clear()
     st.session_state["_next_cache"] = str(Path(out).resolve())
     st.session_state["_flash"] = f"Built the latent cache {out}."
     st.rerun()

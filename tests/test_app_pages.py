@@ -155,7 +155,9 @@ def test_uploads_are_reconstructed_placed_and_bad_files_explained(env):
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "broken.fits" in errors[0] and "truncated" in errors[0].lower()
+    assert len(errors) == 1
+    shown = errors[0].replace("\\", "")  # the markdown escapes are not displayed
+    assert shown.startswith("**broken.fits**: ") and "truncated" in shown
     figs = charts(at)
     up = [k for k in figs if k.startswith("up_fig_")]
     assert len(up) == 1 and len(figs[up[0]]["data"]) == 3
@@ -179,12 +181,15 @@ def test_reconstructions_pick_an_image_and_change_the_stretch(env):
     assert "RA 150." in texts(at)  # sky position from the WCS
     assert len(at.get("download_button")) == 2
     first = at.selectbox(key="rec_pick").value
-    other = at.selectbox(key="rec_pick").options[5]
-    at.selectbox(key="rec_pick").set_value(at.selectbox(key="rec_pick").options[5]).run()
+    first_fig = charts(at)["rec_fig"]["data"][0]["z"]
+    t = at.session_state["ctx"].table
+    other = t["id"].iloc[5] if t["id"].iloc[5] != first else t["id"].iloc[6]
+    at.selectbox(key="rec_pick").set_value(other).run()
     no_errors(at)
-    assert at.selectbox(key="rec_pick").value != first
-    assert "obj_" in texts(at) and other.split()[0] in texts(at)
+    assert at.selectbox(key="rec_pick").value == other and at.session_state["selected_id"] == other
+    assert f"`{other}.fits`" in texts(at)  # the file line follows the choice
     before = charts(at)["rec_fig"]["data"][0]["z"]
+    assert before != first_fig  # another image is drawn
     at.sidebar.segmented_control(key="stretch").set_value("zscale").run()
     no_errors(at)
     after = charts(at)["rec_fig"]["data"][0]["z"]
@@ -193,6 +198,17 @@ def test_reconstructions_pick_an_image_and_change_the_stretch(env):
     at.text_input(key="rec_query").input("obj_003").run()
     no_errors(at)
     assert all("obj_003" in o for o in at.selectbox(key="rec_pick").options[1:])
+
+
+def test_start_the_sliders_from_the_image_on_screen(env):
+    at = open_page("reconstructions")
+    image_id = at.session_state["ctx"].table["id"].iloc[3]
+    at.selectbox(key="rec_pick").set_value(image_id).run()
+    [b for b in at.button if b.label == "Start the sliders here"][0].click().run()
+    no_errors(at)
+    assert at.title[0].value == "Latent sliders"
+    assert at.radio(key="slider_start").value == "chosen image"
+    assert at.selectbox(key="sl_pick").value == image_id
 
 
 def test_reconstruction_download_is_fits_in_flux_units_with_the_header(env):
@@ -246,6 +262,14 @@ def test_sliders_decode_live_reset_and_explain_skips(env):
     at.button(key="sl_reset").click().run()
     assert at.slider(key="sl_z0").value == pytest.approx(start)
     assert charts(at)["slider_img"]["data"][0]["z"] == before
+    # leaving the page and coming back keeps the sliders where they were
+    s = at.slider(key="sl_z2")
+    s.set_value(s.min).run()
+    moved = at.slider(key="sl_z2").value
+    at.switch_page(PAGES["map"]).run()
+    at.switch_page(PAGES["sliders"]).run()
+    no_errors(at)
+    assert at.slider(key="sl_z2").value == pytest.approx(moved)
     # start from a chosen image: the sliders move to its latent
     at.radio(key="slider_start").set_value("chosen image").run()
     no_errors(at)

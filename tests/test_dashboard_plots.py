@@ -223,6 +223,12 @@ def test_read_upload_in_memory_names_the_upload_on_errors():
     assert core.upload_suffix("../../evil") == ".fits"
 
 
+def test_markdown_escaping_of_user_names():
+    esc = core.md_escape("[x](javascript:alert(1)) *b* a_b.fits")
+    assert "[" not in esc.replace("\\[", "") and "*" not in esc.replace("\\*", "")
+    assert esc.replace("\\", "") == "[x](javascript:alert(1)) *b* a_b.fits"
+
+
 def test_metric_formatting():
     assert core.format_metric("ms_ssim", float("nan")) == "n/a"
     assert core.format_metric("psnr", float("inf")) == "∞ dB"

@@ -47,7 +47,7 @@ else:
 
 # -- build a cache from a folder -----------------------------------------------------------------------------------
 st.header("Encode a folder")
-folders = core.find_data_folders(ctx.data_root)
+folders = ui.find_data_folders(str(ctx.data_root))
 st.caption(f"Folders of FITS files under the data root `{ctx.data_root}` (set ASTROAE_DATA_ROOT to change it).")
 models = [p for p in [ctx.model_path] + core.find_models() if p is not None]
 models = list(dict.fromkeys(models))
@@ -90,10 +90,10 @@ if not results:
 t = ctx.table
 for fid, r in results.items():
     if not r.ok:
-        st.error(f"**{r.name}**: {r.error}")
+        st.error(f"**{core.md_escape(r.name)}**: {core.md_escape(r.error)}")
         continue
     with st.container(border=True):
-        st.markdown(f"#### {r.name}")
+        st.markdown(f"#### {core.md_escape(r.name)}")
         cols = st.columns(5)
         for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
             col.metric(core.METRIC_LABELS[key], core.format_metric(key, r.rec.metrics[key]))

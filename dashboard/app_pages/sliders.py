@@ -59,8 +59,12 @@ def reset():
     st.session_state["slider_origin"] = origin
 
 
-if st.session_state.get("slider_origin") != origin or any(f"sl_{c}" not in st.session_state for c in zcols):
+if st.session_state.get("slider_origin") != origin:
     reset()
+elif any(f"sl_{c}" not in st.session_state for c in zcols):  # back on the page: where the sliders were left
+    last = st.session_state.get("slider_z") or start
+    for col, v in zip(zcols, core.clamp_to_ranges(last, ranges)):
+        st.session_state[f"sl_{col}"] = v
 
 
 @st.fragment

@@ -192,7 +192,10 @@ def generate_demo_data(
     pandas.DataFrame
         The catalog, one row per stamp, columns :data:`CATALOG_COLUMNS` (``hlr``, ``bulge_hlr``, ``disk_hlr``
         and ``psf_fwhm`` in arcsec; ``x_offset``/``y_offset`` in pixels from the stamp centre; ``flux``,
-        ``sky_level``, ``noise_sigma`` in electrons; ``snr`` is the optimal S/N of the central galaxy).
+        ``sky_level``, ``noise_sigma`` in electrons; ``snr`` is the optimal S/N of the central galaxy). The
+        galaxy columns describe the central galaxy (for a merger, the first of the pair; for a ring, the
+        ``bulge_*`` columns describe its nucleus and ``disk_hlr`` is the ring radius). ``psf_beta`` is NaN for a
+        Kolmogorov PSF; ``detail`` says what was injected (empty, read back as NaN, for normal galaxies).
 
     Raises
     ------

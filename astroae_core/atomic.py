@@ -37,6 +37,8 @@ def atomic_path(target, *, suffix=""):
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes a private (0600) file; the result should read like any other file its user makes.
+        os.chmod(tmp, _new_file_mode())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -54,6 +56,19 @@ def atomic_write_bytes(target, data: bytes) -> None:
 def atomic_write_text(target, text: str) -> None:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def _new_file_mode() -> int:
+    """0666 less the umask, as open() would give. Read from /proc: setting the umask to read it back is
+    process-wide and would race with other threads creating files."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
 
 
 def _fsync_dir(folder: Path) -> None:

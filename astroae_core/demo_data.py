@@ -83,23 +83,6 @@ _BULGE_N_P = (0.2, 0.25, 0.4, 0.15)
 _GSPARAMS = None  # created lazily: GalSim is imported only when stamps are actually drawn
 
 
-def _file_mode() -> int:
-    """Permissions open() would give a new file (0666 less the umask).
-
-    The atomic writer's temporary files are private (0600), but a dataset is meant to be read like any other
-    file its user makes. The umask is read from /proc where possible, because setting it to read it back is
-    process-wide and would race with other threads creating files.
-    """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o644
-
-
 def _gsparams():
     global _GSPARAMS
     if _GSPARAMS is None:
@@ -232,7 +215,6 @@ def generate_demo_data(
     catalog.to_csv(buf, index=False, lineterminator="\n")
     # The catalog is written last: a catalog on disk means every stamp it lists is complete.
     atomic_write_text(out / CATALOG_NAME, buf.getvalue())
-    os.chmod(out / CATALOG_NAME, _file_mode())
     new_files = set(catalog["file"])
     for name in sorted(old_files - new_files):
         (out / name).unlink(missing_ok=True)
@@ -524,7 +506,6 @@ def _make_stamp(spec: _Spec) -> dict:
     ra, dec = _pix2world(cards, (size - 1) / 2 + dx, (size - 1) / 2 + dy)
     with atomic_path(spec.path, suffix=".fits") as tmp:
         tmp.write_bytes(_fits_bytes(data, cards))
-        os.chmod(tmp, _file_mode())
 
     g = galsim.Shear(q=gal_p["q"], beta=gal_p["beta_deg"] * galsim.degrees)
     return {

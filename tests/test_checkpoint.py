@@ -90,3 +90,16 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
     monkeypatch.undo()
     assert read_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from astroae_core.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

@@ -656,17 +656,54 @@ def tracked_columns(correlations, columns) -> dict:
     return out
 
 
-def influence_verdict(influence, has_skips: bool) -> str:
-    """One sentence on how much the sliders move the image."""
+def image_spread(images) -> float:
+    """Mean absolute deviation of images (N, ...) from their mean image: how much a set of images varies."""
+    a = np.asarray(images, dtype=np.float32)
+    a = a.reshape(len(a), -1)
+    return float(np.abs(a - a.mean(0, keepdims=True)).mean()) if len(a) else 0.0
+
+
+def influence_vs_data(model, z, previews, *, max_images: int = 32, seed: int = 0) -> dict:
+    """Each latent dimension's influence, measured against the dataset's own variation.
+
+    ``astroae_core.inference.dimension_influence`` divides the change of the decoded image by the spread of the
+    *decoded* images; a decoder that draws nearly the same image whatever the latent (the latent-only path of a
+    model with skips) then still shows large numbers. Here the same change is also divided by the spread of the
+    *real* images (the cache's previews of the preprocessed inputs, in the same [0, 1] units).
+
+    Returns
+    -------
+    dict
+        ``relative`` (per dimension, vs the decoded images' spread), ``vs_data`` (per dimension, vs the
+        dataset's spread) and ``decoded_vs_data`` (spread of the decoded images / spread of the data).
+    """
+    from astroae_core.inference import dimension_influence
+
+    z = np.asarray(z, dtype=np.float32)
+    rel = dimension_influence(model, z, max_images=max_images, seed=seed)
+    rng = np.random.default_rng(seed)  # the same sample dimension_influence draws
+    pick = z[rng.choice(len(z), size=min(max_images, len(z)), replace=False)]
+    decoded = image_spread(decode_latents(model, pick))
+    p = np.asarray(previews[: min(len(previews), 2000)], dtype=np.float32)
+    data = image_spread(p / 255.0 if np.asarray(previews).dtype == np.uint8 else p)
+    ratio = decoded / data if data > 0 else 0.0
+    return {"relative": rel, "vs_data": rel * ratio, "decoded_vs_data": ratio}
+
+
+def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None = None) -> str:
+    """A few sentences on how much the sliders move the image (``influence`` relative to the dataset's spread)."""
     inf = np.asarray(influence, dtype=float)
     if inf.size == 0 or not np.isfinite(inf).any():
         return "Influence could not be measured."
     top = float(np.nanmax(inf))
     weak = int((inf < 0.02 * top).sum()) if top > 0 else inf.size
-    parts = [f"The strongest slider moves the decoded image by {top:.0%} of the images' spread"]
+    parts = [f"The strongest slider moves the decoded image by {top:.0%} of the dataset's own variation"]
     if weak:
         parts.append(f"{weak} of {inf.size} move it by less than 2% of that")
     text = "; ".join(parts) + "."
+    if decoded_vs_data is not None:
+        text += (f" Images decoded from the latent vary {decoded_vs_data:.0%} as much as the real images do"
+                 + (" — the latent alone draws nearly the same image every time." if decoded_vs_data < 0.2 else "."))
     if has_skips:
         text += (" This model has skip connections: its full reconstructions copy detail from the input around "
                  "the bottleneck, so the sliders (which decode from the latent alone) show only what the "

@@ -277,11 +277,11 @@ def influence_bars(influence, labels, tracked: dict | None = None, *, height: in
     tracked = tracked or {}
     text = [f"{tracked[l][0]} (ρ={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
     fig = go.Figure(go.Bar(x=list(labels), y=inf, marker_color=ACCENT, text=text, textposition="outside",
-                           hovertemplate="%{x}: %{y:.3g} of the spread<br>%{text}<extra></extra>"))
+                           hovertemplate="%{x}: %{y:.3g} of the data's spread<br>%{text}<extra></extra>"))
     if inf.size and np.nanmax(inf) > 0:
         fig.add_hline(y=0.02 * float(np.nanmax(inf)), line=dict(color="#e05d5d", dash="dot"),
                       annotation_text="2% of the strongest", annotation_position="top left")
-    fig.update_layout(yaxis_title="influence (fraction of image spread)")
+    fig.update_layout(yaxis_title="influence (fraction of the data's spread)")
     return _base_layout(fig, height)
 
 

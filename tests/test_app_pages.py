@@ -250,7 +250,7 @@ def test_sliders_decode_live_reset_and_explain_skips(env):
     at = open_page("sliders")
     no_errors(at)
     assert len(at.slider) == 8
-    assert "skip connections" in texts(at)
+    assert "skip connections" in texts(at) and "as much as the real ones" in texts(at)
     figs = charts(at)
     assert {"slider_img", "trav_fig", "interp_fig", "inf_fig"} <= set(figs)
     before = figs["slider_img"]["data"][0]["z"]

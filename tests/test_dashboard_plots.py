@@ -268,6 +268,23 @@ def test_traversal_and_interpolation_latents():
     np.testing.assert_allclose(zi[2], [0.5, 1])
 
 
+def test_image_spread_and_influence_against_the_data():
+    assert core.image_spread(np.zeros((4, 3, 3))) == 0.0
+    assert core.image_spread(np.array([[0.0], [1.0]])) == pytest.approx(0.5)
+    import torch
+
+    from astroae_core.model import AutoEncoder, ModelConfig
+
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(in_size=16, latent_dim=3, channels=(4, 8), skip_mode="none")).eval()
+    z = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    previews = (np.random.default_rng(1).uniform(size=(20, 8, 8)) * 255).astype(np.uint8)
+    out = core.influence_vs_data(model, z, previews, max_images=8)
+    assert out["relative"].shape == (3,) and out["vs_data"].shape == (3,)
+    np.testing.assert_allclose(out["vs_data"], out["relative"] * out["decoded_vs_data"])
+    assert 0 <= out["decoded_vs_data"] < 10
+
+
 def test_tracked_columns_pick_the_largest_absolute_correlation():
     corr = pd.DataFrame({"flux": [0.1, -0.9], "hlr": [0.7, 0.2]}, index=["z0", "z1"])
     tr = core.tracked_columns(corr, ["z0", "z1", "z2"])
@@ -276,8 +293,8 @@ def test_tracked_columns_pick_the_largest_absolute_correlation():
 
 
 def test_influence_verdict_mentions_skips():
-    text = core.influence_verdict([1.0, 0.5, 0.001], has_skips=True)
-    assert "1 of 3" in text and "skip connections" in text
+    text = core.influence_verdict([1.0, 0.5, 0.001], has_skips=True, decoded_vs_data=0.05)
+    assert "1 of 3" in text and "skip connections" in text and "nearly the same image" in text
     assert "skip" not in core.influence_verdict([1.0, 0.5], has_skips=False)
 
 

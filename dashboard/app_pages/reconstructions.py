@@ -1,5 +1,6 @@
 """Reconstructions: one image, its reconstruction and the residual under one stretch; metrics, header, download."""
 
+import numbers
 from pathlib import Path
 
 import streamlit as st
@@ -34,6 +35,8 @@ rows = core.search_table(t, query, sort_by=sort_by, ascending=not desc)
 if rows.empty:
     st.warning(f"No image name contains {query!r}. Clear the search to see all {len(t):,} images.")
     st.stop()
+if st.session_state.get("selected_id") is None:  # nothing chosen yet: the top of the sorted list
+    ui.select_image(rows["id"].iloc[0])
 row = ui.selected_row(ctx)
 options = rows["id"].tolist()[:1000]
 if row["id"] not in options:
@@ -44,7 +47,7 @@ labels = dict(zip(t["id"], t["path"].astype(str)))
 values = dict(zip(t["id"], t[sort_by])) if sort_by != "path" else {}
 st.selectbox(f"Image ({len(rows):,} match)", options, key="rec_pick", on_change=on_pick,
              format_func=lambda i: f"{Path(labels.get(i, str(i))).name}" + (
-                 f"  ·  {sort_by} {values[i]:.4g}" if i in values and isinstance(values[i], float) else ""))
+                 f"  ·  {sort_by} {values[i]:.4g}" if isinstance(values.get(i), numbers.Real) else ""))
 
 # -- read and reconstruct --------------------------------------------------------------------------------------------
 hdu = row.get("hdu")

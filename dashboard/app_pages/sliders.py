@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from astroae_core.inference import dimension_influence
 from dashboard import core, plots, ui
 
 ctx = ui.context()
@@ -25,15 +24,17 @@ def decode(z: tuple, model_key: str, _model) -> np.ndarray:
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image…")
-def influence(model_key: str, _model, _z) -> np.ndarray:
-    return dimension_influence(_model, _z, max_images=32)
+def influence(model_key: str, _model, _z, _previews) -> dict:
+    return core.influence_vs_data(_model, _z, _previews, max_images=32)
 
 
-inf = influence(key, model, Z)
+measured = influence(key, model, Z, cache.previews)
+inf = measured["vs_data"]
 if model.config.has_skips:
     st.warning(f"This model (skip_mode **{model.config.skip_mode}**) has skip connections. The sliders decode from "
                f"the {len(zcols)} latent numbers alone, with the skips zeroed, so they show only what the latent "
-               "carries; see each slider's influence below.", icon=":material/warning:")
+               f"carries: decoded that way, images vary {measured['decoded_vs_data']:.0%} as much as the real ones. "
+               "See each slider's influence below.", icon=":material/warning:")
 if ctx.model is not None and not ctx.model_is_cache_model:
     st.caption("Sliders use the cache's own model (the cached latents live in its space), not the one chosen in "
                "the sidebar.")
@@ -114,7 +115,7 @@ with tab_interp:
     st.caption("Straight line in latent space from A to B, decoded from the latent alone.")
 with tab_inf:
     st.plotly_chart(plots.influence_bars(inf, zcols, tracked), key="inf_fig")
-    st.markdown(core.influence_verdict(inf, model.config.has_skips))
+    st.markdown(core.influence_verdict(inf, model.config.has_skips, measured["decoded_vs_data"]))
     st.caption("Influence: mean absolute change of the decoded image when the dimension moves by ±2 standard "
-               "deviations, divided by the spread of the decoded images. Tracked column: the catalog column with "
-               "the largest |Spearman ρ| with that dimension over the dataset.")
+               "deviations, divided by the spread of the dataset's images (their mean absolute deviation from the "
+               "mean image). Tracked column: the catalog column with the largest |Spearman ρ| with that dimension.")

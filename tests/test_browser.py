@@ -1,0 +1,376 @@
+"""Real-browser tests: the app served by ``streamlit run`` on a tiny cache, driven by Playwright in Debian's chromium.
+
+The module fixture builds the same tiny synthetic dataset, checkpoint and cache as the AppTest tests
+(:func:`tests.test_app_pages.build_env`), starts the server on a free port with ``ASTROAE_CACHE`` and
+``ASTROAE_DATA_ROOT`` pointing at them, and stops its process group at the end. Every test checks what the page shows
+and that no Streamlit exception or error alert is on it. Full-page screenshots of every page go to
+``artifacts/screenshots/<page>.png``.
+
+    nice -n 10 .venv/bin/pytest tests/test_browser.py -q -x
+
+Chromium comes from Debian (``apt-get install chromium``), not from ``playwright install``; where it is missing the
+tests skip, except under CI (env ``CI`` set), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from .conftest import ROOT, blob_image
+from .test_app_pages import _wcs, build_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "artifacts" / "screenshots"
+# (url path, title, screenshot name); st.navigation names a page's URL after its file, the default page is "/"
+PAGES = [
+    ("", "Datasets & upload", "datasets"),
+    ("reconstructions", "Reconstructions", "reconstructions"),
+    ("metrics", "Metrics", "metrics"),
+    ("sliders", "Latent sliders", "latent_sliders"),
+    ("latent_map", "Latent map", "latent_map"),
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+SERVER_START_S = 120
+T = 60_000  # ms: generous, the test machine is shared
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fixtures: browser available?, tiny cache, the server, chromium
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"Debian chromium is missing at {CHROMIUM}: CI must install it (apt-get install chromium)")
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _health(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+            return r.read().decode().strip()
+    except OSError:
+        return None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def app_env(chromium_path, tmp_path_factory):
+    return build_env(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="module")
+def server_logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server_logs")
+
+
+@pytest.fixture(scope="module")
+def server(app_env, server_logs):
+    """``streamlit run dashboard/app.py`` on a free localhost port; yields its base URL."""
+    logs = server_logs
+    port = _free_port()
+    env = dict(os.environ, ASTROAE_CACHE=str(app_env["cache"]), ASTROAE_DATA_ROOT=str(app_env["data_root"]),
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
+    with open(logs / "stdout.txt", "wb") as out, open(logs / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while _health(url) != "ok":
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.poll() is not None else \
+                    f"did not answer /_stcore/health within {SERVER_START_S} s"
+                pytest.fail(f"the Streamlit server {why}.\nstderr:\n{(logs / 'stderr.txt').read_text()[-4000:]}"
+                            f"\nstdout:\n{(logs / 'stdout.txt').read_text()[-2000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium_path),
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh browser context (so a fresh Streamlit session) per test."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=server)
+    pg = ctx.new_page()
+    pg.set_default_timeout(T)
+    yield pg
+    ctx.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def wait_idle(page, *, started_within_ms: int = 1500) -> None:
+    """Wait for the script run an action triggered (if it starts within ``started_within_ms``) to finish."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector('[data-testid="stApp"]:not([data-test-script-state="notRunning"])',
+                               state="attached", timeout=started_within_ms)
+    except PlaywrightTimeout:  # the run was over before we looked, or there was none
+        pass
+    page.wait_for_selector(IDLE, state="attached", timeout=T)
+
+
+def wait_rendered(page) -> None:
+    """Script idle, no element still a loading skeleton (Streamlit loads element code lazily), every visible plotly
+    chart drawn, every image loaded, no element left stale."""
+    page.wait_for_selector(IDLE, state="attached", timeout=T)
+    page.wait_for_function("""() => {
+        const vis = el => el.offsetParent !== null;
+        const skeletons = ['stSkeletonElement', 'stSkeleton', 'stAppSkeleton'].map(t => `[data-testid="${t}"]`).join();
+        if ([...document.querySelectorAll(skeletons)].some(vis)) return false;
+        const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(vis);
+        if (!charts.every(c => c.querySelector('.js-plotly-plot .main-svg'))) return false;
+        if (![...document.images].every(i => i.complete)) return false;
+        return document.querySelectorAll('[data-stale="true"]').length === 0;
+    }""", timeout=T)
+
+
+def goto(page, path: str, title: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/" + path)
+    expect(page.locator("h1", has_text=title)).to_be_visible(timeout=T)
+    wait_rendered(page)
+
+
+def assert_no_errors(page) -> None:
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, f"Streamlit exception on {page.url}: {exc.all_inner_texts()}"
+    err = page.locator('[data-testid="stAlertContentError"]')
+    assert err.count() == 0, f"error message on {page.url}: {err.all_inner_texts()}"
+
+
+def screenshot(page, name: str) -> Path:
+    """A full-page screenshot; Streamlit scrolls inside its main block, so grow the viewport to the content."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(document.body.scrollHeight,
+        ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section')]
+            .map(e => e.scrollHeight))""")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 12000))})
+    wait_rendered(page)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path
+
+
+CHECKSUM_JS = """sel => {
+    const gd = document.querySelector(sel);
+    if (!gd || !gd._fullData || !gd._fullData.length) return null;
+    let s = 0, n = 0;  // plotly.py sends arrays base64-encoded; plotly.js decodes them into _fullData
+    for (const row of gd._fullData[0].z) for (const v of row) { s += (v || 0) * (1 + (n % 97)); n++; }
+    return s.toFixed(9) + ':' + n;
+}"""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tests
+
+
+def test_every_page_renders_without_errors(page):
+    from playwright.sync_api import expect
+
+    goto(page, "", "Datasets & upload")  # then every page by the sidebar, then every page by its URL
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    expect(links).to_have_count(len(PAGES), timeout=T)
+    for path, title, name in PAGES:
+        page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
+        expect(page.locator("h1", has_text=title)).to_be_visible(timeout=T)
+        wait_idle(page)
+        wait_rendered(page)
+        assert urlparse(page.url).path == "/" + path, page.url
+        assert_no_errors(page)
+        assert page.locator('[data-testid="stSidebar"]').get_by_text("Latent cache").count() >= 1
+        screenshot(page, name)
+    for path, title, _ in PAGES:
+        goto(page, path, title)
+        assert_no_errors(page)
+
+
+def test_moving_a_latent_slider_redraws_the_decoded_image(page):
+    goto(page, "sliders", "Latent sliders")
+    assert_no_errors(page)
+    # Streamlit 1.67 draws sliders with react-aria: the focusable thumb is a visually hidden <input type="range">
+    thumbs = page.locator('[data-testid="stSlider"] input[type="range"]')
+    assert thumbs.count() == 8
+    chart = page.locator('.st-key-slider_img [data-testid="stPlotlyChart"]')
+    sel = ".st-key-slider_img .js-plotly-plot"
+    chart.scroll_into_view_if_needed()
+    before_png = chart.screenshot()
+    before = page.evaluate(CHECKSUM_JS, sel)
+    assert before is not None
+    thumb = page.locator('.st-key-sl_z0 input[type="range"]')
+    start_value = thumb.input_value()
+    thumb.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => ({CHECKSUM_JS})({sel!r}) !== {before!r}", timeout=T)
+    wait_idle(page)
+    wait_rendered(page)
+    assert_no_errors(page)
+    assert float(thumb.input_value()) > float(start_value)
+    after_png = chart.screenshot()
+    assert page.evaluate(CHECKSUM_JS, sel) != before
+    assert after_png != before_png, "the decoded image's pixels did not change"
+
+    # slider-to-redraw latency, information only: key press until the chart holds the new image
+    times = []
+    for _ in range(7):
+        old = page.evaluate(CHECKSUM_JS, sel)
+        thumb.focus()
+        t0 = time.perf_counter()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"() => ({CHECKSUM_JS})({sel!r}) !== {old!r}", timeout=T, polling="raf")
+        times.append((time.perf_counter() - t0) * 1000)
+        wait_idle(page, started_within_ms=300)
+    print(f"\nslider -> redraw latency (ms): median {statistics.median(times):.0f}, "
+          f"min {min(times):.0f}, max {max(times):.0f}, all {[round(x) for x in times]}")
+    assert_no_errors(page)
+
+
+def test_clicking_a_map_point_shows_that_image(page, app_env):
+    from playwright.sync_api import expect
+
+    from astroae_core.cache import load_cache
+
+    table = load_cache(app_env["cache"]).table
+    goto(page, "latent_map", "Latent map")
+    assert_no_errors(page)
+    expect(page.get_by_text("Click a point on the map")).to_be_visible()
+    gd = page.locator(".js-plotly-plot").first
+    gd.scroll_into_view_if_needed()
+    # the most isolated point of the first trace (so the click cannot hit a neighbour), in page pixels
+    hit = page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const L = gd._fullLayout, xa = L.xaxis, ya = L.yaxis, tr = gd._fullData[0];
+        const r = gd.getBoundingClientRect();
+        const pts = Array.from(tr.x, (x, i) =>
+            [xa._offset + xa.d2p(x), ya._offset + ya.d2p(tr.y[i]), tr.customdata[i][0]]);
+        let best = null, bestD = -1;
+        for (const [px, py, id] of pts) {
+            if (px < xa._offset + 10 || px > xa._offset + xa._length - 10) continue;
+            if (py < ya._offset + 10 || py > ya._offset + ya._length - 10) continue;
+            let d = Infinity;
+            for (const [qx, qy] of pts) { if (qx === px && qy === py) continue;
+                d = Math.min(d, Math.hypot(qx - px, qy - py)); }
+            if (d > bestD) { bestD = d; best = {x: r.left + px, y: r.top + py, id: String(id), gap: d}; }
+        }
+        return best;
+    }""")
+    assert hit is not None and hit["gap"] > 4, hit
+    name = Path(str(table.loc[table["id"].astype(str) == hit["id"], "path"].iloc[0])).name
+    page.mouse.move(hit["x"], hit["y"])
+    page.mouse.click(hit["x"], hit["y"])
+    expect(page.get_by_text(f"Chosen: {name}")).to_be_visible(timeout=T)
+    wait_idle(page)
+    wait_rendered(page)
+    assert_no_errors(page)
+    expect(page.get_by_text("Nearest neighbours in latent space", exact=True)).to_be_visible()
+    assert page.get_by_role("button", name="Open in Reconstructions").count() == 1
+
+
+def _upload(page, path: Path) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+
+
+def test_uploading_fits_shows_its_reconstruction_and_bad_files_a_reason(page, tmp_path):
+    from playwright.sync_api import expect
+
+    good = tmp_path / "upload_galaxy.fits"
+    fits.PrimaryHDU(blob_image(np.random.default_rng(11), 40), header=_wcs(77, 40)).writeto(good)
+    bad = tmp_path / "bad.fits"
+    bad.write_text("this is a text file, not a FITS image\n" * 20)
+
+    goto(page, "", "Datasets & upload")
+    _upload(page, good)
+    card = page.locator('[data-testid="stVerticalBlockBorderWrapper"], [data-testid="stVerticalBlock"]').filter(
+        has=page.locator("h4", has_text="upload_galaxy.fits")).last
+    expect(page.locator("h4", has_text="upload_galaxy.fits")).to_be_visible(timeout=T)
+    wait_idle(page)
+    wait_rendered(page)
+    assert_no_errors(page)
+    chart = card.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')
+    expect(chart.first).to_be_visible(timeout=T)
+    titles = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(
+        gd => gd.data.map(t => t.name).join('|'))""")
+    assert any("original" in t and "residual" in t for t in titles), titles
+    expect(page.get_by_text("Placed on the map")).to_be_visible()
+    expect(page.get_by_text("MSE percentile")).to_be_visible()
+    screenshot(page, "datasets_upload")
+
+    # a text file named .fits: an error naming the file and the reason, not a traceback
+    page.goto("/")
+    expect(page.locator("h1", has_text="Datasets & upload")).to_be_visible(timeout=T)
+    wait_rendered(page)
+    _upload(page, bad)
+    err = page.locator('[data-testid="stAlertContentError"]')
+    expect(err).to_have_count(1, timeout=T)
+    wait_idle(page)
+    text = err.inner_text()
+    assert "bad.fits" in text
+    reason = text.split("bad.fits", 1)[1].strip(" :\n")
+    assert len(reason) > 10, text
+    assert "Traceback" not in text
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot(page, "datasets_bad_upload")
+
+
+def test_the_server_logged_no_uncaught_exception(server, server_logs):
+    """Last: whatever the tests above did, the app raised nothing (Streamlit logs what it redacts in the page)."""
+    log = (server_logs / "stderr.txt").read_text(errors="replace") + (server_logs / "stdout.txt").read_text(
+        errors="replace")
+    assert "Traceback" not in log and "Uncaught app execution" not in log, log[-4000:]

@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .fits_io import FitsReadError, find_fits_files, read_fits
+from .fits_io import FitsReadError, find_fits_files, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
            "latent_correlations", "CACHE_FORMAT"]
@@ -592,22 +592,6 @@ def _fits_stem(rel: str) -> str:
     return name
 
 
-def _hdu_index(path: Path, header, hdu) -> int:
-    if "SIMPLE" in header and hdu in (None, 0):
-        return 0
-    try:
-        from astropy.io import fits
-
-        from .fits_io import _select_hdu
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with fits.open(path, lazy_load_hdus=True, memmap=True) as hdul:
-                return int(_select_hdu(str(path), hdul, hdu)[0])
-    except Exception:  # noqa: BLE001 - the image was read; not knowing its index is no reason to drop it
-        return -1
-
-
 def _center_radec(header, shape) -> tuple[float, float]:
     try:
         from astropy.wcs import WCS
@@ -641,14 +625,14 @@ def _read_one(path: Path, config, hdu, plane):
     from .preprocess import preprocess
 
     try:
-        image, header = read_fits(path, hdu=hdu, plane=plane)
+        image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
         x, _norm = preprocess(image, config=config)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the encode
         if isinstance(exc, FitsReadError) and getattr(exc, "reason", None):
             return str(exc.reason)
         return f"{type(exc).__name__}: {exc}"
     ra, dec = _center_radec(header, image.shape)
-    return x, ra, dec, _hdu_index(path, header, hdu), _flat_fraction(x)
+    return x, ra, dec, hdu_index, _flat_fraction(x)
 
 
 def _previews(x, size: int) -> np.ndarray:

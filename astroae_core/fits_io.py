@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["FitsReadError", "read_fits", "find_fits_files", "FITS_SUFFIXES"]
+__all__ = ["FitsReadError", "read_fits", "read_fits_with_index", "find_fits_files", "FITS_SUFFIXES"]
 
 #: Suffixes (lower case) that `find_fits_files` recognises, each also with ``.gz`` or ``.bz2`` appended.
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
@@ -141,6 +141,19 @@ def read_fits(path, hdu=None, plane=None):
     >>> image, header = read_fits("galaxy.fits")                     # doctest: +SKIP
     >>> cube_plane, _ = read_fits("cube.fits", plane=0)             # doctest: +SKIP
     >>> sci, hdr = read_fits("jw_cal.fits.gz", hdu="SCI")           # doctest: +SKIP
+    """
+    image, header, _ = read_fits_with_index(path, hdu=hdu, plane=plane)
+    return image, header
+
+
+def read_fits_with_index(path, hdu=None, plane=None):
+    """:func:`read_fits`, also returning the index of the HDU the image came from (for a cache's ``hdu`` column).
+
+    Returns
+    -------
+    image : ndarray
+    header : astropy.io.fits.Header
+    hdu_index : int
     """
     _check_hdu_arg(hdu)
     _check_plane_arg(plane)
@@ -284,7 +297,7 @@ def _read(fspath, hdu, plane):
     out_header["BITPIX"] = -32
     for key in ("BSCALE", "BZERO", "BLANK"):
         out_header.remove(key, ignore_missing=True, remove_all=True)
-    return image, out_header
+    return image, out_header, index
 
 
 def _sniff(fspath):

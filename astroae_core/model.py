@@ -132,6 +132,16 @@ class AutoEncoder(nn.Module):
         self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1]) for i in range(n - 1, 0, -1))
         self.head = nn.Conv2d(ch[0], 1, 1)
 
+    @torch.no_grad()
+    def init_output_bias(self, mean_pixel: float) -> None:
+        """Start the decoder at the data's mean brightness (logit of ``mean_pixel``).
+
+        Sky images are mostly dark: from the default 0.5 the sigmoid must first be driven into saturation,
+        where its gradient vanishes, and a short run spends its first epochs only on that.
+        """
+        p = min(max(float(mean_pixel), 1e-4), 1 - 1e-4)
+        self.head.bias.fill_(float(torch.logit(torch.tensor(p))))
+
     # -- encoder ------------------------------------------------------------------------------------------------
     def _encode_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []

@@ -773,3 +773,13 @@ def test_ceers_real_cutouts():
         assert np.isfinite(image).all()
         assert "CTYPE1" in header
     assert WCS(header).has_celestial
+
+
+def test_read_fits_with_index_names_the_hdu_used(tmp_path):
+    from astroae_core.fits_io import read_fits_with_index
+
+    path = tmp_path / "ext.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),
+                  fits.ImageHDU(np.ones((4, 5), np.float32), name="SCI")]).writeto(path)
+    image, header, index = read_fits_with_index(path)
+    assert index == 2 and image.shape == (4, 5)

@@ -189,6 +189,7 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model.init_output_bias(float(x_train.mean()))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
     start_epoch, best, since_best = 0, math.inf, 0

@@ -112,7 +112,7 @@ def test_sigkill_mid_run_then_resume_finishes(blob_folder, tiny_recipe, tmp_path
     finally:
         proc.kill()
     done = read_checkpoint(out / "last.pt")["epoch"]
-    assert 4 <= done < 40
+    assert 3 <= done < 40  # epoch_004.pt is written just before last.pt, so the kill may land between them
     res = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     final = read_checkpoint(out / "last.pt")

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_path"]
 
 
 @contextlib.contextmanager
@@ -42,7 +42,7 @@ def atomic_path(target, *, suffix=""):
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -71,8 +71,8 @@ def _new_file_mode() -> int:
     return 0o644
 
 
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is durable only once the directory entry is flushed.
+def fsync_path(folder: Path) -> None:
+    """fsync a file or folder, ignoring filesystems that refuse (a rename is durable once its folder is)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .atomic import fsync_path
 from .fits_io import FitsReadError, find_fits_files, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
@@ -692,15 +693,6 @@ def _remove_stale_tmp(out: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def _fsync_path(p: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     if not sys.platform.startswith("linux"):
@@ -728,7 +720,7 @@ def _swap_in(tmp: Path, out: Path) -> None:
         os.rename(out, old)
         os.rename(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_path(out.parent)
+    fsync_path(out.parent)
 
 
 def _check_out(out: Path, data_dir: Path) -> None:
@@ -1031,12 +1023,12 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     meta["build_seconds"] = time.perf_counter() - t_start
     # meta.json last: a folder with a meta.json holds every file it lists.
     for name in os.listdir(tmp):
-        _fsync_path(tmp / name)
+        fsync_path(tmp / name)
     with open(tmp / FILES["meta"], "w", encoding="utf-8") as fh:
         json.dump(_json_safe(meta), fh, indent=1, allow_nan=True)
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_path(tmp)
+    fsync_path(tmp)
     return meta
 
 

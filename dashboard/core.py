@@ -105,6 +105,19 @@ def is_cache_dir(path) -> bool:
     return (p / "meta.json").is_file() and (p / "latents.parquet").is_file()
 
 
+def _walk_folders(root: Path, max_depth: int):
+    """Yield ``(folder, file names, is_cache)`` under ``root`` (resolved): sorted, hidden folders skipped, symlinks
+    not followed, no deeper than ``max_depth``, and never inside a cache."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        depth = len(d.relative_to(root).parts)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")) if depth < max_depth else []
+        cache = is_cache_dir(d)
+        if cache:
+            dirnames[:] = []
+        yield d, filenames, cache
+
+
 def find_caches(roots, *, max_depth: int = 3, limit: int = 100) -> list[Path]:
     """Latent caches (folders with ``meta.json`` and ``latents.parquet``) under ``roots``, without following
     symlinks out of them; hidden folders are skipped."""
@@ -113,15 +126,9 @@ def find_caches(roots, *, max_depth: int = 3, limit: int = 100) -> list[Path]:
         root = Path(root)
         if not root.is_dir():
             continue
-        root = root.resolve()
-        for dirpath, dirnames, _ in os.walk(root, followlinks=False):
-            d = Path(dirpath)
-            depth = len(d.relative_to(root).parts)
-            dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")) if depth < max_depth else []
-            if is_cache_dir(d):
-                dirnames[:] = []
-                if d not in found:
-                    found.append(d)
+        for d, _, cache in _walk_folders(root.resolve(), max_depth):
+            if cache and d not in found:
+                found.append(d)
             if len(found) >= limit:
                 return found
     return found
@@ -137,12 +144,8 @@ def find_data_folders(root, *, max_depth: int = 3, limit: int = 200) -> list[tup
         return []
     root = root.resolve()
     out = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        d = Path(dirpath)
-        depth = len(d.relative_to(root).parts)
-        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".")) if depth < max_depth else []
-        if is_cache_dir(d):
-            dirnames[:] = []
+    for d, filenames, cache in _walk_folders(root, max_depth):
+        if cache:
             continue
         n = sum(1 for f in filenames if f.lower().endswith(suffixes))
         if n:

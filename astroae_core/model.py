@@ -44,6 +44,10 @@ class ModelConfig:
         How encoder features reach the decoder (see the module docstring).
     skip_dropout : float
         With ``skip_mode="dropout"``: probability that a training sample loses all its skips.
+    standardize_latent : bool
+        Batch-normalize the latent (no learned scale or shift): over the training data every latent number has
+        mean 0 and variance 1, so no dimension can shrink to nothing, the sliders share one scale, and the
+        participation ratio measures how independent the numbers are rather than how they happen to be scaled.
     """
 
     in_size: int = 187
@@ -51,6 +55,7 @@ class ModelConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     skip_mode: str = "none"
     skip_dropout: float = 0.5
+    standardize_latent: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -124,6 +129,8 @@ class AutoEncoder(nn.Module):
         self.enc = nn.ModuleList(ConvBlock(1 if i == 0 else ch[i - 1], ch[i]) for i in range(n))
         flat = ch[-1] * sizes[-1] ** 2
         self.to_latent = nn.Linear(flat, self.config.latent_dim)
+        self.latent_norm = (nn.BatchNorm1d(self.config.latent_dim, affine=False) if self.config.standardize_latent
+                            else nn.Identity())
         self.from_latent = nn.Linear(self.config.latent_dim, flat)
         skip = self.config.has_skips
         # Bottom level: the U-Net also concatenates the encoder's deepest features with the decoded latent.
@@ -155,7 +162,10 @@ class AutoEncoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map images (N, 1, S, S) in [0, 1] to latents (N, latent_dim)."""
         self._check_input(x)
-        return self.to_latent(self._encode_features(x)[-1].flatten(1))
+        return self._latent(self._encode_features(x)[-1])
+
+    def _latent(self, deepest: torch.Tensor) -> torch.Tensor:
+        return self.latent_norm(self.to_latent(deepest.flatten(1)))
 
     # -- decoder ------------------------------------------------------------------------------------------------
     def _decode_logits(self, z: torch.Tensor, skips: list[torch.Tensor] | None) -> torch.Tensor:
@@ -208,7 +218,7 @@ class AutoEncoder(nn.Module):
         """
         self._check_input(x)
         feats = self._encode_features(x)
-        z = self.to_latent(feats[-1].flatten(1))
+        z = self._latent(feats[-1])
         skips = feats if (use_skips and self.config.has_skips) else None
         if skips is not None and self.training and self.config.skip_mode == "dropout":
             keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.config.skip_dropout).to(x.dtype)

@@ -118,3 +118,23 @@ def test_sigkill_mid_run_then_resume_finishes(blob_folder, tiny_recipe, tmp_path
     final = read_checkpoint(out / "last.pt")
     assert final["epoch"] == 40
     assert [h["epoch"] for h in final["history"]] == list(range(1, 41))
+
+
+def test_latent_correlation_penalty_by_hand():
+    from train.loop import latent_correlation_penalty
+
+    a = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    b = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    # Orthogonal centred columns: no correlation.
+    assert float(latent_correlation_penalty(torch.stack([a, b], 1))) == pytest.approx(0.0, abs=1e-7)
+    # A column and its negative and a scaled copy: every pair has |correlation| 1.
+    assert float(latent_correlation_penalty(torch.stack([a, -a, 3 * a], 1))) == pytest.approx(1.0)
+    # Two copies of a, one b: pairs (a, a) = 1, (a, b) = 0 twice -> mean over 6 ordered pairs = 2/6.
+    assert float(latent_correlation_penalty(torch.stack([a, a, b], 1))) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="N >= 2"):
+        latent_correlation_penalty(torch.zeros(1, 8))
+
+
+def test_negative_decorrelation_weight_is_refused():
+    with pytest.raises(ValueError, match="decorrelation"):
+        TrainConfig(decorrelation=-1.0)

@@ -29,6 +29,9 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine": decays to 0 over the run (a short CPU budget converges further)
     weight_decay: float = 0.0
+    # Weight of a penalty on the correlations between latent numbers within a batch (mean squared off-diagonal
+    # correlation), relative to the reconstruction loss: 8 numbers that repeat each other carry fewer than 8.
+    decorrelation: float = 0.0
     batch_size: int = 16
     epochs: int = 150
     checkpoint_every: int = 10
@@ -48,6 +51,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.decorrelation < 0:
+            raise ValueError(f"decorrelation must be >= 0, got {self.decorrelation!r}")
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -27,7 +27,7 @@ from .config import TrainConfig
 
 log = logging.getLogger("astroae.train")
 
-__all__ = ["train", "loss_fn", "resolve_device", "TrainResult"]
+__all__ = ["train", "loss_fn", "latent_correlation_penalty", "resolve_device", "TrainResult"]
 
 
 @dataclass
@@ -65,6 +65,20 @@ def loss_fn(name: str, logits: torch.Tensor, x_hat: torch.Tensor, x: torch.Tenso
         # Zhao et al. (2017): MS-SSIM keeps structure, L1 keeps flux; 0.84 is their mixing weight.
         return 0.84 * (1 - ms_ssim(x_hat, x, data_range=1.0)) + 0.16 * F.l1_loss(x_hat, x)
     raise ValueError(f"unknown loss {name!r}")
+
+
+def latent_correlation_penalty(z: torch.Tensor) -> torch.Tensor:
+    """Mean squared off-diagonal correlation between the columns of a batch of latents ``z`` (N, D).
+
+    0 when the latent numbers are uncorrelated over the batch, 1 when they all repeat one another.
+    """
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"z must have shape (N >= 2, D), got {tuple(z.shape)}")
+    zc = z - z.mean(0)
+    zc = zc / zc.norm(dim=0).clamp_min(1e-8)
+    corr = zc.T @ zc
+    d = z.shape[1]
+    return (corr.square().sum() - corr.diagonal().square().sum()) / max(d * (d - 1), 1)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -236,6 +250,9 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
             xb = _to_device(xb, dev, cfg)
             out = net(xb)
             loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
+            if cfg.decorrelation:
+                # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
+                loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

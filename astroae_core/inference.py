@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["run_model", "participation_ratio", "dimension_influence"]
+__all__ = ["run_model", "participation_ratio", "dimension_influence", "measure_influence", "image_spread"]
 
 
 def _device(model) -> torch.device:
@@ -51,30 +51,87 @@ def participation_ratio(z) -> float:
     return float(ev.sum() ** 2 / (ev**2).sum()) if ev.sum() > 0 else 0.0
 
 
-@torch.inference_mode()
-def dimension_influence(model, z, *, n_sigma: float = 2.0, max_images: int = 64, seed: int = 0) -> np.ndarray:
-    """How much each latent dimension moves the decoded image.
+def image_spread(images) -> float:
+    """Mean absolute deviation of images (N, ...) from their mean image: how much a set of images varies."""
+    a = np.asarray(images, dtype=np.float32)
+    a = a.reshape(len(a), -1)
+    return float(np.abs(a - a.mean(0, keepdims=True)).mean()) if len(a) else 0.0
 
-    For up to ``max_images`` latents, dimension ``d`` is moved by plus and minus ``n_sigma`` of its standard
-    deviation; the influence is the mean absolute change of the decoded image (latent only), divided by the
-    mean absolute deviation of the decoded images from their mean (their spread).
+
+@torch.inference_mode()
+def measure_influence(model, z, *, images=None, std=None, n_sigma: float = 2.0, max_images: int = 64,
+                      seed: int = 0) -> dict:
+    """How much each latent dimension moves the image decoded from the latent alone, in one pass.
+
+    For up to ``max_images`` latents (a seeded sample of ``z``), dimension ``d`` is moved by plus and minus
+    ``n_sigma`` standard deviations; ``change[d]`` is the mean absolute change of the decoded image. Two
+    normalizations come from the same decodes: by the spread of the decoded sample (``relative``), and, when the
+    real ``images`` behind ``z`` are given, by the spread of the same sample's real images (``vs_data``). The
+    second shows a decoder that draws nearly the same image whatever the latent (the latent-only path of a model
+    with skips): its decoded spread is tiny, so ``relative`` can look large while ``vs_data`` is small.
+
+    Parameters
+    ----------
+    model : AutoEncoder
+        Anything with ``decode(z) -> (N, 1, S, S)`` tensor and ``parameters()``.
+    z : array_like, shape (N, D)
+        Latents.
+    images : array_like, shape (N, ...), optional
+        The real images (model input units, [0, 1]) whose latents are ``z``, row for row.
+    std : array_like, shape (D,), optional
+        Standard deviation of each dimension (default: of ``z``); pass the whole dataset's when ``z`` is a sample.
+    n_sigma : float
+        How far each dimension moves, in standard deviations.
+    max_images : int
+        Most latents decoded (a seeded sample without replacement).
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    dict
+        ``change`` (D,) mean absolute change of the decoded image, ``decoded_spread`` (mean absolute deviation of
+        the decoded sample from its mean), ``relative`` = change / decoded_spread, and, with ``images``,
+        ``data_spread`` (the same for the real images), ``vs_data`` = change / data_spread and
+        ``decoded_vs_data`` = decoded_spread / data_spread (else None); ``n_images``, ``n_sigma``.
+    """
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim != 2 or len(z) < 1:
+        raise ValueError(f"z must have shape (N >= 1, D), got {z.shape}")
+    if images is not None and len(images) != len(z):
+        raise ValueError(f"images must match z row for row: {len(images)} images for {len(z)} latents")
+    sd = z.std(0) if std is None else np.asarray(std, dtype=np.float32)
+    if sd.shape != (z.shape[1],):
+        raise ValueError(f"std must have shape ({z.shape[1]},), got {sd.shape}")
+    rows = np.random.default_rng(seed).choice(len(z), size=min(max_images, len(z)), replace=False)
+    dev = _device(model)
+    zt = torch.from_numpy(z[rows]).to(dev)
+    base = model.decode(zt).float()
+    decoded_spread = float((base - base.mean(0, keepdim=True)).abs().mean())
+    change = np.zeros(z.shape[1])
+    for d in range(z.shape[1]):
+        delta = torch.zeros_like(zt)
+        delta[:, d] = n_sigma * float(sd[d])
+        up = (model.decode(zt + delta).float() - base).abs().mean()
+        down = (model.decode(zt - delta).float() - base).abs().mean()
+        change[d] = float(up + down) / 2
+    out = {"change": change, "decoded_spread": decoded_spread, "relative": change / max(decoded_spread, 1e-12),
+           "data_spread": None, "vs_data": None, "decoded_vs_data": None, "n_images": int(len(rows)),
+           "n_sigma": float(n_sigma)}
+    if images is not None:
+        data_spread = image_spread(np.asarray(images, dtype=np.float32)[rows])
+        out.update(data_spread=data_spread, vs_data=change / max(data_spread, 1e-12),
+                   decoded_vs_data=decoded_spread / data_spread if data_spread > 0 else 0.0)
+    return out
+
+
+def dimension_influence(model, z, *, n_sigma: float = 2.0, max_images: int = 64, seed: int = 0) -> np.ndarray:
+    """Each latent dimension's influence relative to the decoded images' spread (``measure_influence``'s
+    ``relative``): the mean absolute change of the decoded image when the dimension moves by plus and minus
+    ``n_sigma`` standard deviations, divided by the mean absolute deviation of the decoded images from their mean.
 
     Returns
     -------
     ndarray of shape (latent_dim,)
     """
-    z = np.asarray(z, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    pick = z[rng.choice(len(z), size=min(max_images, len(z)), replace=False)]
-    dev = _device(model)
-    zt = torch.from_numpy(pick).to(dev)
-    base = model.decode(zt)
-    spread = float((base - base.mean(0, keepdim=True)).abs().mean()) or 1e-12
-    sd = torch.from_numpy(z.std(0)).to(dev)
-    out = np.zeros(z.shape[1])
-    for d in range(z.shape[1]):
-        delta = torch.zeros_like(zt)
-        delta[:, d] = n_sigma * sd[d]
-        moved = (model.decode(zt + delta) - base).abs().mean() + (model.decode(zt - delta) - base).abs().mean()
-        out[d] = float(moved) / 2 / spread
-    return out
+    return measure_influence(model, z, n_sigma=n_sigma, max_images=max_images, seed=seed)["relative"]

@@ -6,8 +6,8 @@ dimensionality and each dimension's influence. Prints JSON.
         --recipe train/configs/seed.toml --recipe train/configs/ceers.toml --epochs 20 --out runs/bench
     python benchmarks/latent_quality.py --data data/demo-eval --checkpoint models/demo.pt --checkpoint models/demo-unet.pt
 
-With --recipe, each recipe is trained on --data (galaxy-level split from the recipe's group rule) and evaluated on
-its own validation split; with --checkpoint, each checkpoint is evaluated on --data (its validation split if --data
+With --recipe, each recipe is trained on --data (galaxy-level split from the recipe's group rule) and its last
+epoch's model is evaluated on its own validation split; with --checkpoint, each checkpoint is evaluated on --data (its validation split if --data
 is its training folder, else every image).
 """
 
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             res = train(cfg, args.data, run_dir, progress=False, resume=(run_dir / "last.pt").exists())
             entry.update(train_seconds=round(time.perf_counter() - t0, 1), epochs=res.epochs_done,
                          train_images_per_s=round(res.train_images_per_s, 2))
-            ckpt = run_dir / "best.pt"
+            # The last epoch's model: best.pt was picked on the very galaxies it is evaluated on.
+            ckpt = run_dir / "last.pt"
         t0 = time.perf_counter()
         ev = evaluate(ckpt, args.data)
         entry.update(eval_seconds=round(time.perf_counter() - t0, 1), **ev)

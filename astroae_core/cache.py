@@ -17,7 +17,12 @@
     uint8 thumbnails ``(N, P, P)`` of the preprocessed inputs, in table order (opened memory-mapped).
 ``meta.json``
     Cache format, package version, checkpoint path and SHA-256, model and preprocessing configs, data folder,
-    dataset fingerprint, skipped files with reasons, PCA parameters, UMAP details, correlation method, timings.
+    dataset fingerprint, skipped files with reasons, PCA parameters, UMAP details, correlation method, timings,
+    ``influence`` (each latent dimension's influence on the latent-only decode, measured on a sample, see
+    :func:`~astroae_core.inference.measure_influence`) and ``evaluation`` (full and latent-only reconstructions
+    beside PCA-k and the mean image on the validation split, or on a sample of the images when the folder is not
+    the checkpoint's training folder, see :func:`~astroae_core.evaluate.compare_with_baselines`; ``{"error": ...}``
+    when the checkpoint's training images are not on this machine).
 ``manifest.json``
     The (path, size, mtime) of every file the fingerprint covers, so that :func:`cache_status` can say *what*
     changed.
@@ -94,6 +99,10 @@ _REQUIRED = ("table", "previews", "meta", "manifest")
 _STALE_TMP_SECONDS = 3600.0
 _CATALOG_KEYS = ("path", "file", "filename")
 _NOT_CORRELATED = {"id", "index", "image_seed", "seed"}
+# Images kept in memory during an encode for meta["evaluation"] and meta["influence"] (x, full and latent-only
+# reconstruction: about 3 x 140 kB each at 187 px), and training images re-read for the PCA / mean baselines.
+EVAL_MAX_IMAGES = 500
+EVAL_MAX_TRAIN_IMAGES = 1000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -831,6 +840,43 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     return out
 
 
+def _report_sample(rels: list[str], val_set: set, *, seed: int) -> set[int]:
+    """Indices of the files kept for the cache's evaluation and influence: the validation images when the folder
+    is the checkpoint's training folder, else all images; a seeded sample of at most ``EVAL_MAX_IMAGES``."""
+    pool = [i for i, r in enumerate(rels) if r in val_set] or list(range(len(rels)))
+    if len(pool) > EVAL_MAX_IMAGES:
+        pool = np.random.default_rng(seed).choice(pool, size=EVAL_MAX_IMAGES, replace=False).tolist()
+    return set(pool)
+
+
+def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int, seed: int) -> tuple[dict, dict]:
+    """``meta["influence"]`` and ``meta["evaluation"]`` from the sample kept during the encode (nothing is
+    decoded twice). The evaluation is ``{"error": reason}`` when the baselines cannot be fitted (the checkpoint's
+    training images are not on this machine); the influence needs nothing but the model."""
+    from .evaluate import _training_images, compare_with_baselines
+    from .inference import measure_influence
+
+    if not kept_sample:
+        return {"error": "no image was sampled"}, {"error": "no image was sampled"}
+    rows = np.concatenate([k[0] for k in kept_sample])
+    x, x_hat, x_lat = (np.concatenate([k[i] for k in kept_sample]) for i in (1, 2, 3))
+    z = z_all[rows]
+    inf = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed)
+    influence = {"method": "mean absolute change of the latent-only decode when one dimension moves by "
+                           f"+/-{inf['n_sigma']:g} dataset standard deviations, on {inf['n_images']} images",
+                 **{k: _json_safe(v) for k, v in inf.items()}}
+    what = (f"validation split ({len(rows)} images)" if same_root else
+            f"{len(rows)} of the {n_images} images" + (" (a seeded sample)" if len(rows) < n_images else ""))
+    try:
+        train, _ = _training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
+                                    seed=seed)
+    except ValueError as exc:
+        return influence, {"error": str(exc), "images": what}
+    evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed)
+    evaluation.update(images=what, n_train_images_for_baselines=len(train.paths))
+    return influence, _json_safe(evaluation)
+
+
 def _say(msg: str, progress: bool) -> None:
     if progress:
         from tqdm.auto import tqdm
@@ -861,6 +907,8 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     train_set = set(train_info.get("train_paths", [])) if same_root else set()
     val_set = set(train_info.get("val_paths", [])) if same_root else set()
 
+    sample = _report_sample(rels, val_set, seed=seed)
+    kept_sample: list[tuple] = []  # (row positions, x, x_hat, x_latent) of the sample's images, per batch
     keep_rel, ras, decs, hdus, flats, peaks = [], [], [], [], [], []
     zs, prevs, metrics, latent_metrics = [], [], [], []
     skipped: list[dict] = []
@@ -907,7 +955,15 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
                 x_lat = model.decode(o["z"]).float().cpu()
                 latent_metrics.append(image_metrics(xt, x_lat))
             else:
+                x_lat = x_hat
                 latent_metrics.append(metrics[-1])
+            # Under torchrun only rank 0 keeps its part of the sample: its block comes first, so its row
+            # positions are the gathered table's.
+            chosen = [j for j, i in enumerate(ok) if i in sample]
+            if chosen:
+                first_row = len(keep_rel) - len(ok)
+                kept_sample.append((np.asarray(chosen) + first_row, x[chosen], x_hat[chosen].numpy(),
+                                    x_lat[chosen].numpy()))
             peaks.append((xt - x_hat).abs().flatten(1).amax(1).double().numpy())
             prevs.append(_previews(x, preview_size))
     encode_seconds = time.perf_counter() - t_encode
@@ -969,6 +1025,11 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     table["ra"] = np.asarray(ras, dtype=np.float64)
     table["dec"] = np.asarray(decs, dtype=np.float64)
     maps_seconds = time.perf_counter() - t_maps
+    _say("measuring the latent: influence of each dimension, PCA and mean-image baselines...", progress)
+    t_report = time.perf_counter()
+    influence, evaluation = _latent_report(model, kept_sample, z, same_root=same_root and bool(val_set),
+                                           n_images=n, seed=seed)
+    report_seconds = time.perf_counter() - t_report
 
     catalog, cat_info = _read_catalog(data_dir)
     corr_info = None
@@ -1017,7 +1078,9 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
         "catalog": cat_info,
         "columns": list(table.columns),
         "files": {k: v for k, v in FILES.items() if (tmp / v).exists() or k == "meta"},
-        "timing": {"encode_seconds": encode_seconds, "maps_seconds": maps_seconds,
+        "influence": influence,
+        "evaluation": evaluation,
+        "timing": {"encode_seconds": encode_seconds, "maps_seconds": maps_seconds, "report_seconds": report_seconds,
                    "images_per_second": n / encode_seconds if encode_seconds > 0 else None},
     }
     meta["build_seconds"] = time.perf_counter() - t_start

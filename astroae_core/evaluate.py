@@ -10,15 +10,16 @@ import numpy as np
 from .baselines import MeanImageBaseline, PCABaseline
 from .checkpoint import load_model
 from .dataset import load_folder
-from .inference import dimension_influence, participation_ratio, run_model
+from .inference import measure_influence, participation_ratio, run_model
 from .metrics import image_metrics, summarize
 
-__all__ = ["evaluate", "format_table"]
+__all__ = ["evaluate", "compare_with_baselines", "format_table"]
 
 ROWS = ("full", "latent_only", "pca", "mean_image")
 
 
-def _training_images(model, train_data, config):
+def _training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0):
+    """The checkpoint's training images (a seeded sample of ``max_images`` when given), for the baselines."""
     info = getattr(model, "checkpoint_info", {}).get("data")
     if not info or not info.get("train_paths"):
         raise ValueError("the checkpoint records no training images; pass train_data=DIR to fit the baselines")
@@ -26,7 +27,11 @@ def _training_images(model, train_data, config):
     if not root.is_dir():
         raise ValueError(f"the checkpoint's training folder {str(root)!r} is not on this machine; "
                          "pass --train-data DIR (the folder it was trained on) to fit the baselines")
-    wanted = set(info["train_paths"])
+    wanted = sorted(info["train_paths"])
+    if max_images is not None and len(wanted) > max_images:
+        rng = np.random.default_rng(seed)
+        wanted = [wanted[i] for i in sorted(rng.choice(len(wanted), size=max_images, replace=False))]
+    wanted = set(wanted)
     loaded = load_folder(root, config=config, progress=False, only=wanted)
     if not loaded.paths:
         raise ValueError(f"none of the checkpoint's {len(wanted)} training images were found under {str(root)!r}")
@@ -69,28 +74,61 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
     if len(data.paths) < 2:
         raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")
     out = run_model(model, data.x, batch_size=batch_size, progress=progress)
-    k = model.config.latent_dim
-    recs = {
-        "full": out["x_hat"],
-        "latent_only": out["x_latent"],
-        "pca": PCABaseline(k).fit(train.x).reconstruct(data.x),
-        "mean_image": MeanImageBaseline().fit(train.x).reconstruct(data.x),
-    }
-    rows = {name: summarize(image_metrics(data.x, rec)) for name, rec in recs.items()}
-    influence = dimension_influence(model, out["z"])
+    res = compare_with_baselines(model, data.x, out["z"], out["x_hat"], out["x_latent"], train.x)
     return {
         "checkpoint": str(checkpoint),
-        "skip_mode": model.config.skip_mode,
-        "latent_dim": k,
-        "n_images": len(data.paths),
+        **res,
         "images": "validation split of the training folder" if use_val else f"all images in {data_dir}",
         "n_train_images_for_baselines": len(train.paths),
+        "skipped": [list(s) for s in data.skipped],
+    }
+
+
+def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, seed: int = 0) -> dict:
+    """The comparison behind :func:`evaluate`, on images already in memory (the latent cache calls it with what
+    its encode computed, so nothing is decoded twice).
+
+    Parameters
+    ----------
+    model : AutoEncoder
+        The model (its latent-only decoder measures each dimension's influence).
+    x, x_hat, x_latent : ndarray, shape (N, 1, S, S)
+        Images in [0, 1], their full and latent-only reconstructions.
+    z : ndarray, shape (N, D)
+        Their latents.
+    train_x : ndarray, shape (M, 1, S, S)
+        Training images the PCA-k and mean-image baselines are fitted on.
+    seed : int
+        Seed of the influence sample.
+
+    Returns
+    -------
+    dict
+        ``rows``, ``latent_vs_pca_mse``, ``effective_dim``, ``influence`` (per dimension, relative to the decoded
+        images' spread), ``influence_vs_data`` and ``decoded_vs_data`` (relative to the real images' spread),
+        ``influence_min_over_max``, ``skip_mode``, ``latent_dim``, ``n_images``.
+    """
+    k = model.config.latent_dim
+    recs = {
+        "full": x_hat,
+        "latent_only": x_latent,
+        "pca": PCABaseline(k).fit(train_x).reconstruct(x),
+        "mean_image": MeanImageBaseline().fit(train_x).reconstruct(x),
+    }
+    rows = {name: summarize(image_metrics(x, rec)) for name, rec in recs.items()}
+    inf = measure_influence(model, z, images=x, seed=seed)
+    influence = inf["relative"]
+    return {
+        "skip_mode": model.config.skip_mode,
+        "latent_dim": k,
+        "n_images": len(x),
         "rows": rows,
         "latent_vs_pca_mse": rows["latent_only"]["mse"] / rows["pca"]["mse"],
-        "effective_dim": participation_ratio(out["z"]),
+        "effective_dim": participation_ratio(z),
         "influence": influence.tolist(),
+        "influence_vs_data": inf["vs_data"].tolist(),
+        "decoded_vs_data": inf["decoded_vs_data"],
         "influence_min_over_max": float(influence.min() / influence.max()) if influence.max() > 0 else 0.0,
-        "skipped": [list(s) for s in data.skipped],
     }
 
 

@@ -62,13 +62,18 @@ def main(argv: list[str] | None = None) -> int:
                 "resume": args.resume, "parameters": count_parameters(AutoEncoder(cfg.model))}
         print(json.dumps(plan, indent=2))
         return 0
+    from astroae_core.distributed import is_main_process
+
     from .loop import train
 
     try:
         res = train(cfg, data, args.out, device=args.device, resume=args.resume, progress=not args.quiet)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if is_main_process() or not hasattr(exc, "from_rank"):  # rank 0's error: said once, by rank 0
+            print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not is_main_process():
+        return 0
     last = res.history[-1] if res.history else {}
     print(json.dumps({"run_dir": str(res.run_dir), "epochs": res.epochs_done, "best_val_loss": res.best_val_loss,
                       "last": last, "train_images": res.n_train, "val_images": res.n_val,

@@ -17,6 +17,7 @@ from pytorch_msssim import ms_ssim
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from astroae_core import distributed
 from astroae_core.atomic import atomic_write_text
 from astroae_core.checkpoint import read_checkpoint, save_checkpoint
 from astroae_core.dataset import augment, group_keys, load_folder, split_by_group
@@ -81,17 +82,12 @@ def latent_correlation_penalty(z: torch.Tensor) -> torch.Tensor:
     return (corr.square().sum() - corr.diagonal().square().sum()) / max(d * (d - 1), 1)
 
 
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _maybe_init_distributed(device: torch.device) -> bool:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return True
-    return False
+def _check_run_dir(run_dir: Path, *, resume: bool) -> None:
+    last_path = run_dir / "last.pt"
+    if resume and not last_path.exists():
+        raise FileNotFoundError(f"--resume: no {last_path} to resume from")
+    if not resume and last_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a run (last.pt); use --resume or another --out")
 
 
 def _rng_state(gens: dict[str, torch.Generator]) -> dict:
@@ -172,10 +168,9 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     TrainResult
     """
     dev = resolve_device(device)
-    started_dist = _maybe_init_distributed(dev)
-    rank, world = _dist_info()
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    started_dist = distributed.init_process_group(device_type=dev.type)
+    rank, world = distributed.rank_world()
+    dev = distributed.local_device(dev)
     run_dir = Path(run_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -183,10 +178,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
 
     last_path = run_dir / "last.pt"
-    if resume and not last_path.exists():
-        raise FileNotFoundError(f"--resume: no {last_path} to resume from")
-    if not resume and rank == 0 and last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run (last.pt); use --resume or another --out")
+    # Rank 0 decides and reads for all: every rank raises the same error, none waits for one that gave up.
+    distributed.agree(_check_run_dir, run_dir, resume=resume)
 
     loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress and rank == 0,
                          max_files=cfg.max_files or None)
@@ -208,7 +201,7 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     history: list[dict] = []
     start_epoch, best, since_best = 0, math.inf, 0
     if resume:
-        ckpt = read_checkpoint(last_path)
+        ckpt = distributed.agree(read_checkpoint, last_path)
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
@@ -233,7 +226,9 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         perm = torch.randperm(n_train, generator=gens["shuffle"])
-        mine = perm[rank::world]  # every rank draws the same permutation and takes its own shard
+        # Every rank draws the same permutation (the same seeded generators on every rank, so rank 0's saved
+        # state resumes them all) and takes its own block of it, as DistributedSampler would.
+        mine = distributed.shard(perm, rank=rank, world=world)
         model.train()
         t0, total = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
@@ -261,7 +256,11 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         dt = time.perf_counter() - t0
         train_time += dt
         images_seen += steps * cfg.batch_size * world
-        row = {"epoch": epoch, "train_loss": total / steps, **_validate(model, cfg, x_val, dev),
+        distributed.broadcast_buffers(model)  # rank 0's BatchNorm statistics: the model it saves, on every rank
+        val_part = distributed.shard(x_val, rank=rank, world=world) if x_val.shape[0] >= world else x_val
+        val = distributed.reduce_means(_validate(model, cfg, val_part, dev), weight=val_part.shape[0])
+        train_loss = distributed.reduce_means({"train_loss": total / steps}, weight=steps)["train_loss"]
+        row = {"epoch": epoch, "train_loss": train_loss, **val,
                "seconds": dt, "train_images_per_s": steps * cfg.batch_size * world / dt}
         history.append(row)
         improved = row["val_loss"] < best

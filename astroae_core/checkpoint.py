@@ -80,20 +80,59 @@ def read_checkpoint(path) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> AutoEncoder:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
+    """Rebuild the model a checkpoint describes and load its weights (eval mode).
+
+    The configuration and the weights are checked against each other before any memory is allocated for the model
+    (the model is first built on torch's ``meta`` device, which allocates nothing), so a checkpoint whose config
+    describes a gigantic model is refused rather than allocated.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and the problem: a config that is not a dict or not valid, weights that are not a dict
+        of tensors, or weights missing, unexpected or of the wrong shape for the config.
+    """
     from .preprocess import PreprocessConfig
 
+    for key in ("model_config", "preprocess_config"):
+        if not isinstance(ckpt[key], dict):
+            raise CheckpointError(f"{source}: bad configuration: {key} is a {type(ckpt[key]).__name__}, not a dict")
     try:
         config = ModelConfig.from_dict(ckpt["model_config"])
         pre = PreprocessConfig.from_dict(ckpt["preprocess_config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: bad configuration: {exc}") from None
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{source}: its state_dict is not a dict of parameter names to tensors")
+    _check_weights(state, config, pre, source)
     model = AutoEncoder(config, preprocess_config=pre)
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{source}: weights do not match its model config: {_first_line(exc)}") from None
     return model.eval()
+
+
+def _check_weights(state: dict, config: ModelConfig, pre, source: str) -> None:
+    """Compare names and shapes of ``state`` with those of the model ``config`` describes, built on no memory."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in AutoEncoder(config, preprocess_config=pre).state_dict().items()}
+    except Exception as exc:  # noqa: BLE001 - a config that cannot be built is a bad checkpoint, whatever torch says
+        raise CheckpointError(f"{source}: bad configuration: cannot build its model ({_first_line(exc)})") from None
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} is {tuple(state[k].shape)}, the config needs {shape}" for k, shape in expected.items()
+             if k in state and tuple(state[k].shape) != shape]
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong)):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            problems.append(f"{label}: {', '.join(items[:3])}{more}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match its model config ({'; '.join(problems)})")
 
 
 def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:

@@ -11,6 +11,7 @@ USAGE = """usage: python -m astroae_core {demo-data,encode,evaluate} ...
 
   demo-data   generate the embedded GalSim demo dataset           (--out DIR [--n N] [--seed S])
   encode      write the latent cache of a dataset                 (--checkpoint CKPT --data DIR --out CACHE)
+              (shards the files across processes under torchrun --nproc_per_node=N -m astroae_core encode)
   evaluate    metrics of a checkpoint beside PCA and mean image   (--checkpoint CKPT --data DIR [--json OUT])
 """
 
@@ -52,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "demo-data":
         from .demo_data import main as run
     elif cmd == "encode":
-        from .cache import main as run
+        from .cache import main as encode
+
+        def run(args):
+            from .distributed import process_group
+
+            # Under torchrun the ranks exchange only pickled results, never model tensors: gloo serves CPU and
+            # GPU nodes alike.
+            with process_group(backend="gloo"):
+                return encode(args)
     elif cmd == "evaluate":
         run = evaluate_main
     else:

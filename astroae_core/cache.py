@@ -788,6 +788,14 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         For a missing or bad checkpoint (:class:`~astroae_core.checkpoint.CheckpointError`), a missing data
         folder, a folder without a single readable image, an ``out`` that exists and is not a cache, or bad
         options.
+
+    Notes
+    -----
+    In a process group (``torchrun --nproc_per_node=N -m astroae_core encode ...``, see
+    :mod:`astroae_core.distributed`) every rank reads and encodes its contiguous block of the sorted file list;
+    rank 0 gathers the blocks in order and does everything else as a single process would, so the cache is the
+    same. Ranks other than 0 return ``out`` as soon as their block is sent: the cache is in place when rank 0
+    returns. The data folder and the checkpoint must be readable by every rank; only rank 0 writes.
     """
     t_start = time.perf_counter()
     from .checkpoint import file_sha256
@@ -810,12 +818,14 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"checkpoint {str(checkpoint)!r} does not exist")
     if not data_dir.is_dir():
         raise ValueError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
-    _check_out(out, data_dir)
     options = {"preview_size": int(preview_size), "hdu": _json_safe(hdu), "plane": _json_safe(plane),
                "umap_max_fit": int(umap_max_fit), "seed": int(seed)}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from . import distributed
 
-    with _lock(out):
+    def decide(held: contextlib.ExitStack):
+        _check_out(out, data_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        held.enter_context(_lock(out))
         _remove_stale_tmp(out)
         ckpt_sha = file_sha256(checkpoint)
         manifest = _manifest(data_dir)
@@ -823,8 +833,22 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
             fresh, reason = _status(out, ckpt_sha=ckpt_sha, data_dir=data_dir, manifest=manifest, options=options)
             if fresh:
                 log.info("cache %s is %s", out, reason)
-                return out
+                return None
             log.info("building cache %s: %s", out, reason)
+        return ckpt_sha, manifest
+
+    with contextlib.ExitStack() as held:
+        # Under torchrun, rank 0 alone looks at the output, holds the lock and lists the files; every rank then
+        # encodes its block of that list, and rank 0 gathers the blocks and writes the one cache.
+        plan = distributed.agree(decide, held)
+        if plan is None:
+            return out
+        ckpt_sha, manifest = plan
+        if not distributed.is_main_process():
+            _build(checkpoint, data_dir, None, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
+                   preview_size=int(preview_size), progress=False, umap_max_fit=int(umap_max_fit),
+                   seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start)
+            return out
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             meta = _build(checkpoint, data_dir, tmp, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
@@ -895,7 +919,10 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     from .outliers import anomaly_scores
     from .projections import fit_pca, fit_umap, pca_transform
 
-    model = load_model(checkpoint, device="cuda" if torch.cuda.is_available() else "cpu")
+    from . import distributed
+
+    rank, world = distributed.rank_world()
+    model = load_model(checkpoint, device=distributed.local_device("cuda" if torch.cuda.is_available() else "cpu"))
     dev = next(model.parameters()).device
     cfg = model.preprocess_config
     info = getattr(model, "checkpoint_info", {}) or {}
@@ -914,10 +941,11 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     skipped: list[dict] = []
     n_workers = max(1, min(4, os.cpu_count() or 1))
     t_encode = time.perf_counter()
-    bar = tqdm(total=len(files), desc="encoding", unit="file", disable=not progress or not files)
+    mine = distributed.shard(range(len(files)), rank=rank, world=world)  # all of them without torchrun
+    bar = tqdm(total=len(mine), desc="encoding", unit="file", disable=not progress or not mine)
     with bar, (logging_redirect_tqdm() if progress else contextlib.nullcontext()), \
             ThreadPoolExecutor(max_workers=n_workers) as pool, torch.inference_mode():
-        batches = [list(range(i, min(i + batch_size, len(files)))) for i in range(0, len(files), batch_size)]
+        batches = [list(mine[i : i + batch_size]) for i in range(0, len(mine), batch_size)]
 
         def submit(b):
             return [pool.submit(_read_one, files[i], cfg, hdu, plane) for i in b]
@@ -957,8 +985,7 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
             else:
                 x_lat = x_hat
                 latent_metrics.append(metrics[-1])
-            # Under torchrun only rank 0 keeps its part of the sample: its block comes first, so its row
-            # positions are the gathered table's.
+            # Row positions within this rank's rows; under torchrun the gather below shifts them.
             chosen = [j for j, i in enumerate(ok) if i in sample]
             if chosen:
                 first_row = len(keep_rel) - len(ok)
@@ -966,6 +993,16 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
                                     x_lat[chosen].numpy()))
             peaks.append((xt - x_hat).abs().flatten(1).amax(1).double().numpy())
             prevs.append(_previews(x, preview_size))
+    if world > 1:
+        # The ranks' blocks, concatenated in rank order, are the files in their original order.
+        parts = distributed.gather_to_root((keep_rel, ras, decs, hdus, flats, peaks, zs, prevs, metrics,
+                                            latent_metrics, skipped, kept_sample))
+        if parts is None:
+            return None
+        first_rows = np.cumsum([0] + [len(part[0]) for part in parts[:-1]])
+        kept_sample = [(rows + r0, *rest) for part, r0 in zip(parts, first_rows) for rows, *rest in part[-1]]
+        (keep_rel, ras, decs, hdus, flats, peaks, zs, prevs, metrics, latent_metrics,
+         skipped) = ([x for part in parts for x in part[j]] for j in range(len(parts[0]) - 1))
     encode_seconds = time.perf_counter() - t_encode
 
     n = len(keep_rel)
@@ -1124,13 +1161,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="say what would be done and write nothing")
     args = p.parse_args(argv)
     hdu = int(args.hdu) if args.hdu is not None and args.hdu.strip().lstrip("-").isdigit() else args.hdu
+    from .distributed import is_main_process
+
     try:
         if args.dry_run:
-            return _dry_run(args)
+            return _dry_run(args) if is_main_process() else 0
         before = _meta_stamp(Path(args.out))
         out = encode_folder(args.checkpoint, args.data, args.out, batch_size=args.batch_size,
                             preview_size=args.preview_size, progress=not args.quiet, force=args.force,
                             umap_max_fit=args.umap_max_fit, seed=args.seed, hdu=hdu, plane=args.plane)
+        if not is_main_process():  # under torchrun: rank 0 writes the cache and reports
+            return 0
         meta = _read_json(Path(out) / FILES["meta"])
         if _meta_stamp(Path(out)) == before:
             print(f"{out} is up to date ({meta['n_images']} images); nothing to do (--force rebuilds it)")
@@ -1138,7 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out}: {meta['n_images']} images, {len(meta['skipped'])} skipped, "
                   f"map: {meta['umap']['method']}, {meta['build_seconds']:.1f} s")
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if is_main_process() or not hasattr(exc, "from_rank"):  # rank 0's error: said once, by rank 0
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -9,11 +9,17 @@ that loading a cache and drawing its stored map stays fast.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import warnings
 
 import numpy as np
 
-__all__ = ["fit_pca", "pca_transform", "fit_umap", "umap_transform", "nearest_neighbors", "knn", "MIN_UMAP_POINTS"]
+__all__ = ["fit_pca", "pca_transform", "fit_umap", "umap_sample", "umap_transform", "warm_umap",
+           "warm_umap_in_background", "nearest_neighbors", "knn", "MIN_UMAP_POINTS"]
+
+log = logging.getLogger(__name__)
 
 #: Below this many points no UMAP is fitted: :func:`fit_umap` returns the PCA map instead (and no model).
 MIN_UMAP_POINTS = 5
@@ -159,10 +165,7 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     if n < MIN_UMAP_POINTS:
         return pca_transform(fit_pca(a), a).astype(np.float32), None
     a32 = a.astype(np.float32)
-    if n > max_fit:
-        fit_idx = np.sort(np.random.default_rng(seed).choice(n, size=int(max_fit), replace=False))
-    else:
-        fit_idx = np.arange(n)
+    fit_idx = umap_sample(n, max_fit=max_fit, seed=seed)
     model = _make_umap(len(fit_idx), seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", spectral-init fallbacks
@@ -173,6 +176,75 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     if rest.size:
         emb[rest] = umap_transform(model, a32[rest])
     return emb, model
+
+
+def umap_sample(n: int, *, max_fit: int, seed: int) -> np.ndarray:
+    """Rows a UMAP of ``n`` latents is fitted on (:func:`fit_umap`): all of them up to ``max_fit``, else a seeded
+    uniform sample of ``max_fit`` rows without repeats.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 row indices, sorted.
+    """
+    if n <= max_fit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=int(max_fit), replace=False))
+
+
+def warm_umap(model) -> float:
+    """Compile a fitted UMAP's ``transform`` in this process (numba compiles it on first use: tens of seconds on a
+    small machine) by placing one point beside the first point it was fitted on.
+
+    Call it once per process, off the interactive path (e.g. on a background thread after a cache is loaded), so
+    that the first upload placed on the map takes milliseconds.
+
+    Returns
+    -------
+    float
+        Seconds it took.
+    """
+    t0 = time.perf_counter()
+    umap_transform(model, np.asarray(model._raw_data[:1], dtype=np.float32) + np.float32(1e-3))
+    return time.perf_counter() - t0
+
+
+_warm_started = threading.Event()
+
+
+def warm_umap_in_background(get_model, *, delay_s: float = 5.0) -> threading.Thread | None:
+    """Run :func:`warm_umap` on a daemon thread, once per process, ``delay_s`` seconds from now.
+
+    Parameters
+    ----------
+    get_model : callable
+        Returns the fitted UMAP (or ``None``: nothing to warm), e.g. ``LatentCache.umap_model``; called on the
+        thread, so that unpickling and importing umap are off the caller's path too.
+    delay_s : float
+        Head start given to the caller (an app drawing its first page) before the compile competes for the CPU.
+
+    Returns
+    -------
+    threading.Thread or None
+        The thread, or ``None`` if one was already started in this process (numba's compiled code is shared by
+        every model of the process).
+    """
+    if _warm_started.is_set():
+        return None
+    _warm_started.set()
+
+    def run():
+        time.sleep(delay_s)
+        try:
+            model = get_model()
+            if model is not None:
+                log.info("UMAP transform compiled in %.1f s", warm_umap(model))
+        except Exception as exc:  # noqa: BLE001 - warming is an optimization; the first real call reports errors
+            log.info("could not warm the UMAP transform: %s: %s", type(exc).__name__, exc)
+
+    t = threading.Thread(target=run, name="astroae-warm-umap", daemon=True)
+    t.start()
+    return t
 
 
 def umap_transform(model, z, *, chunk: int = 20_000) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""PCA and UMAP of the latent map at 10k, 100k and 1M latents: fit time and peak memory; UMAP ``transform``
+latency for one new image (warm, and cold in a fresh process: unpickle + numba compile).
+
+    python -m benchmarks.projections [--quick] [--out FILE] [--sizes 10000,100000,1000000] [--seed 0]
+
+Latents are synthetic, 8-D, clustered (a seeded mixture of 12 anisotropic Gaussians plus 0.5 % scattered
+outliers), like an encoded survey. Every case runs in a fresh Python process, so its peak RSS (``VmHWM``) is its
+own. UMAP cases:
+
+``umap-full``     UMAP fitted on every point (skipped at 1M: one core for tens of minutes);
+``umap-sampled``  what the cache does (:func:`astroae_core.projections.fit_umap` with its default ``max_fit``):
+                  fit on a seeded sample, ``transform`` the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import emit, machine, peak_rss_mb, percentiles_ms, rss_mb, run_json  # noqa: E402
+
+SIZES = (10_000, 100_000, 1_000_000)
+FULL_UMAP_MAX = 100_000  # a full UMAP fit above this is not run (see the module docstring)
+
+
+def clustered_latents(n: int, *, dim: int = 8, n_clusters: int = 12, seed: int = 0):
+    """``n`` float32 latents from a seeded mixture of anisotropic Gaussians, 0.5 % of them scattered widely."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4.0, (n_clusters, dim))
+    scales = rng.uniform(0.2, 1.2, (n_clusters, dim))
+    label = rng.integers(0, n_clusters, n)
+    z = centres[label] + rng.normal(size=(n, dim)) * scales[label]
+    odd = rng.random(n) < 0.005
+    z[odd] = rng.normal(0, 10.0, (int(odd.sum()), dim))
+    return z.astype(np.float32)
+
+
+def _one_point_latency(model, z, *, n: int = 20, seed: int = 1) -> dict:
+    import numpy as np
+
+    from astroae_core.projections import umap_transform
+
+    rng = np.random.default_rng(seed)
+    q = z[rng.choice(len(z), n)] + rng.normal(0, 0.05, (n, z.shape[1])).astype(np.float32)
+    umap_transform(model, q[:1])  # compiled already by the fit's own transform; one call to be sure
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        umap_transform(model, q[i : i + 1])
+        times.append(time.perf_counter() - t0)
+    return percentiles_ms(times)
+
+
+def run_case(case: str, n: int, *, seed: int, pickle_path: str | None = None) -> dict:
+    """One measurement in this process (called in a fresh child by :func:`main`)."""
+    import numpy as np
+
+    res = {"case": case, "n": n}
+    if case == "umap-cold":
+        # What the app's first upload pays: import umap, unpickle the cache's model, first transform (numba).
+        import pickle
+        import warnings
+
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open(pickle_path, "rb") as fh:
+                model = pickle.load(fh)  # noqa: S301 - written by this benchmark a moment ago
+        t1 = time.perf_counter()
+        from astroae_core.projections import umap_transform
+
+        q = np.zeros((1, model._raw_data.shape[1]), np.float32) + 0.1
+        umap_transform(model, q)
+        t2 = time.perf_counter()
+        umap_transform(model, q + 0.1)
+        t3 = time.perf_counter()
+        res.update(import_and_unpickle_s=t1 - t0, first_transform_s=t2 - t1, second_transform_ms=(t3 - t2) * 1e3)
+        res["peak_rss_mb"] = peak_rss_mb()
+        return res
+    z = clustered_latents(n, seed=seed)
+    res["rss_with_data_mb"] = rss_mb()
+    if case == "pca":
+        from astroae_core.projections import fit_pca, pca_transform
+
+        t0 = time.perf_counter()
+        p = pca_transform(fit_pca(z), z)
+        res["fit_seconds"] = time.perf_counter() - t0
+        res["finite"] = bool(np.isfinite(p).all())
+    elif case in ("umap-full", "umap-sampled"):
+        from astroae_core.projections import fit_umap
+
+        # In a fresh process, as the cache's encode runs it: the figure includes numba's compile of UMAP's code.
+        kw = {"max_fit": n} if case == "umap-full" else {}
+        t0 = time.perf_counter()
+        emb, model = fit_umap(z, seed=seed, **kw)
+        res["fit_seconds"] = time.perf_counter() - t0
+        res["n_fit"] = int(model.embedding_.shape[0])
+        res["finite"] = bool(np.isfinite(emb).all())
+        res["transform_one_point"] = _one_point_latency(model, z)
+        if pickle_path:
+            import pickle
+
+            with open(pickle_path, "wb") as fh:
+                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        raise ValueError(f"unknown case {case!r}")
+    res["peak_rss_mb"] = peak_rss_mb()
+    return res
+
+
+def _child(case: str, n: int, seed: int, pickle_path: str | None = None) -> dict:
+    argv = ["-m", "benchmarks.projections", "--case", case, "--n", str(n), "--seed", str(seed)]
+    if pickle_path:
+        argv += ["--pickle", pickle_path]
+    t0 = time.perf_counter()
+    res = run_json(argv, env={"PYTHONWARNINGS": "ignore"})
+    res["process_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a smoke test: 2,000 latents")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--sizes", default=",".join(str(s) for s in SIZES), help="comma-separated numbers of latents")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case in this process
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--pickle", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.case:
+        emit(run_case(args.case, args.n, seed=args.seed, pickle_path=args.pickle), None)
+        return 0
+
+    from astroae_core.projections import fit_umap
+
+    sizes = [2_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    result = {"benchmark": "projections", "quick": args.quick, "machine": machine(),
+              "default_umap_max_fit": fit_umap.__kwdefaults__["max_fit"], "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="astroae-bench-proj-") as tmp:
+        pkl = str(Path(tmp) / "umap.pkl")
+        for n in sizes:
+            row = {"pca": _child("pca", n, args.seed)}
+            if n <= FULL_UMAP_MAX:
+                row["umap-full"] = _child("umap-full", n, args.seed, pkl if n == sizes[0] else None)
+            else:
+                row["umap-full"] = {"skipped": f"a full UMAP fit on {n:,} points is not run (single-threaded when "
+                                              "seeded); the cache fits on a sample and transforms the rest"}
+            if n > result["default_umap_max_fit"]:
+                row["umap-sampled"] = _child("umap-sampled", n, args.seed)
+            else:
+                row["umap-sampled"] = {"same_as": "umap-full (N <= max_fit)"}
+            result["sizes"][str(n)] = row
+        result["umap_cold_start"] = _child("umap-cold", sizes[0], args.seed, pkl)
+    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    emit(result, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

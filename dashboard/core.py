@@ -272,6 +272,15 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.clip(np.round(np.array(rgb)), 0, 255).astype(np.uint8)
 
 
+def png_bytes(rgb) -> bytes:
+    """An RGB (or grey) uint8 array as PNG file bytes (fast settings: small images, sent on every slider move)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def plotly_colorscale(name: str):
     """The colour scale to give plotly: ``"gray"`` as an explicit black-to-white ramp, others by name."""
     return [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]] if name == "gray" else name
@@ -456,6 +465,40 @@ def format_metric(name: str, value) -> str:
     if name == "mse":
         return f"{value:.3g}"
     return f"{value:.4f}"
+
+
+SMALL_VALUE_COLUMNS = ("mse", "latent_mse", "score_recon", "score_peak")  # errors of order 1e-4: exponent format
+
+
+def format_value(name: str, value, *, short: bool = False) -> str:
+    """A table or caption value as text with a fixed precision per column, so that rows line up and nothing
+    shows ``None`` or 17 digits.
+
+    ``short`` (gallery captions): 3 significant digits in exponent form for the small error columns, else two
+    decimals. Missing values (None, NaN) become an em dash.
+    """
+    if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if name in SMALL_VALUE_COLUMNS:
+            return f"{v:.2e}"
+        if name in ("ra", "dec"):
+            return f"{v:.6f}"
+        if short:
+            return f"{v:.2f}"
+        return f"{v:.4g}" if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3) else f"{v:.4f}"
+    return str(value)
+
+
+def short_name(path) -> str:
+    """A file's name without its FITS suffixes (``a/b/galaxy_001.fits.gz`` -> ``galaxy_001``), for captions."""
+    name = Path(str(path)).name
+    return re.sub(r"(\.(fits|fit|fts|fz))?(\.(gz|bz2))?$", "", name, flags=re.IGNORECASE) or name
 
 
 def md_escape(text) -> str:
@@ -659,38 +702,33 @@ def tracked_columns(correlations, columns) -> dict:
     return out
 
 
-def image_spread(images) -> float:
-    """Mean absolute deviation of images (N, ...) from their mean image: how much a set of images varies."""
-    a = np.asarray(images, dtype=np.float32)
-    a = a.reshape(len(a), -1)
-    return float(np.abs(a - a.mean(0, keepdims=True)).mean()) if len(a) else 0.0
-
-
-def influence_vs_data(model, z, previews, *, max_images: int = 32, seed: int = 0) -> dict:
-    """Each latent dimension's influence, measured against the dataset's own variation.
-
-    ``astroae_core.inference.dimension_influence`` divides the change of the decoded image by the spread of the
-    *decoded* images; a decoder that draws nearly the same image whatever the latent (the latent-only path of a
-    model with skips) then still shows large numbers. Here the same change is also divided by the spread of the
-    *real* images (the cache's previews of the preprocessed inputs, in the same [0, 1] units).
+def slider_influence(cache, model, *, max_images: int = 32, seed: int = 0) -> dict:
+    """Each latent dimension's influence for the sliders page: the one stored in the cache at encode time
+    (``meta["influence"]``), or, for a cache made before that, measured now by the same function
+    (:func:`astroae_core.inference.measure_influence`) with the cache's previews standing in for the real images
+    (their spread is measured on thumbnails, so it is a little smaller than at full resolution).
 
     Returns
     -------
     dict
-        ``relative`` (per dimension, vs the decoded images' spread), ``vs_data`` (per dimension, vs the
-        dataset's spread) and ``decoded_vs_data`` (spread of the decoded images / spread of the data).
+        ``vs_data`` (per dimension: mean absolute change of the latent-only decode for +/-2 sd, over the spread of
+        the real images), ``relative`` (over the spread of the decoded images), ``decoded_vs_data``, ``stored``
+        (bool: read from the cache).
     """
-    from astroae_core.inference import dimension_influence
+    stored = cache.meta.get("influence") or {}
+    if stored.get("vs_data") is not None:
+        return {"vs_data": np.asarray(stored["vs_data"], dtype=float),
+                "relative": np.asarray(stored["relative"], dtype=float),
+                "decoded_vs_data": float(stored["decoded_vs_data"]), "stored": True}
+    from astroae_core.inference import measure_influence
 
-    z = np.asarray(z, dtype=np.float32)
-    rel = dimension_influence(model, z, max_images=max_images, seed=seed)
-    rng = np.random.default_rng(seed)  # the same sample dimension_influence draws
-    pick = z[rng.choice(len(z), size=min(max_images, len(z)), replace=False)]
-    decoded = image_spread(decode_latents(model, pick))
-    p = np.asarray(previews[: min(len(previews), 2000)], dtype=np.float32)
-    data = image_spread(p / 255.0 if np.asarray(previews).dtype == np.uint8 else p)
-    ratio = decoded / data if data > 0 else 0.0
-    return {"relative": rel, "vs_data": rel * ratio, "decoded_vs_data": ratio}
+    z = cache.latents()
+    rows = np.random.default_rng(seed).choice(len(z), size=min(max_images, len(z)), replace=False)
+    rows.sort()  # memory-mapped previews: read only the sampled thumbnails, in file order
+    images = np.asarray(cache.previews[rows], dtype=np.float32) / 255.0
+    out = measure_influence(model, z[rows], images=images, std=z.std(0), max_images=len(rows), seed=seed)
+    return {"vs_data": out["vs_data"], "relative": out["relative"], "decoded_vs_data": out["decoded_vs_data"],
+            "stored": False}
 
 
 def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None = None) -> str:
@@ -719,26 +757,38 @@ def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None 
 
 
 def carry_summary(evaluation: dict) -> dict:
-    """Summarize an ``astroae_core.evaluate.evaluate`` result: ratios and one plain sentence.
+    """Summarize an evaluation (``astroae_core.evaluate``'s, or the one a cache stores): ratios and plain sentences.
 
     Returns
     -------
     dict
         ``latent_vs_pca`` (latent-only MSE / PCA MSE), ``latent_vs_full`` (latent-only MSE / full MSE),
-        ``beats_pca`` (bool), ``sentence``.
+        ``beats_pca`` (bool), ``explained_vs_mean`` (share of the mean image's error the latent alone removes),
+        ``carried`` ({row: share of the mean image's error removed} for full, latent_only, pca), ``headline`` (how
+        much of the image the numbers carry, one sentence) and ``sentence`` (the headline and the details).
     """
     rows = evaluation.get("rows", {})
     k = evaluation.get("latent_dim", 8)
+    skips = evaluation.get("skip_mode", "none") != "none"
     lat, full, pca = rows.get("latent_only", {}), rows.get("full", {}), rows.get("pca", {})
     mean = rows.get("mean_image", {})
     lmse, fmse, pmse = lat.get("mse"), full.get("mse"), pca.get("mse")
     ratio_pca = lmse / pmse if lmse is not None and pmse else None
     ratio_full = lmse / fmse if lmse is not None and fmse else None
     beats = bool(ratio_pca is not None and ratio_pca < 1)
-    explained = None
-    if lmse is not None and mean.get("mse"):
-        explained = 1.0 - lmse / mean["mse"]
-    s = []
+    carried = {}
+    if mean.get("mse"):
+        carried = {r: 1.0 - rows[r]["mse"] / mean["mse"] for r in ("full", "latent_only", "pca")
+                   if rows.get(r, {}).get("mse") is not None}
+    explained = carried.get("latent_only")
+    headline = ""
+    if explained is not None and "pca" in carried:
+        headline = (f"How much of the image the {k} numbers carry: decoded from them alone, the model removes "
+                    f"{max(explained, 0):.0%} of the error of the mean image; PCA with {k} components removes "
+                    f"{carried['pca']:.0%}")
+        headline += (f"; the full model, whose skip connections pass the image around the numbers, "
+                     f"{carried['full']:.0%}." if skips and "full" in carried else ".")
+    s = [headline] if headline else []
     if lmse is not None and pmse:
         s.append(f"From its {k} numbers alone the model reconstructs with MSE {lmse:.3g}, "
                  f"{ratio_pca:.3g}× the MSE of PCA with {k} components ({pmse:.3g})"
@@ -748,14 +798,19 @@ def carry_summary(evaluation: dict) -> dict:
             s.append(f"It removes {explained:.0%} of the error of the mean image.")
         else:
             s.append(f"It is worse than simply predicting the mean image (MSE {mean['mse']:.3g}).")
-    if evaluation.get("skip_mode", "none") != "none" and lmse is not None and fmse:
+    if skips and lmse is not None and fmse:
         s.append(f"The full reconstruction (with skip connections) has MSE {fmse:.3g}; from the latent alone it is "
                  f"{ratio_full:.3g}× that: the difference is what the skips carry around the bottleneck, not "
                  f"through the {k} numbers.")
+        dvd = evaluation.get("decoded_vs_data")
+        s.append("The latent sliders decode from the numbers alone, so they show only what the latent carries"
+                 + (f": decoded that way, images vary {dvd:.0%} as much as the real ones"
+                    + (", so the sliders barely change the image." if dvd < 0.2 else ".")
+                    if dvd is not None else "."))
     if "effective_dim" in evaluation:
         s.append(f"Effective dimensionality of the latent: {evaluation['effective_dim']:.2f} of {k}.")
     return {"latent_vs_pca": ratio_pca, "latent_vs_full": ratio_full, "beats_pca": beats,
-            "explained_vs_mean": explained, "sentence": " ".join(s)}
+            "explained_vs_mean": explained, "carried": carried, "headline": headline, "sentence": " ".join(s)}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -78,10 +78,11 @@ def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
             if p.colorbar else None,
             **kw), row=1, col=i)
         ax = "" if i == 1 else str(i)
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
-                         matches="x" if i > 1 else None, row=1, col=i)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=f"x{ax}",
-                         matches="y" if i > 1 else None, constrain="domain", row=1, col=i)
+        # no ticks at all: an image needs no axis, and tick marks left without labels look like stray dashes
+        fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
+                         constrain="domain", matches="x" if i > 1 else None, row=1, col=i)
+        fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
+                         scaleanchor=f"x{ax}", matches="y" if i > 1 else None, constrain="domain", row=1, col=i)
     return _base_layout(fig, height)
 
 
@@ -199,7 +200,9 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
 def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "split", height: int = 320) -> go.Figure:
     """Distributions of per-image metrics, one colour per ``by`` value (train / val...)."""
     metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
-    titles = [core.METRIC_LABELS.get(m, m) for m in metrics]
+    # errors span decades (a few oddities 100x the rest): MSE is binned in log10, or one bar holds everything
+    logged = {m for m in metrics if m in core.SMALL_VALUE_COLUMNS}
+    titles = [("log₁₀ " if m in logged else "") + core.METRIC_LABELS.get(m, m) for m in metrics]
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=titles, horizontal_spacing=0.06)
     groups = sorted(table[by].astype(str).unique()) if by in table.columns else ["all"]
     for j, g in enumerate(groups):
@@ -228,6 +231,9 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
                                  ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)):
         vals = series(key)
         if any(v is not None for v in vals):
+            if m in logged:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v = np.log10(v)
             fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
                                      marker=dict(size=4)), row=1, col=col)
     vl = [v if v is not None else np.inf for v in series("val_loss")]
@@ -310,9 +316,9 @@ def image_grid(tiles_rgb, ncols: int, *, row_labels=(), col_labels=(), pad: int 
     nrows = -(-n // ncols)
     fig = go.Figure(go.Image(source=png_data_uri(grid), hoverinfo="skip"))
     fig.update_xaxes(tickvals=[c * (w + pad) + w / 2 for c in range(ncols)][: len(col_labels)],
-                     ticktext=list(col_labels), showgrid=False, zeroline=False, side="top")
+                     ticktext=list(col_labels), ticks="", showgrid=False, zeroline=False, side="top")
     fig.update_yaxes(tickvals=[r * (h + pad) + h / 2 for r in range(nrows)][: len(row_labels)],
-                     ticktext=list(row_labels), showgrid=False, zeroline=False)
+                     ticktext=list(row_labels), ticks="", showgrid=False, zeroline=False)
     if height is None:
         height = int(min(900, max(160, 110 * nrows * (h / w) + 60)))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if title else 30, b=10), title=title or None,

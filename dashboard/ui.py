@@ -178,9 +178,10 @@ def sidebar() -> Context:
                           "the cache's own model, since the cached latents live in its space.")
         _open_model(ctx, ss["model_choice"])
 
-        st.segmented_control("Display stretch", core.STRETCHES, key="stretch", required=True,
-                             help="How flux maps to brightness on every page (astropy.visualization): linear and "
-                                  "log/asinh between the image's min and max, zscale as IRAF's.")
+        # a select box, not a segmented control: four buttons wrap onto two lines in a narrow sidebar
+        st.selectbox("Display stretch", core.STRETCHES, key="stretch",
+                     help="How flux maps to brightness on every page (astropy.visualization): linear and "
+                          "log/asinh between the image's min and max, zscale as IRAF's.")
         st.selectbox("Colour map", core.COLORMAPS, key="cmap")
         ctx.stretch = ss.get("stretch") or "asinh"
         ctx.cmap = ss.get("cmap") or "gray"
@@ -246,14 +247,14 @@ def _sidebar_summary(ctx: Context) -> None:
     if ctx.cache is not None:
         meta = ctx.cache.meta
         n = len(ctx.cache.table)
-        st.caption(f"{n:,} images · data: `{meta.get('data_dir', '?')}`")
+        data_dir = str(meta.get("data_dir", "?"))
+        st.caption(f"{n:,} images from `{Path(data_dir).name}`", help=f"Data folder: {data_dir}")
         if ctx.cache_stale:
             st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.", icon=":material/warning:")
     if ctx.model is not None:
         cfg = ctx.model.config
-        st.caption(f"model: `{core.model_label(ctx.model_path)}` · skip_mode **{cfg.skip_mode}** · "
-                   f"latent {cfg.latent_dim} · "
-                   f"input {cfg.in_size}²")
+        st.caption(f"model `{core.model_label(ctx.model_path)}` · skips: **{cfg.skip_mode}**  \n"
+                   f"latent {cfg.latent_dim} · input {cfg.in_size}²")
     if ctx.model_error:
         st.error(ctx.model_error)
 
@@ -319,10 +320,9 @@ def show_previews(ctx: Context, rows, *, ncols: int = 6, caption_col: str | None
     cols = st.columns(ncols)
     for i, (img, (_, r)) in enumerate(zip(imgs, rows.iterrows())):
         with cols[i % ncols]:
-            cap = Path(str(r["path"])).name
+            cap = core.short_name(r["path"])
             if caption_col and caption_col in r:
-                v = r[caption_col]
-                cap += f" · {v:.3g}" if isinstance(v, float) else f" · {v}"
+                cap += f" · {core.format_value(caption_col, r[caption_col], short=True)}"
             st.image(img, caption=cap, width="stretch")
             if button:
                 st.button("Open", key=f"{key}-{r['id']}", on_click=open_in_reconstructions, args=(r["id"],),

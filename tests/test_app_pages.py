@@ -118,7 +118,7 @@ def test_every_page_opens_with_the_shared_sidebar(env):
         no_errors(at)
         assert at.title[0].value in {"Datasets & upload", "Reconstructions", "Metrics", "Latent sliders", "Latent map"}
         assert at.sidebar.selectbox(key="cache_path").value == str(env["cache"].resolve())
-        assert at.sidebar.segmented_control(key="stretch").value == "asinh"
+        assert at.sidebar.selectbox(key="stretch").value == "asinh"
         assert at.sidebar.selectbox(key="cmap").value == "gray"
 
 
@@ -190,7 +190,7 @@ def test_reconstructions_pick_an_image_and_change_the_stretch(env):
     assert f"`{other}.fits`" in texts(at)  # the file line follows the choice
     before = charts(at)["rec_fig"]["data"][0]["z"]
     assert before != first_fig  # another image is drawn
-    at.sidebar.segmented_control(key="stretch").set_value("zscale").run()
+    at.sidebar.selectbox(key="stretch").set_value("zscale").run()
     no_errors(at)
     after = charts(at)["rec_fig"]["data"][0]["z"]
     assert after != before
@@ -230,20 +230,68 @@ def test_reconstruction_download_is_fits_in_flux_units_with_the_header(env):
 
 
 def test_metrics_page_states_what_the_latent_carries(env):
-    at = open_page("metrics")
+    at = open_page("metrics")  # the cache measured it at encode time: shown at once, no button
     no_errors(at)
     figs = charts(at)
-    assert {"hist_fig", "train_fig"} <= set(figs)
+    assert {"hist_fig", "train_fig", "baseline_fig"} <= set(figs)
     assert len(figs["train_fig"]["data"]) == 4  # train/val loss, val MSE full/latent-only
     assert len(at.image) >= 1  # worst reconstructions gallery
+    said = texts(at)
+    assert "How much of the image the 8 numbers carry: decoded from them alone" in said
+    assert "PCA with 8 components" in said and "from the latent alone" in said
+    assert "the full model, whose skip connections pass the image around the numbers" in said  # a dropout model
+    assert "latent sliders decode from the numbers alone" in said
+    assert not [b for b in at.button if b.key == "eval_btn"]
+    ev = at.session_state["ctx"].cache.meta["evaluation"]
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["effective dimensionality"] == f"{ev['effective_dim']:.2f} / 8"
+    assert labels["latent-only MSE ÷ PCA MSE"] == f"{ev['latent_vs_pca_mse']:.2f}"
+    assert "validation split" in texts(at)
+
+
+def _old_cache(env, tmp_path):
+    """A copy of the cache as the encoder wrote it before caches stored the influence and the evaluation."""
+    import shutil
+
+    old = tmp_path / "old_cache"
+    shutil.copytree(env["cache"], old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta.pop("influence"), meta.pop("evaluation")
+    (old / "meta.json").write_text(json.dumps(meta))
+    return old
+
+
+def test_an_older_cache_computes_the_evaluation_and_the_influence_on_demand(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROAE_CACHE", str(_old_cache(env, tmp_path)))
+    at = open_page("metrics")
+    no_errors(at)
+    assert "built before caches stored one" in texts(at) and "baseline_fig" not in charts(at)
     at.button(key="eval_btn").click().run()
     no_errors(at)
-    said = texts(at)
-    assert "PCA with 8 components" in said and "from the latent alone" in said
-    assert "No evaluation is stored" not in said  # the page reran with the result
-    assert "baseline_fig" in charts(at)
-    labels = [m.label for m in at.metric]
-    assert "latent-only MSE ÷ PCA MSE" in labels and "effective dimensionality" in labels
+    assert "How much of the image the 8 numbers carry" in texts(at) and "baseline_fig" in charts(at)
+    # sliders: influence measured now (on the previews), close to what the cache stores
+    at.switch_page(PAGES["sliders"]).run()
+    no_errors(at)
+    stored = json.loads((env["cache"] / "meta.json").read_text())["influence"]
+    bars = charts(at)["inf_fig"]["data"][0]["y"]
+    bars = np.asarray(bars if isinstance(bars, list) else _plotly_array(bars))
+    assert bars.shape == (8,) and np.isfinite(bars).all() and (bars >= 0).all()
+    # another sample and thumbnails for the data's spread, but the same measure: the same order of magnitude
+    assert 0.5 < bars.mean() / np.mean(stored["vs_data"]) < 2
+
+
+def _plotly_array(spec):
+    """A plotly.py typed array (``{"dtype": "f8", "bdata": base64}``) as numpy."""
+    import base64
+
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+
+
+def slider_image(at) -> str:
+    """The URL (content-addressed by Streamlit's media store) of the live decoded image."""
+    urls = [im.value[0] for im in at.image if im.captions and im.captions[0].startswith("Decoded from the")]
+    assert len(urls) == 1, [im.captions for im in at.image]
+    return urls[0]
 
 
 def test_sliders_decode_live_reset_and_explain_skips(env):
@@ -252,16 +300,19 @@ def test_sliders_decode_live_reset_and_explain_skips(env):
     assert len(at.slider) == 8
     assert "skip connections" in texts(at) and "as much as the real ones" in texts(at)
     figs = charts(at)
-    assert {"slider_img", "trav_fig", "interp_fig", "inf_fig"} <= set(figs)
-    before = figs["slider_img"]["data"][0]["z"]
+    assert {"trav_fig", "interp_fig", "inf_fig"} <= set(figs)
+    before = slider_image(at)
     s = at.slider(key="sl_z0")
     start = s.value
     s.set_value(s.max if s.value < s.max else s.min).run()
     no_errors(at)
-    assert charts(at)["slider_img"]["data"][0]["z"] != before  # the decoded image changed
+    assert slider_image(at) != before  # another decoded image (its bytes differ)
     at.button(key="sl_reset").click().run()
     assert at.slider(key="sl_z0").value == pytest.approx(start)
-    assert charts(at)["slider_img"]["data"][0]["z"] == before
+    assert slider_image(at) == before
+    # the slider labels show the influence the cache stored
+    stored = at.session_state["ctx"].cache.meta["influence"]["vs_data"]
+    assert at.slider(key="sl_z1").label.startswith(f"z1 · influence {stored[1]:.2f}")
     # leaving the page and coming back keeps the sliders where they were
     s = at.slider(key="sl_z2")
     s.set_value(s.min).run()

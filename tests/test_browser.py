@@ -1,10 +1,10 @@
-"""Real-browser tests: the app served by ``streamlit run`` on a tiny cache, driven by Playwright in Debian's chromium.
+"""Real-browser tests: the app served by ``streamlit run`` on a demo cache, driven by Playwright in Debian's chromium.
 
-The module fixture builds the same tiny synthetic dataset, checkpoint and cache as the AppTest tests
-(:func:`tests.test_app_pages.build_env`), starts the server on a free port with ``ASTROAE_CACHE`` and
-``ASTROAE_DATA_ROOT`` pointing at them, and stops its process group at the end. Every test checks what the page shows
-and that no Streamlit exception or error alert is on it. Full-page screenshots of every page go to
-``artifacts/screenshots/<page>.png``.
+The session fixture generates a small embedded-demo set (``python -m astroae_core demo-data --n 40 --seed 3``, GalSim
+stamps with a catalog and a few injected oddities) in a temporary folder and encodes it with the shipped
+``models/demo.pt``; the server runs on a free port with ``ASTROAE_CACHE`` and ``ASTROAE_DATA_ROOT`` pointing at them
+and is stopped (its process group) at the end. Every test checks what the page shows and that no Streamlit
+exception or error alert is on it. Full-page screenshots of every page go to ``artifacts/screenshots/<page>.png``.
 
     nice -n 10 .venv/bin/pytest tests/test_browser.py -q -x
 
@@ -15,26 +15,21 @@ tests skip, except under CI (env ``CI`` set), where a missing browser is a failu
 from __future__ import annotations
 
 import os
-import signal
-import socket
+import shutil
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
-from astropy.io import fits
 
-from .conftest import ROOT, blob_image
-from .test_app_pages import _wcs, build_env
+from dashboard import testing
+
+from .conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = testing.CHROMIUM
 SHOTS = ROOT / "artifacts" / "screenshots"
 # (url path, title, screenshot name); st.navigation names a page's URL after its file, the default page is "/"
 PAGES = [
@@ -44,16 +39,17 @@ PAGES = [
     ("sliders", "Latent sliders", "latent_sliders"),
     ("latent_map", "Latent map", "latent_map"),
 ]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+IDLE = testing.IDLE
 SERVER_START_S = 120
 T = 60_000  # ms: generous, the test machine is shared
+SLIDER_IMG = ".st-key-slider_img img"
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# fixtures: browser available?, tiny cache, the server, chromium
+# fixtures: browser available?, the demo cache, the server, chromium
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.is_file():
         if os.environ.get("CI"):
@@ -63,76 +59,33 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _health(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-            return r.read().decode().strip()
-    except OSError:
-        return None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_env(chromium_path, tmp_path_factory):
-    return build_env(tmp_path_factory.mktemp("browser"))
+    """40 demo stamps (seed 3, not the shipped model's training set) encoded with models/demo.pt."""
+    return testing.build_demo_cache(tmp_path_factory.mktemp("browser"), n=40, seed=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server_logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("server_logs")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(app_env, server_logs):
-    """``streamlit run dashboard/app.py`` on a free localhost port; yields its base URL."""
-    logs = server_logs
-    port = _free_port()
-    env = dict(os.environ, ASTROAE_CACHE=str(app_env["cache"]), ASTROAE_DATA_ROOT=str(app_env["data_root"]),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with open(logs / "stdout.txt", "wb") as out, open(logs / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    """``streamlit run dashboard/app.py`` on the demo cache; yields its base URL."""
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while _health(url) != "ok":
-            if proc.poll() is not None or time.monotonic() > deadline:
-                why = f"exited with {proc.returncode}" if proc.poll() is not None else \
-                    f"did not answer /_stcore/health within {SERVER_START_S} s"
-                pytest.fail(f"the Streamlit server {why}.\nstderr:\n{(logs / 'stderr.txt').read_text()[-4000:]}"
-                            f"\nstdout:\n{(logs / 'stdout.txt').read_text()[-2000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        _stop(proc)
+        with testing.serve(app_env["cache"], app_env["data_root"], server_logs, start_timeout=SERVER_START_S) as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium_path),
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(executable_path=str(chromium_path), args=testing.CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -208,13 +161,8 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-CHECKSUM_JS = """sel => {
-    const gd = document.querySelector(sel);
-    if (!gd || !gd._fullData || !gd._fullData.length) return null;
-    let s = 0, n = 0;  // plotly.py sends arrays base64-encoded; plotly.js decodes them into _fullData
-    for (const row of gd._fullData[0].z) for (const v of row) { s += (v || 0) * (1 + (n % 97)); n++; }
-    return s.toFixed(9) + ':' + n;
-}"""
+def image_checksum(page, sel: str = SLIDER_IMG):
+    return page.evaluate(testing.IMAGE_CHECKSUM_JS, sel)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -241,40 +189,54 @@ def test_every_page_renders_without_errors(page):
         assert_no_errors(page)
 
 
+def test_the_metrics_page_shows_what_the_latent_carries(page, app_env):
+    from playwright.sync_api import expect
+
+    from astroae_core.cache import load_cache
+
+    goto(page, "metrics", "Metrics")
+    assert_no_errors(page)
+    ev = load_cache(app_env["cache"]).meta["evaluation"]
+    if "rows" in ev:  # stored at encode time: shown at once
+        expect(page.get_by_text("How much of the image the 8 numbers carry", exact=False)).to_be_visible()
+        assert page.get_by_role("button", name="Compute the comparison").count() == 0
+    else:  # models/demo.pt's training images are not on this machine: the page says why, with no error
+        expect(page.get_by_text(ev["error"][:40], exact=False)).to_be_visible()
+
+
 def test_moving_a_latent_slider_redraws_the_decoded_image(page):
     goto(page, "sliders", "Latent sliders")
     assert_no_errors(page)
     # Streamlit 1.67 draws sliders with react-aria: the focusable thumb is a visually hidden <input type="range">
     thumbs = page.locator('[data-testid="stSlider"] input[type="range"]')
     assert thumbs.count() == 8
-    chart = page.locator('.st-key-slider_img [data-testid="stPlotlyChart"]')
-    sel = ".st-key-slider_img .js-plotly-plot"
-    chart.scroll_into_view_if_needed()
-    before_png = chart.screenshot()
-    before = page.evaluate(CHECKSUM_JS, sel)
+    img = page.locator(SLIDER_IMG)
+    img.scroll_into_view_if_needed()
+    before_src = img.get_attribute("src")
+    before = image_checksum(page)
     assert before is not None
     thumb = page.locator('.st-key-sl_z0 input[type="range"]')
     start_value = thumb.input_value()
     thumb.focus()
     for _ in range(15):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"() => ({CHECKSUM_JS})({sel!r}) !== {before!r}", timeout=T)
+    page.wait_for_function(f"() => ({testing.IMAGE_CHECKSUM_JS})({SLIDER_IMG!r}) !== {before!r}", timeout=T)
     wait_idle(page)
     wait_rendered(page)
     assert_no_errors(page)
     assert float(thumb.input_value()) > float(start_value)
-    after_png = chart.screenshot()
-    assert page.evaluate(CHECKSUM_JS, sel) != before
-    assert after_png != before_png, "the decoded image's pixels did not change"
+    assert img.get_attribute("src") != before_src
+    assert image_checksum(page) != before, "the decoded image's pixels did not change"
 
-    # slider-to-redraw latency, information only: key press until the chart holds the new image
+    # slider-to-redraw latency, information only (benchmarks/slider_latency.py measures it properly)
     times = []
-    for _ in range(7):
-        old = page.evaluate(CHECKSUM_JS, sel)
+    for _ in range(5):
+        old = image_checksum(page)
         thumb.focus()
         t0 = time.perf_counter()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"() => ({CHECKSUM_JS})({sel!r}) !== {old!r}", timeout=T, polling="raf")
+        page.wait_for_function(f"() => ({testing.IMAGE_CHECKSUM_JS})({SLIDER_IMG!r}) !== {old!r}", timeout=T,
+                               polling="raf")
         times.append((time.perf_counter() - t0) * 1000)
         wait_idle(page, started_within_ms=300)
     print(f"\nslider -> redraw latency (ms): median {statistics.median(times):.0f}, "
@@ -330,8 +292,11 @@ def _upload(page, path: Path) -> None:
 def test_uploading_fits_shows_its_reconstruction_and_bad_files_a_reason(page, tmp_path):
     from playwright.sync_api import expect
 
+    from astroae_core.demo_data import generate_demo_data
+
+    generate_demo_data(tmp_path / "fresh", n=1, seed=11, progress=False)  # a stamp the cache has never seen
     good = tmp_path / "upload_galaxy.fits"
-    fits.PrimaryHDU(blob_image(np.random.default_rng(11), 40), header=_wcs(77, 40)).writeto(good)
+    shutil.copy(next((tmp_path / "fresh").glob("*.fits")), good)
     bad = tmp_path / "bad.fits"
     bad.write_text("this is a text file, not a FITS image\n" * 20)
 

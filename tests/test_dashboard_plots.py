@@ -236,6 +236,36 @@ def test_metric_formatting():
     assert core.format_metric("ssim", 0.98765) == "0.9877"
 
 
+def test_table_values_have_a_fixed_precision_per_column():
+    assert core.format_value("mse", 0.000123456) == "1.23e-04"
+    assert core.format_value("ssim", 0.987654321) == "0.9877"
+    assert core.format_value("ra", 150.123456789) == "150.123457"
+    assert core.format_value("anomaly_rank", np.int64(3)) == "3"
+    assert core.format_value("is_anomaly", np.bool_(True)) == "yes"
+    assert core.format_value("flux", 123456.7) == "1.235e+05"
+    assert core.format_value("kind", None) == "—" and core.format_value("ra", float("nan")) == "—"
+    assert core.format_value("kind", "merger") == "merger"
+    # gallery captions: every value of a column has the same width
+    caps = [core.format_value("anomaly_score", v, short=True) for v in (0.5, 12.345, 3.0)]
+    assert caps == ["0.50", "12.35", "3.00"]
+    assert {len(core.format_value("mse", v, short=True)) for v in (1e-4, 2.5e-3, 9.99e-5)} == {8}
+
+
+def test_short_names_for_captions():
+    assert core.short_name("set/galaxy_001.fits") == "galaxy_001"
+    assert core.short_name("a/b/x.FITS.gz") == "x" and core.short_name("y.fz") == "y"
+    assert core.short_name("notes.txt") == "notes.txt" and core.short_name(".fits") == ".fits"
+
+
+def test_png_bytes_round_trip():
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 255, size=(7, 5, 3), dtype=np.uint8)
+    raw = core.png_bytes(rgb)
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(raw))), rgb)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # latents: slider ranges, traversals, what dimensions track
 
@@ -268,21 +298,28 @@ def test_traversal_and_interpolation_latents():
     np.testing.assert_allclose(zi[2], [0.5, 1])
 
 
-def test_image_spread_and_influence_against_the_data():
-    assert core.image_spread(np.zeros((4, 3, 3))) == 0.0
-    assert core.image_spread(np.array([[0.0], [1.0]])) == pytest.approx(0.5)
-    import torch
+def test_slider_influence_reads_the_cache_or_measures_it_on_the_previews():
+    from types import SimpleNamespace
 
-    from astroae_core.model import AutoEncoder, ModelConfig
+    from .test_inference import LinearDecoder
 
-    torch.manual_seed(0)
-    model = AutoEncoder(ModelConfig(in_size=16, latent_dim=3, channels=(4, 8), skip_mode="none")).eval()
-    z = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
-    previews = (np.random.default_rng(1).uniform(size=(20, 8, 8)) * 255).astype(np.uint8)
-    out = core.influence_vs_data(model, z, previews, max_images=8)
-    assert out["relative"].shape == (3,) and out["vs_data"].shape == (3,)
-    np.testing.assert_allclose(out["vs_data"], out["relative"] * out["decoded_vs_data"])
-    assert 0 <= out["decoded_vs_data"] < 10
+    stored = {"vs_data": [0.5, 0.0], "relative": [2.0, 0.0], "decoded_vs_data": 0.25, "change": [0.1, 0.0]}
+    cache = SimpleNamespace(meta={"influence": stored})
+    out = core.slider_influence(cache, model=None)  # stored: the model is not even needed
+    assert out["stored"] and list(out["vs_data"]) == [0.5, 0.0] and out["decoded_vs_data"] == 0.25
+
+    # an older cache: measured now, the previews (uint8 thumbnails) standing in for the real images
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 3))
+    w[:, 1] = 0.0  # the decoder ignores z1
+    z = rng.normal(size=(40, 3)).astype(np.float32)
+    previews = np.zeros((40, 4, 4), dtype=np.uint8)
+    previews[::2] = 255  # half white, half black: every pixel deviates by 0.5 from the mean (all 40 sampled)
+    old = SimpleNamespace(meta={}, latents=lambda: z, previews=previews)
+    out = core.slider_influence(old, LinearDecoder(w, 4), max_images=40)
+    assert not out["stored"] and out["vs_data"][1] == 0.0
+    change = 2 * z.std(0) * np.abs(w).mean(0)  # linear decoder: the analytic change
+    np.testing.assert_allclose(out["vs_data"], change / 0.5, rtol=1e-4)
 
 
 def test_tracked_columns_pick_the_largest_absolute_correlation():
@@ -307,6 +344,14 @@ def test_carry_summary_says_whether_the_latent_beats_pca():
     assert "does NOT beat PCA-8" in s["sentence"] and "around the bottleneck" in s["sentence"]
     assert "removes 50% of the error of the mean image" in s["sentence"]
     assert "1.20 of 8" in s["sentence"]
+    # the plain statement: latent only vs PCA-8 vs the full model, as shares of the mean image's error removed
+    assert s["carried"] == pytest.approx({"full": 0.9975, "latent_only": 0.5, "pca": 0.75})
+    assert s["headline"] == ("How much of the image the 8 numbers carry: decoded from them alone, the model removes "
+                             "50% of the error of the mean image; PCA with 8 components removes 75%; the full "
+                             "model, whose skip connections pass the image around the numbers, 100%.")
+    assert s["sentence"].startswith(s["headline"])
+    ev["decoded_vs_data"] = 0.05
+    assert "vary 5% as much as the real ones, so the sliders barely change" in core.carry_summary(ev)["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.005
     ev["skip_mode"] = "none"
     s = core.carry_summary(ev)
@@ -392,6 +437,8 @@ def test_image_panels_shared_stretch_and_hover_values():
     assert fig.data[2].colorscale[0][1] != fig.data[0].colorscale[0][1]  # diverging residual scale
     assert fig.data[0].customdata[15, 15] == pytest.approx(100.0)
     assert "%{customdata" in fig.data[0].hovertemplate
+    for ax in (fig.layout.xaxis, fig.layout.yaxis, fig.layout.xaxis3, fig.layout.yaxis3):
+        assert ax.ticks == "" and ax.showticklabels is False  # no stray tick marks beside the images
 
 
 def test_decoded_image_figure_changes_with_the_image():
@@ -426,7 +473,10 @@ def test_latent_map_with_missing_colour_values(table):
 def test_metric_histograms_by_split(table):
     fig = plots.metric_histograms(table.assign(ms_ssim=0.5))
     assert len(fig.data) == 2 * 3  # two splits x three metrics
-    assert [a.text for a in fig.layout.annotations] == ["MSE", "SSIM", "MS-SSIM"]
+    assert [a.text for a in fig.layout.annotations] == ["log₁₀ MSE", "SSIM", "MS-SSIM"]
+    mse_train = table.loc[table["split"] == "train", "mse"].to_numpy()
+    np.testing.assert_allclose(fig.data[0].x, np.log10(mse_train))  # MSE binned in decades
+    np.testing.assert_allclose(fig.data[1].x, table.loc[table["split"] == "train", "ssim"])
     fig = plots.metric_histograms(table.assign(ms_ssim=np.nan))  # small images: no MS-SSIM, no empty panel
     assert len(fig.data) == 2 * 2 and len(fig.layout.annotations) == 2
 

@@ -70,16 +70,22 @@ with left:
         ui.show_previews(ctx, nbr_rows, ncols=4, caption_col="latent_distance", key="nbr")
 with right:
     st.subheader("Outliers")
-    shown = [c for c in ("path", "anomaly_rank", "anomaly_score", "mse", "kind") if c in outliers.columns]
+    # a narrow column: the file name (not the path) and a few fixed-precision numbers, so nothing is cut off
+    shown = outliers[[c for c in ("anomaly_rank", "anomaly_score", "mse", "kind") if c in outliers.columns]].assign(
+        image=[Path(str(p)).stem for p in outliers["path"]])
+    shown = shown[["image", *shown.columns[:-1]]]
 
     def on_outlier():
         rows = ss["outlier_table"]["selection"]["rows"]
         if rows:
             ui.select_image(outliers.iloc[rows[0]]["id"])
 
-    st.dataframe(outliers[shown], hide_index=True, height=min(420, 35 * (len(outliers) + 1) + 3), key="outlier_table",
-                 on_select=on_outlier,
-                 selection_mode="single-row")
+    st.dataframe(shown, hide_index=True, height=min(420, 35 * (len(outliers) + 1) + 3), key="outlier_table",
+                 on_select=on_outlier, selection_mode="single-row", width="stretch",
+                 column_config={"anomaly_rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
+                                "anomaly_score": st.column_config.NumberColumn("score", format="%.2f",
+                                                                               width="small"),
+                                "mse": st.column_config.NumberColumn("MSE", format="%.2e", width="small")})
 
 sel_ids = ss.get("map_selection_ids") or []
 st.subheader(f"Selection ({len(sel_ids)} images)")

@@ -23,14 +23,16 @@ def run_evaluation(checkpoint: str, data_dir: str, stamp: str) -> dict:
 
 # -- how much the latent carries -------------------------------------------------------------------------------------
 st.header(f"How much do the {k} numbers carry?")
-evaluation = None
-if ctx.model_is_cache_model:
-    evaluation = ctx.cache.meta.get("evaluation")
+stored = ctx.cache.meta.get("evaluation") if ctx.model_is_cache_model else None  # measured at encode time
+evaluation = stored if stored and "rows" in stored else None
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
 if evaluation is None:
-    st.info(f"No evaluation is stored for `{core.model_label(ctx.model_path)}`. Computing it reconstructs the "
-            f"cache's images from the full model and from the latent alone, and fits PCA-{k} and the mean image on the "
-            "checkpoint's training images (a few seconds to minutes).")
+    why = (f"The cache could not measure it when it was built: {stored['error']}" if stored and stored.get("error")
+           else f"No evaluation is stored for `{core.model_label(ctx.model_path)}`"
+           + (" (the cache was built before caches stored one)." if ctx.model_is_cache_model else
+              " (the cache stores one for its own model only)."))
+    st.info(f"{why} Computing it reconstructs the cache's images from the full model and from the latent alone, "
+            f"and fits PCA-{k} and the mean image on the checkpoint's training images (a few seconds to minutes).")
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
         with st.spinner("Evaluating the model and fitting the baselines…"):
             try:
@@ -43,6 +45,9 @@ if evaluation is None:
 if evaluation is not None:
     summary = core.carry_summary(evaluation)
     (st.success if summary["beats_pca"] else st.warning)(summary["sentence"])
+    if evaluation.get("skip_mode", "none") != "none" and "Latent sliders" in ui.PAGES:
+        st.page_link(ui.PAGES["Latent sliders"], label="See it on the Latent sliders page: each slider's influence",
+                     icon=":material/tune:")
     c = st.columns(4)
     rows = evaluation["rows"]
     c[0].metric("latent-only MSE ÷ PCA MSE", f"{summary['latent_vs_pca']:.2f}" if summary["latent_vs_pca"] else "n/a",
@@ -60,7 +65,11 @@ if evaluation is not None:
     st.plotly_chart(plots.baseline_bars(rows, latent_dim=k, skip_mode=skip_mode), key="baseline_fig")
     table = pd.DataFrame(rows).T.dropna(axis=1, how="all").drop(index=["full"] if skip_mode == "none" else [])
     table.insert(0, "reconstruction", [plots.row_label(r, k, skip_mode) for r in table.index])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "mse": st.column_config.NumberColumn("MSE", format="%.3e"),
+        "psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.2f"),
+        "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),
+        "ms_ssim": st.column_config.NumberColumn("MS-SSIM", format="%.4f")})
     st.caption(f"Measured on {evaluation.get('n_images', '?')} images ({evaluation.get('images', '')}); baselines "
                f"fitted on {evaluation.get('n_train_images_for_baselines', '?')} training images.")
 
@@ -73,7 +82,9 @@ st.caption(f"From the cache ({len(t):,} images, encoded with the cache's own mod
 st.plotly_chart(plots.metric_histograms(t), key="hist_fig")
 cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns and t[c].notna().any()]
 if "split" in t.columns:
-    st.dataframe(t.groupby("split")[cols].agg(["mean", "median"]).style.format("{:.4g}"), width="stretch")
+    by_split = t.groupby("split")[cols].agg(["mean", "median"])
+    st.dataframe(by_split.style.format({c: "{:.2e}" if c[0] in core.SMALL_VALUE_COLUMNS else "{:.4f}"
+                                        for c in by_split.columns}), width="stretch")
 
 # -- training curves -----------------------------------------------------------------------------------------------
 st.header("Training")

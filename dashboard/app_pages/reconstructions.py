@@ -100,7 +100,7 @@ with left:
         core.format_sky(sky["ra"], sky["dec"]) if sky else core.format_sky(row.get("ra"), row.get("dec"))))
     st.markdown(f"**File**: `{row['path']}`" + (f" (HDU {hdu})" if hdu is not None else ""))
     shown = row.drop(labels=[c for c in row.index if c.startswith("z") and c[1:].isdigit()] + ["path"])
-    st.dataframe(shown.astype(str).rename("value"), height=260)
+    st.dataframe({"value": {k: core.format_value(k, v) for k, v in shown.items()}}, height=260, width="stretch")
 with right:
     name = Path(str(row["path"])).name.split(".")[0]
     sha = model.checkpoint_info.get("sha256", "")

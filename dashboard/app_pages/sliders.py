@@ -23,12 +23,18 @@ def decode(z: tuple, model_key: str, _model) -> np.ndarray:
     return core.decode_latents(_model, np.array(z, dtype=np.float32))
 
 
-@st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image…")
-def influence(model_key: str, _model, _z, _previews) -> dict:
-    return core.influence_vs_data(_model, _z, _previews, max_images=32)
+@st.cache_data(max_entries=2048, show_spinner=False)
+def decoded_png(z: tuple, model_key: str, stretch: str, cmap: str, _model) -> bytes:
+    """The live image: a small PNG, a function of the slider values (a slider moved back costs nothing)."""
+    return core.png_bytes(core.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
 
 
-measured = influence(key, model, Z, cache.previews)
+@st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image (an older cache)…")
+def influence(model_key: str, _cache, _model) -> dict:
+    return core.slider_influence(_cache, _model)
+
+
+measured = influence(f"{key}:{cache.meta.get('created_utc')}", cache, model)
 inf = measured["vs_data"]
 if model.config.has_skips:
     st.warning(f"This model (skip_mode **{model.config.skip_mode}**) has skip connections. The sliders decode from "
@@ -79,10 +85,9 @@ def live():
         st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")
     z = tuple(round(float(st.session_state[f"sl_{c}"]), 6) for c in zcols)
     st.session_state["slider_z"] = list(z)
-    img = decode(z, key, model)[0]
-    with right:
-        st.plotly_chart(plots.decoded_image(img, ctx.stretch, ctx.cmap, title="decoded from the latent alone",
-                                            height=460), key="slider_img", config={"displaylogo": False})
+    with right, st.container(key="slider_img"):
+        st.image(decoded_png(z, key, ctx.stretch, ctx.cmap, model), width="stretch",
+                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)")
         d, _ = cache.neighbors(np.array(z, dtype=np.float32), k=1)
         st.caption(f"Nearest dataset image in latent space: `{t.iloc[int(np.ravel(d)[0])]['path']}`")
 

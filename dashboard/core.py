@@ -817,9 +817,20 @@ def carry_summary(evaluation: dict) -> dict:
 # selections and exports
 
 
-def selection_ids(selection) -> list:
+#: Above this many points the latent map's points carry their row position in ``customdata`` instead of the id
+#: string (see :func:`dashboard.plots.latent_map`): a million ids take tens of seconds to serialize.
+MAP_ROWS_AS_CUSTOMDATA_ABOVE = 20_000
+
+
+def selection_ids(selection, table=None) -> list:
     """Image ids from a plotly selection (``st.plotly_chart(..., on_select=...)``'s ``selection``): each point's
-    ``customdata[0]`` (or ``customdata``), in order, without repeats."""
+    ``customdata[0]`` (or ``customdata``), in order, without repeats.
+
+    With ``table``, the table the map was drawn from: when it has more than :data:`MAP_ROWS_AS_CUSTOMDATA_ABOVE`
+    rows the map's ``customdata`` are row positions, and they are turned into that table's ids."""
+    if table is not None and len(table) > MAP_ROWS_AS_CUSTOMDATA_ABOVE:
+        rows = selection_ids(selection)
+        return table["id"].iloc[[int(r) for r in rows]].tolist() if rows else []
     if not selection:
         return []
     points = selection.get("points", []) if hasattr(selection, "get") else getattr(selection, "points", [])

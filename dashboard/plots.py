@@ -126,7 +126,7 @@ def decoded_image(img01, stretch: str, cmap: str, *, title: str = "", height: in
 
 def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), highlight_id=None, neighbor_ids=(),
                uploads=(), height: int = 620) -> go.Figure:
-    """WebGL scatter of the dataset on a 2-D map; points carry their id in ``customdata``.
+    """WebGL scatter of the dataset on a 2-D map; every point of the table is drawn and carries ``customdata``.
 
     Parameters
     ----------
@@ -140,41 +140,63 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
         The chosen image, drawn as a large cross.
     uploads : iterable of dict
         ``{"name", "x", "y"}`` for uploaded images placed on the map (stars).
+
+    Notes
+    -----
+    Up to :data:`core.MAP_ROWS_AS_CUSTOMDATA_ABOVE` points, each point's ``customdata`` is ``[id]`` and hover shows
+    the id. Above it (survey-sized caches), ``customdata`` is the point's row position in ``table`` (int32, sent
+    as a compact binary array) and hover shows ``image #row``: a million id strings take tens of seconds to
+    validate and serialize, a million integers well under one. :func:`core.selection_ids` with ``table=`` turns
+    either kind back into ids, so clicks and box/lasso selections stay exact.
     """
     fig = go.Figure()
-    ids = table["id"].to_numpy()
+    n = len(table)
+    big = n > core.MAP_ROWS_AS_CUSTOMDATA_ABOVE
+    key = np.arange(n, dtype=np.int32) if big else table["id"].to_numpy()[:, None]
+    who = "image #%{customdata}" if big else "%{customdata[0]}"
     xs, ys = table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32)
-    # The id is the only per-point text sent (hover shows it); a 100,000-point map stays a few MB.
-    base = dict(mode="markers", hovertemplate="%{customdata[0]}<extra></extra>")
+    size, opacity = (3, 0.6) if big else (6, 0.9)  # a million full-size dots would be one blot
+    base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
     if color and color in table.columns and table[color].dtype.kind in "biuf":
         vals = table[color].to_numpy(dtype=float)
         ok = np.isfinite(vals)
         if (~ok).any():
-            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=ids[~ok, None], name=f"{color} missing",
-                                       marker=dict(size=5, color="#555b6e"), **base))
+            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=key[~ok], name=f"{color} missing",
+                                       marker=dict(size=size - 1, color="#555b6e"), **base))
         fig.add_trace(go.Scattergl(
-            x=xs[ok], y=ys[ok], customdata=ids[ok, None], name=color, showlegend=False, mode="markers",
-            hovertemplate=f"%{{customdata[0]}}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
-            marker=dict(size=6, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=0.9,
+            x=xs[ok], y=ys[ok], customdata=key[ok], name=color, showlegend=False, mode="markers",
+            hovertemplate=f"{who}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
+            marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
                         colorbar=dict(title=dict(text=color), thickness=12))))
     elif color and color in table.columns:
         labels = table[color].astype("string").fillna("(none)").to_numpy()
         for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
             m = labels == lab
             fig.add_trace(go.Scattergl(
-                x=xs[m], y=ys[m], customdata=ids[m, None], name=str(lab), mode="markers",
-                hovertemplate=f"%{{customdata[0]}}<br>{color} = {lab}<extra></extra>",
-                marker=dict(size=6, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=0.85)))
+                x=xs[m], y=ys[m], customdata=key[m], name=str(lab), mode="markers",
+                hovertemplate=f"{who}<br>{color} = {lab}<extra></extra>",
+                marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
     else:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=ids[:, None], name="images",
-                                   marker=dict(size=5, color="#9bb0d6", opacity=0.8), **base))
+        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=key, name="images",
+                                   marker=dict(size=size - 1, color="#9bb0d6", opacity=min(opacity, 0.8)), **base))
+
+    id_text = None
 
     def overlay(sel_ids, name, marker):
-        sub = core.rows_for_ids(table, sel_ids)
-        if len(sub):
-            fig.add_trace(go.Scattergl(x=sub[x], y=sub[y], customdata=sub["id"].to_numpy()[:, None], name=name,
-                                       marker=marker, mode="markers",
-                                       hovertemplate=f"%{{customdata[0]}}<br>{name}<extra></extra>"))
+        nonlocal id_text
+        if not len(sel_ids):
+            return
+        if big:
+            if id_text is None:  # once per figure: comparing a million ids as strings is the costly part
+                id_text = table["id"].astype(str)
+            rows = np.flatnonzero(id_text.isin([str(i) for i in sel_ids]).to_numpy())
+            px, py, cd = xs[rows], ys[rows], key[rows]
+        else:
+            sub = core.rows_for_ids(table, sel_ids)
+            px, py, cd = sub[x], sub[y], sub["id"].to_numpy()[:, None]
+        if len(px):
+            fig.add_trace(go.Scattergl(x=px, y=py, customdata=cd, name=name, marker=marker, mode="markers",
+                                       hovertemplate=f"{who}<br>{name}<extra></extra>"))
 
     overlay(list(outlier_ids), "outliers", dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
     overlay(list(neighbor_ids), "nearest neighbours", dict(size=13, symbol="diamond-open", color="#59c9a5",
@@ -209,6 +231,9 @@ def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "s
         sub = table[table[by].astype(str) == g] if by in table.columns else table
         for i, m in enumerate(metrics, start=1):
             v = sub[m].to_numpy(dtype=float)
+            if m in logged:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v = np.log10(v)
             v = v[np.isfinite(v)]
             fig.add_trace(go.Histogram(x=v, name=str(g), legendgroup=str(g), showlegend=i == 1, opacity=0.7,
                                        marker_color=QUALITATIVE[j % len(QUALITATIVE)], nbinsx=40), row=1, col=i)
@@ -231,9 +256,6 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
                                  ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)):
         vals = series(key)
         if any(v is not None for v in vals):
-            if m in logged:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    v = np.log10(v)
             fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
                                      marker=dict(size=4)), row=1, col=col)
     vl = [v if v is not None else np.inf for v in series("val_loss")]

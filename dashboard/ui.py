@@ -65,8 +65,13 @@ def _stamp(path: Path) -> float:
 @st.cache_resource(max_entries=4, show_spinner="Loading the latent cache…")
 def _load_cache(path: str, stamp: float):
     from astroae_core.cache import load_cache
+    from astroae_core.projections import warm_umap_in_background
 
-    return load_cache(path)
+    cache = load_cache(path)
+    # numba compiles UMAP's transform on first use (10-30 s on 2 cores): pay it on a background thread, once per
+    # process, rather than at the first upload placed on the map (benchmarks/projections.py, umap_cold_start)
+    warm_umap_in_background(cache.umap_model)
+    return cache
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

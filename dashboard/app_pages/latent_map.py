@@ -35,7 +35,7 @@ uploads = [{"name": u.name, "x": u.place[x], "y": u.place[y]} for u in ss.get("u
 
 def on_select():
     sel = ss["map_chart"]["selection"]
-    ids = core.selection_ids(sel)
+    ids = core.selection_ids(sel, table=t)
     if len(ids) == 1 and not (sel.get("box") or sel.get("lasso")):
         ui.select_image(ids[0])
     else:

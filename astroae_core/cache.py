@@ -889,8 +889,8 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
     influence = {"method": "mean absolute change of the latent-only decode when one dimension moves by "
                            f"+/-{inf['n_sigma']:g} dataset standard deviations, on {inf['n_images']} images",
                  **{k: _json_safe(v) for k, v in inf.items()}}
-    what = (f"validation split ({len(rows)} images)" if same_root else
-            f"{len(rows)} of the {n_images} images" + (" (a seeded sample)" if len(rows) < n_images else ""))
+    what = ("validation split of the training folder" if same_root else
+            "a seeded sample of the images" if len(rows) < n_images else "all images in the folder")
     try:
         train, _ = _training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
                                     seed=seed)

@@ -163,7 +163,7 @@ def training_throughput(model, batch_size: int, *, channels_last: bool, min_seco
     return batch_size * reps / total, step_flops
 
 
-def bench_model(name: str, model, *, peak_gflops: float, quick: bool, use_compile: bool) -> dict:
+def bench_model(name: str, model, *, peak_gflops: float, quick: bool, use_compile: bool, sizes=None) -> dict:
     import torch
 
     s = model.config.in_size
@@ -173,7 +173,7 @@ def bench_model(name: str, model, *, peak_gflops: float, quick: bool, use_compil
     roof_enc = peak_gflops * 1e9 / enc_flops
     res = {"config": model.config.to_dict(), "encode_gflop_per_image": enc_flops / 1e9,
            "decode_gflop_per_image": dec_flops / 1e9, "encode_roofline_images_per_s": roof_enc}
-    sizes = (1, 4) if quick else BATCH_SIZES
+    sizes = sizes or ((1, 4) if quick else BATCH_SIZES)
     variants = ["baseline", "fast", "fused"] + (["compiled"] if use_compile else [])
     enc = {}
     for v in variants:
@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to start)")
+    p.add_argument("--models", help="comma-separated subset of: demo, demo-unet, seed-16-32-64-128-unet")
+    p.add_argument("--batch-sizes", help="comma-separated encode batch sizes (default 1,2,4,...,256)")
     args = p.parse_args(argv)
     import torch
 
@@ -219,9 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_gflops(n=512 if args.quick else 2048, seconds=0.05 if args.quick else 2.0)
     result = {"benchmark": "inference", "quick": args.quick, "machine": machine(),
               "matmul_float32_gflops": round(peak, 2), "models": {}}
-    for name, model in models(quick=args.quick).items():
+    chosen = models(quick=args.quick)
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = sorted(set(wanted) - set(chosen))
+        if unknown:
+            p.error(f"unknown --models {unknown}; choose from {sorted(chosen)}")
+        chosen = {k: chosen[k] for k in wanted}
+    sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else None
+    for name, model in chosen.items():
         result["models"][name] = bench_model(name, model, peak_gflops=peak, quick=args.quick,
-                                             use_compile=args.compile)
+                                             use_compile=args.compile, sizes=sizes)
     if not args.quick:
         # thread scaling of the best encoder at batch 64 (2 cores: does the second one help?)
         m = models(quick=True)["demo"]

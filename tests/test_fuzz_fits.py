@@ -356,11 +356,11 @@ def _tiny_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, model)
 
 
-def _mixed_folder(folder: Path, *, seed: int) -> None:
+def _mixed_folder(folder: Path, *, seed: int, n_good: int = 1) -> None:
     """Good blob images, hand-made bad files of every kind, and seeded random mutants of valid files."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    for i in range(6):
+    for i in range(n_good):
         fits.PrimaryHDU(blob_image(rng, 32)).writeto(folder / f"good_{i}.fits")
     (folder / "sub").mkdir()
     (folder / "sub" / "good_gz.fits.gz").write_bytes(gzip.compress(sources()["primary-f32"], mtime=0))
@@ -400,7 +400,8 @@ def test_encode_lists_every_bad_file_with_its_reason_and_encodes_every_good_one(
     from astroae_core.fits_io import find_fits_files
 
     data = tmp_path / "data"
-    _mixed_folder(data, seed=3)
+    # seed 2 leaves 2 mutants readable: 4 good files in all, below UMAP's minimum (no numba compilation here)
+    _mixed_folder(data, seed=2)
     expected_bad, expected_good = {}, []
     for f in find_fits_files(data):
         rel = f.relative_to(data).as_posix()
@@ -409,7 +410,7 @@ def test_encode_lists_every_bad_file_with_its_reason_and_encodes_every_good_one(
             expected_bad[rel] = result.reason
         else:
             expected_good.append(rel)
-    assert len(expected_bad) >= 13 and len(expected_good) >= 7  # the hand-made ones at least
+    assert len(expected_bad) >= 13 and len(expected_good) >= 2  # the hand-made ones at least
 
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt")
     cache = load_cache(encode_folder(ckpt, data, tmp_path / "cache", progress=False))

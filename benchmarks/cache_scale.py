@@ -246,8 +246,9 @@ def case_browser(cache: str, *, timeout_s: float = 300.0) -> dict:
                 for label in ("first", "second"):  # cold (loads the cache), then a fresh session on a warm server
                     ctx = b.new_context(viewport={"width": 1440, "height": 1000}, base_url=url)
                     page = ctx.new_page()
+                    page.set_default_timeout(timeout_s * 1e3)
                     t1 = time.perf_counter()
-                    page.goto("/latent_map")
+                    page.goto("/latent_map", wait_until="commit")
                     n = page.wait_for_function(_MAP_DRAWN, timeout=timeout_s * 1e3, polling=50).json_value()
                     res[f"{label}_map_drawn_s"] = time.perf_counter() - t1
                     res["points_drawn"] = int(n)
@@ -282,9 +283,13 @@ def _status_mb(pid: int, key: str) -> float | None:
 
 
 def _child(*args: str, timeout: float | None = None) -> dict:
+    """One measurement in a fresh process; a failure is recorded (and the other measurements still run)."""
     t0 = time.perf_counter()
-    res = run_json(["-m", "benchmarks.cache_scale", "--case", *args], env={"PYTHONWARNINGS": "ignore"},
-                   timeout=timeout)
+    try:
+        res = run_json(["-m", "benchmarks.cache_scale", "--case", *args], env={"PYTHONWARNINGS": "ignore"},
+                       timeout=timeout)
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        res = {"error": str(exc)[-1500:]}
     res["process_seconds"] = time.perf_counter() - t0
     return res
 
@@ -331,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
             result["encode"][str(n)] = _child("encode", str(folder), str(ckpt), str(tmp / f"enc{n}"))
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(tmp / f"enc{n}", ignore_errors=True)
-        if len(sizes) >= 2:
-            a, b = (result["encode"][str(s)] for s in (sizes[0], sizes[-1]))
+        ends = [result["encode"][str(s)] for s in (sizes[0], sizes[-1])] if len(sizes) >= 2 else []
+        if ends and not any("error" in e for e in ends):
+            a, b = ends
             slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (sizes[-1] - sizes[0])
             result["encode_rss_mb_per_1k_images"] = round(slope * 1000, 3)
             result["encode_rss_mb_extrapolated_100k"] = round(b["peak_rss_mb"] + slope * (100_000 - sizes[-1]), 1)

@@ -82,7 +82,7 @@ def env(tmp_path_factory):
 def new_app():
     from streamlit.testing.v1 import AppTest
 
-    return AppTest.from_file(str(APP), default_timeout=60)
+    return AppTest.from_file(str(APP), default_timeout=300)  # a loaded 2-core machine is slow
 
 
 def open_page(name: str):

@@ -109,7 +109,7 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_server(cache: Path, data_root: Path, logs: Path, *, timeout: float = 180.0):
+def start_server(cache: Path, data_root: Path, logs: Path, *, timeout: float = 600.0):
     """``streamlit run`` on a free localhost port; returns (process, base URL)."""
     port = _free_port()
     env = dict(os.environ, ASTROAE_CACHE=str(cache), ASTROAE_DATA_ROOT=str(data_root), PYTHONUNBUFFERED="1",

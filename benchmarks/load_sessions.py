@@ -28,14 +28,10 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,20 +80,6 @@ ISOLATED_POINTS_JS = """() => {
 # the server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-            return r.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
 def _rss_mb(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -107,38 +89,6 @@ def _rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def start_server(cache: Path, data_root: Path, logs: Path, *, timeout: float = 600.0):
-    """``streamlit run`` on a free localhost port; returns (process, base URL)."""
-    port = _free_port()
-    env = dict(os.environ, ASTROAE_CACHE=str(cache), ASTROAE_DATA_ROOT=str(data_root), PYTHONUNBUFFERED="1",
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with open(logs / "stdout.txt", "wb") as out, open(logs / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while not _healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc)
-            raise RuntimeError(f"the Streamlit server did not start:\n{(logs / 'stderr.txt').read_text()[-3000:]}")
-        time.sleep(0.25)
-    return proc, url
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-    except ProcessLookupError:
-        pass
 
 
 def pick_cache(arg: str | None, workdir: Path) -> tuple[Path, str]:
@@ -335,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
+    sys.path.insert(0, str(ROOT))
+    from dashboard import testing
+
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="astroae-load-") as tmp:
         work = Path(tmp)
@@ -343,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         table = pd.read_parquet(cache / "latents.parquet", columns=["id", "path"])
         names = {str(i): Path(str(p)).name for i, p in zip(table["id"], table["path"])}
         (work / "logs").mkdir()
-        proc, url = start_server(cache, data_root, work / "logs")
+        proc, url = testing.start(cache, data_root, work / "logs", start_timeout=600.0)
         try:
             # one warm-up session loads the cache, the model and the pages' code once, as a running server has
             warm = asyncio.run(drive(url, names, sessions=1, seconds=0, seed=args.seed + 99,
@@ -351,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             res = asyncio.run(drive(url, names, sessions=args.sessions, seconds=args.seconds, seed=args.seed,
                                     timeout_ms=int(args.timeout * 1000), server_pid=proc.pid))
         finally:
-            stop_server(proc)
+            testing.stop(proc)
         log = (work / "logs" / "stderr.txt").read_text(errors="replace")
         log += (work / "logs" / "stdout.txt").read_text(errors="replace")
     errors = warm["errors"] + res["errors"]

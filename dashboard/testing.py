@@ -78,10 +78,10 @@ def stop(proc: subprocess.Popen) -> None:
         pass
 
 
-@contextlib.contextmanager
-def serve(cache, data_root, logs, *, start_timeout: float = 120.0, python: str | None = None):
+def start(cache, data_root, logs, *, start_timeout: float = 120.0, python: str | None = None):
     """``streamlit run dashboard/app.py`` on a free localhost port with ``ASTROAE_CACHE`` and
-    ``ASTROAE_DATA_ROOT`` set; yields the base URL and stops the server's process group at the end.
+    ``ASTROAE_DATA_ROOT`` set, once it answers its health check; returns ``(process, base URL)``.
+    Stop it with :func:`stop`.
 
     Raises
     ------
@@ -109,6 +109,17 @@ def serve(cache, data_root, logs, *, start_timeout: float = 120.0, python: str |
                 raise RuntimeError(f"the Streamlit server {why}.\nstderr:\n"
                                    f"{(logs / 'stderr.txt').read_text(errors='replace')[-4000:]}")
             time.sleep(0.25)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+@contextlib.contextmanager
+def serve(cache, data_root, logs, *, start_timeout: float = 120.0, python: str | None = None):
+    """:func:`start` as a context manager: yields the base URL and stops the server's process group at the end."""
+    proc, url = start(cache, data_root, logs, start_timeout=start_timeout, python=python)
+    try:
         yield url
     finally:
         stop(proc)

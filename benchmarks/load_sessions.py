@@ -39,16 +39,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUNNING = '[data-testid="stApp"]:not([data-test-script-state="notRunning"])'
-SLIDER_CHART = ".st-key-slider_img .js-plotly-plot"
+SLIDER_IMG = ".st-key-slider_img img"  # the decoded image, a small PNG whose source changes with every decode
 
 # A cheap fingerprint of the decoded image plotly holds (changes when the slider's image is redrawn).
-CHECKSUM_JS = """sel => {
-    const gd = document.querySelector(sel);
-    if (!gd || !gd._fullData || !gd._fullData.length) return null;
-    let s = 0, n = 0;
-    for (const row of gd._fullData[0].z) for (const v of row) { s += (v || 0) * (1 + (n % 97)); n++; }
-    return s.toFixed(9) + ':' + n;
-}"""
+IMAGE_SRC_JS = """sel => { const img = document.querySelector(sel); return img ? img.getAttribute('src') : null; }"""
 
 # Points of the map's first trace at least 6 px from any other, in page pixels, with their ids.
 ISOLATED_POINTS_JS = """() => {
@@ -145,19 +139,19 @@ class Session:
         await self.check_page(page, title)
 
     async def move_sliders(self, page, n: int) -> None:
-        await page.wait_for_selector(SLIDER_CHART, timeout=self.timeout)
+        await page.wait_for_selector(SLIDER_IMG, timeout=self.timeout)
         for _ in range(n):
             dim = self.rng.randrange(8)
             thumb = page.locator(f'.st-key-sl_z{dim} input[type="range"]')
             value = float(await thumb.input_value())
             lo, hi = [float(await thumb.get_attribute(a) or "nan") for a in ("min", "max")]
             key = "ArrowRight" if value < hi and (value <= lo or self.rng.random() < 0.5) else "ArrowLeft"
-            old = await page.evaluate(CHECKSUM_JS, SLIDER_CHART)
+            old = await page.evaluate(IMAGE_SRC_JS, SLIDER_IMG)
             await thumb.focus()
             t0 = time.perf_counter()
             await page.keyboard.press(key)
             try:
-                await page.wait_for_function(f"() => ({CHECKSUM_JS})({SLIDER_CHART!r}) !== {old!r}",
+                await page.wait_for_function(f"() => ({IMAGE_SRC_JS})({SLIDER_IMG!r}) !== {json.dumps(old)}",
                                              timeout=self.timeout, polling="raf")
             except Exception as exc:  # noqa: BLE001
                 self.error(f"slider z{dim} {key}: the decoded image did not change ({type(exc).__name__})")

@@ -22,30 +22,29 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def peak_rss_mb(pid: int | str = "self") -> float | None:
-    """Peak resident set size (``VmHWM``) of a process in MiB; None where ``/proc`` does not say."""
+def _status_mb(pid, field: str) -> float | None:
+    # /proc/<pid>/status gives sizes in KiB.
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    if pid == "self":
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return None
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """Peak resident set size (``VmHWM``) of a process in MiB; None where ``/proc`` does not say."""
+    peak = _status_mb(pid, "VmHWM")
+    if peak is None and pid == "self":
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return peak
 
 
 def rss_mb(pid: int | str = "self") -> float | None:
     """Current resident set size (``VmRSS``) in MiB."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+    return _status_mb(pid, "VmRSS")
 
 
 def training_running() -> bool:

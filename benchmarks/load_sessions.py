@@ -35,13 +35,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(ROOT))
+from benchmarks._common import rss_mb  # noqa: E402
+from dashboard import testing  # noqa: E402  (the browser tests' server and chromium settings)
+
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUNNING = '[data-testid="stApp"]:not([data-test-script-state="notRunning"])'
 SLIDER_IMG = ".st-key-slider_img img"  # the decoded image, a small PNG whose source changes with every decode
 
-# A cheap fingerprint of the decoded image plotly holds (changes when the slider's image is redrawn).
+# The decoded image's source: a new PNG, hence a new data URL, for every redraw.
 IMAGE_SRC_JS = """sel => { const img = document.querySelector(sel); return img ? img.getAttribute('src') : null; }"""
 
 # Points of the map's first trace at least 6 px from any other, in page pixels, with their ids.
@@ -74,24 +76,12 @@ ISOLATED_POINTS_JS = """() => {
 # the server
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def pick_cache(arg: str | None, workdir: Path) -> tuple[Path, str]:
     """The cache to serve: ``--cache``, ``ASTROAE_CACHE``, ``cache/demo``, else a tiny one built in ``workdir``."""
     for candidate, source in ((arg, "--cache"), (os.environ.get("ASTROAE_CACHE"), "ASTROAE_CACHE"),
                               (str(ROOT / "cache" / "demo"), "demo cache")):
         if candidate and (Path(candidate) / "meta.json").is_file():
             return Path(candidate).resolve(), source
-    sys.path.insert(0, str(ROOT))
     from tests.test_app_pages import build_env  # the browser tests' tiny dataset, model and cache
 
     return Path(build_env(workdir)["cache"]).resolve(), "tiny synthetic cache"
@@ -238,7 +228,7 @@ async def drive(url: str, names: dict, *, sessions: int, seconds: float, seed: i
 
     async def sample(stop: asyncio.Event) -> None:
         while not stop.is_set():
-            v = _rss_mb(server_pid)
+            v = rss_mb(server_pid)
             if v is not None:
                 rss.append(v)
             try:
@@ -247,7 +237,7 @@ async def drive(url: str, names: dict, *, sessions: int, seconds: float, seed: i
                 pass
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=str(testing.CHROMIUM), args=testing.CHROMIUM_ARGS)
         runners = [Session(i, browser, url, names, seed=seed, timeout_ms=timeout_ms) for i in range(sessions)]
         await asyncio.gather(*(s.open() for s in runners))
         stop = asyncio.Event()
@@ -273,14 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the sessions' choices (default 0)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before an action counts as failed")
     args = ap.parse_args(argv)
-    if not Path(CHROMIUM).is_file():
-        print(json.dumps({"error": f"{CHROMIUM} not found (apt-get install chromium)"}))
+    if not testing.CHROMIUM.is_file():
+        print(json.dumps({"error": f"{testing.CHROMIUM} not found (apt-get install chromium)"}))
         return 2
 
     import pandas as pd
-
-    sys.path.insert(0, str(ROOT))
-    from dashboard import testing
 
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="astroae-load-") as tmp:

@@ -916,13 +916,15 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
 
     from .checkpoint import load_model
     from .metrics import image_metrics
+    from .model import fused_for_inference
     from .outliers import anomaly_scores
     from .projections import fit_pca, fit_umap, pca_transform
 
     from . import distributed
 
     rank, world = distributed.rank_world()
-    model = load_model(checkpoint, device=distributed.local_device("cuda" if torch.cuda.is_available() else "cpu"))
+    model = fused_for_inference(
+        load_model(checkpoint, device=distributed.local_device("cuda" if torch.cuda.is_available() else "cpu")))
     dev = next(model.parameters()).device
     cfg = model.preprocess_config
     info = getattr(model, "checkpoint_info", {}) or {}

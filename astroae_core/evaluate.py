@@ -9,7 +9,7 @@ import numpy as np
 
 from .baselines import MeanImageBaseline, PCABaseline
 from .checkpoint import load_model
-from .dataset import load_folder
+from .dataset import group_keys, load_folder
 from .inference import measure_influence, participation_ratio, run_model
 from .metrics import image_metrics, summarize
 
@@ -74,7 +74,10 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
     if len(data.paths) < 2:
         raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")
     out = run_model(model, data.x, batch_size=batch_size, progress=progress)
-    res = compare_with_baselines(model, data.x, out["z"], out["x_hat"], out["x_latent"], train.x)
+    # objects grouped as the training split grouped them (the galaxy of a multi-band cutout)
+    train_config = model.checkpoint_info.get("train_config") or {}
+    groups = group_keys(data.paths, group_regex=train_config.get("group_regex", "auto") or None)
+    res = compare_with_baselines(model, data.x, out["z"], out["x_hat"], out["x_latent"], train.x, groups=groups)
     return {
         "checkpoint": str(checkpoint),
         **res,
@@ -84,7 +87,7 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
     }
 
 
-def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, seed: int = 0) -> dict:
+def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None, seed: int = 0) -> dict:
     """The comparison behind :func:`evaluate`, on images already in memory (the latent cache calls it with what
     its encode computed, so nothing is decoded twice).
 
@@ -98,8 +101,11 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, seed: int =
         Their latents.
     train_x : ndarray, shape (M, 1, S, S)
         Training images the PCA-k and mean-image baselines are fitted on.
+    groups : sequence of str, optional
+        Object each image shows (e.g. the galaxy of a multi-band cutout); adds ``by_group``
+        (:func:`ratio_by_group`): the MSE ratio's spread over objects, not over images of the same object.
     seed : int
-        Seed of the influence sample.
+        Seed of the influence sample and the bootstrap.
 
     Returns
     -------
@@ -115,7 +121,8 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, seed: int =
         "pca": PCABaseline(k).fit(train_x).reconstruct(x),
         "mean_image": MeanImageBaseline().fit(train_x).reconstruct(x),
     }
-    rows = {name: summarize(image_metrics(x, rec)) for name, rec in recs.items()}
+    per_image = {name: image_metrics(x, rec) for name, rec in recs.items()}
+    rows = {name: summarize(m) for name, m in per_image.items()}
     inf = measure_influence(model, z, images=x, seed=seed)
     influence = inf["relative"]
     return {
@@ -129,6 +136,57 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, seed: int =
         "influence_vs_data": inf["vs_data"].tolist(),
         "decoded_vs_data": inf["decoded_vs_data"],
         "influence_min_over_max": float(influence.min() / influence.max()) if influence.max() > 0 else 0.0,
+        "by_group": (ratio_by_group(per_image["latent_only"]["mse"], per_image["pca"]["mse"], groups, seed=seed)
+                     if groups is not None else None),
+    }
+
+
+def ratio_by_group(mse, ref_mse, groups, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """How the ratio of two mean squared errors (a model's over a baseline's) depends on which objects are scored.
+
+    With few objects, one odd one (a large irregular galaxy with a bright neighbour) can hold a third of both
+    errors; resampling *objects* (all images of one object together) with replacement gives the ratio's
+    uncertainty.
+
+    Parameters
+    ----------
+    mse, ref_mse : array_like, shape (N,)
+        Per-image MSE of the model and of the baseline.
+    groups : sequence, length N
+        Object of each image.
+    n_boot : int
+        Bootstrap resamples of the objects.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``ratio`` (sum of ``mse`` over sum of ``ref_mse``, the ratio of the means), ``boot_p05``/``boot_p95``
+        (its 90% bootstrap interval over objects), ``median_image_ratio`` (median of per-image ratios),
+        ``n_groups``, ``worst_group`` (the object with the largest share of the baseline's error), its
+        ``worst_share`` of it, and ``ratio_without_worst``.
+    """
+    mse, ref = np.asarray(mse, dtype=np.float64), np.asarray(ref_mse, dtype=np.float64)
+    if mse.shape != ref.shape or mse.ndim != 1 or len(groups) != len(mse) or len(mse) == 0:
+        raise ValueError(f"mse, ref_mse and groups must be 1-D of one length, got {mse.shape}, {ref.shape}, "
+                         f"{len(groups)}")
+    keys, inverse = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    g_mse, g_ref = np.bincount(inverse, mse), np.bincount(inverse, ref)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(keys), size=(n_boot, len(keys)))
+    boot = g_mse[pick].sum(1) / np.maximum(g_ref[pick].sum(1), 1e-300)
+    worst = int(np.argmax(g_ref))
+    rest = np.arange(len(keys)) != worst
+    return {
+        "ratio": float(g_mse.sum() / g_ref.sum()),
+        "boot_p05": float(np.percentile(boot, 5)),
+        "boot_p95": float(np.percentile(boot, 95)),
+        "median_image_ratio": float(np.median(mse / np.maximum(ref, 1e-300))),
+        "n_groups": int(len(keys)),
+        "worst_group": str(keys[worst]),
+        "worst_share": float(g_ref[worst] / g_ref.sum()),
+        "ratio_without_worst": float(g_mse[rest].sum() / g_ref[rest].sum()) if rest.any() else float("nan"),
     }
 
 

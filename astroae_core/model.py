@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES"]
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "fused_for_inference"]
 
 SKIP_MODES = ("unet", "none", "dropout")
 
@@ -48,6 +48,14 @@ class ModelConfig:
         Batch-normalize the latent (no learned scale or shift): over the training data every latent number has
         mean 0 and variance 1, so no dimension can shrink to nothing, the sliders share one scale, and the
         participation ratio measures how independent the numbers are rather than how they happen to be scaled.
+    bottleneck_hidden : int
+        Width of a hidden layer between the deepest feature map and the latent, on both sides (0: one linear map,
+        the seed's). With one linear map the decoder's global layout is linear in the latent (a PCA-like basis
+        refined by local convolutions); a hidden layer lets the 8 numbers bend it (size, orientation).
+    latent_broadcast : bool
+        Also hand the decoder's deepest block the latent copied to every pixel plus two coordinate channels (a
+        spatial-broadcast decoder, Watters et al. 2019), so where a source lies can be a smooth function of a few
+        latent numbers instead of a sum of fixed basis maps.
     """
 
     in_size: int = 187
@@ -56,6 +64,8 @@ class ModelConfig:
     skip_mode: str = "none"
     skip_dropout: float = 0.5
     standardize_latent: bool = False
+    bottleneck_hidden: int = 0
+    latent_broadcast: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -67,6 +77,8 @@ class ModelConfig:
             raise ValueError(f"channels must be positive integers, got {self.channels}")
         if self.in_size >> (len(self.channels) - 1) < 2:
             raise ValueError(f"in_size={self.in_size} is too small for {len(self.channels)} scales")
+        if self.bottleneck_hidden < 0:
+            raise ValueError(f"bottleneck_hidden must be >= 0, got {self.bottleneck_hidden}")
         if not 0.0 <= self.skip_dropout <= 1.0:
             raise ValueError(f"skip_dropout must be in [0, 1], got {self.skip_dropout}")
 
@@ -128,13 +140,17 @@ class AutoEncoder(nn.Module):
         n = len(ch)
         self.enc = nn.ModuleList(ConvBlock(1 if i == 0 else ch[i - 1], ch[i]) for i in range(n))
         flat = ch[-1] * sizes[-1] ** 2
-        self.to_latent = nn.Linear(flat, self.config.latent_dim)
+        hidden, d = self.config.bottleneck_hidden, self.config.latent_dim
+        self.to_latent = (nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d))
+                          if hidden else nn.Linear(flat, d))
         self.latent_norm = (nn.BatchNorm1d(self.config.latent_dim, affine=False) if self.config.standardize_latent
                             else nn.Identity())
-        self.from_latent = nn.Linear(self.config.latent_dim, flat)
+        self.from_latent = (nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, flat))
+                            if hidden else nn.Linear(d, flat))
         skip = self.config.has_skips
         # Bottom level: the U-Net also concatenates the encoder's deepest features with the decoded latent.
-        self.bottom = ConvBlock(ch[-1] * (2 if skip else 1), ch[-1])
+        extra = self.config.latent_dim + 2 if self.config.latent_broadcast else 0
+        self.bottom = ConvBlock(ch[-1] * (2 if skip else 1) + extra, ch[-1])
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2) for i in range(n - 1, 0, -1))
         self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1]) for i in range(n - 1, 0, -1))
         self.head = nn.Conv2d(ch[0], 1, 1)
@@ -173,6 +189,11 @@ class AutoEncoder(nn.Module):
         h = F.relu(self.from_latent(z)).view(z.shape[0], ch[-1], sizes[-1], sizes[-1])
         h = h.contiguous(memory_format=torch.channels_last) if _is_channels_last(self) else h
         level = len(ch) - 1
+        if self.config.latent_broadcast:
+            s = sizes[-1]
+            grid = torch.linspace(-1, 1, s, device=z.device, dtype=h.dtype)
+            coords = torch.stack(torch.meshgrid(grid, grid, indexing="ij")).expand(z.shape[0], 2, s, s)
+            h = torch.cat([h, z[:, :, None, None].expand(-1, -1, s, s).to(h.dtype), coords], dim=1)
         h = self.bottom(self._join(h, skips, level))
         for up, dec in zip(self.up, self.dec):
             level -= 1
@@ -184,7 +205,8 @@ class AutoEncoder(nn.Module):
         if not self.config.has_skips:
             return h
         # No skips given means "decode from the latent alone": the skip channels carry zeros.
-        s = torch.zeros_like(h) if skips is None else skips[level]
+        ch, size = self.config.channels[level], self.config.sizes[level]
+        s = h.new_zeros(h.shape[0], ch, size, size) if skips is None else skips[level]
         return torch.cat([h, s], dim=1)
 
     def decode(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -242,6 +264,28 @@ def _is_channels_last(module: nn.Module) -> bool:
     # A wide 3x3 weight: its two memory formats are distinguishable (a 1-channel one's are not).
     w = module.bottom[0].weight
     return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
+
+def fused_for_inference(model: AutoEncoder) -> AutoEncoder:
+    """An eval-mode, channels_last copy of ``model`` with every BatchNorm folded into the convolution before it.
+
+    Same outputs to float rounding; each block then makes two passes over its feature map instead of four, which
+    is most of the difference between 0.3 and 0.5 of this machine's matrix-multiply rate when encoding
+    (``benchmarks/inference.py``). For inference only: the copy cannot train. ``model`` is left untouched and
+    ``checkpoint_info`` is carried over.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    m = copy.deepcopy(model).eval()
+    for block in m.modules():
+        if isinstance(block, ConvBlock):
+            for i in range(len(block) - 1):
+                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                    block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+                    block[i + 1] = nn.Identity()
+    return m.to(memory_format=torch.channels_last)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import ROOT, emit, machine, matmul_gflops, percentiles_ms  # noqa: E402
+from astroae_core.model import fused_for_inference  # noqa: E402
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -44,24 +45,6 @@ def models(*, quick: bool) -> dict:
         torch.manual_seed(0)
         out["seed-16-32-64-128-unet"] = AutoEncoder(ModelConfig(channels=(16, 32, 64, 128), skip_mode="unet")).eval()
     return out
-
-
-def fuse_batchnorm(model):
-    """An eval-mode copy of ``model`` whose BatchNorms are folded into the preceding convolutions (same outputs to
-    float rounding, two fewer passes over every feature map per block)."""
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    from astroae_core.model import ConvBlock
-
-    m = copy.deepcopy(model).eval()
-    for block in m.modules():
-        if isinstance(block, ConvBlock):
-            for i in range(len(block) - 1):
-                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
-                    block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
-                    block[i + 1] = nn.Identity()
-    return m
 
 
 def flops(fn, *args) -> int:
@@ -99,8 +82,7 @@ def encoder_variant(model, variant: str):
                 return model.encode(x)
         return enc, torch.contiguous_format
     # copies: converting a module's memory format works in place, and the other variants need the original
-    m = copy.deepcopy(model) if variant == "fast" else fuse_batchnorm(model)
-    m = m.to(memory_format=torch.channels_last)
+    m = copy.deepcopy(model).to(memory_format=torch.channels_last) if variant == "fast" else fused_for_inference(model)
     if variant == "compiled":
         m_enc = torch.compile(m.encode, dynamic=False)
     else:
@@ -124,7 +106,7 @@ def decode_latency(model, variant: str, *, n: int) -> dict:
     """p50/p95 milliseconds of decoding one latent (what a slider move costs)."""
     import torch
 
-    m = model if variant == "baseline" else fuse_batchnorm(model).to(memory_format=torch.channels_last)
+    m = model if variant == "baseline" else fused_for_inference(model)
     z = torch.randn(1, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
     ctx = torch.no_grad if variant == "baseline" else torch.inference_mode
     times = []

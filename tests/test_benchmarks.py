@@ -114,8 +114,8 @@ def test_percentiles_and_peak_rss():
 def test_fused_batchnorm_gives_the_same_latents_and_images():
     import torch
 
-    from astroae_core.model import AutoEncoder, ModelConfig
-    from benchmarks.inference import flops, fuse_batchnorm
+    from astroae_core.model import AutoEncoder, ModelConfig, fused_for_inference
+    from benchmarks.inference import flops
 
     torch.manual_seed(0)
     model = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), skip_mode="unet"))
@@ -125,7 +125,7 @@ def test_fused_batchnorm_gives_the_same_latents_and_images():
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     model.eval()
-    fused = fuse_batchnorm(model)
+    fused = fused_for_inference(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
     x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1))

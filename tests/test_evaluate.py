@@ -34,6 +34,9 @@ def test_evaluate_reports_four_rows_on_the_validation_split(tiny_run):
     assert len(res["influence"]) == 4 and 0 < res["effective_dim"] <= 4
     # a U-Net's skips carry the image: its full reconstruction beats its latent-only one
     assert res["rows"]["full"]["mse"] < res["rows"]["latent_only"]["mse"]
+    # the 6 validation images are 3 objects of 2 files each, grouped as the training split grouped them
+    assert res["by_group"]["n_groups"] == 3
+    assert res["by_group"]["ratio"] == pytest.approx(res["latent_vs_pca_mse"], rel=1e-5)
 
 
 def test_evaluate_cli_prints_the_table_and_writes_json(tiny_run, tmp_path, capsys):
@@ -52,3 +55,21 @@ def test_evaluate_cli_prints_the_table_and_writes_json(tiny_run, tmp_path, capsy
 def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
     assert cli(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(tmp_path)]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_ratio_by_group_worked_by_hand():
+    from astroae_core.evaluate import ratio_by_group
+
+    # objects a (2 images), b, c; the baseline's error is 10 + 10 on a, 5 on b, 5 on c: a holds 20/30 of it
+    mse = [4.0, 2.0, 3.0, 3.0]
+    ref = [10.0, 10.0, 5.0, 5.0]
+    r = ratio_by_group(mse, ref, ["a", "a", "b", "c"], n_boot=500, seed=1)
+    assert r["ratio"] == pytest.approx(12 / 30)
+    assert r["worst_group"] == "a" and r["worst_share"] == pytest.approx(20 / 30)
+    assert r["ratio_without_worst"] == pytest.approx(6 / 10)
+    assert r["median_image_ratio"] == pytest.approx(0.5)  # per image: 0.4, 0.2, 0.6, 0.6
+    assert r["n_groups"] == 3
+    # resampled objects: the ratio lies between the best object's (a: 0.3) and the worst's (b, c: 0.6)
+    assert 0.3 <= r["boot_p05"] <= r["ratio"] <= r["boot_p95"] <= 0.6
+    with pytest.raises(ValueError, match="one length"):
+        ratio_by_group([1.0, 2.0], [1.0], ["a", "b"])

@@ -104,3 +104,62 @@ def test_checkpoints_without_standardize_latent_rebuild_with_it_off():
     d = ModelConfig().to_dict()
     del d["standardize_latent"]
     assert ModelConfig.from_dict(d).standardize_latent is False
+
+
+def test_bottleneck_hidden_layer_adds_exactly_its_weights_and_round_trips(tmp_path):
+    from astroae_core.checkpoint import load_model, save_checkpoint
+
+    base = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none")
+    deep = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none", bottleneck_hidden=5)
+    flat = 8 * 8 * 8  # 8 channels at 32 >> 2 = 8 pixels a side
+    # One linear map each way: flat*3 + 3 and 3*flat + flat. With a hidden layer of 5: flat*5 + 5 + 5*3 + 3 and
+    # 3*5 + 5 + 5*flat + flat.
+    extra = (flat * 5 + 5 + 5 * 3 + 3 + 3 * 5 + 5 + 5 * flat + flat) - (flat * 3 + 3 + 3 * flat + flat)
+    assert count_parameters(AutoEncoder(deep)) - count_parameters(AutoEncoder(base)) == extra
+    torch.manual_seed(0)
+    m = AutoEncoder(deep).eval()
+    x = torch.rand(2, 1, 32, 32)
+    save_checkpoint(tmp_path / "deep.pt", m)
+    back = load_model(tmp_path / "deep.pt").eval()
+    assert back.config.bottleneck_hidden == 5
+    with torch.no_grad():
+        assert torch.equal(m(x)["x_hat"], back(x)["x_hat"])
+    with pytest.raises(ValueError, match="bottleneck_hidden must be >= 0, got -1"):
+        ModelConfig(bottleneck_hidden=-1)
+
+
+@pytest.mark.parametrize("mode", ["none", "unet", "dropout"])
+def test_latent_broadcast_feeds_the_decoder_z_and_coordinates(mode):
+    cfg = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode=mode, latent_broadcast=True)
+    m = AutoEncoder(cfg).eval()
+    # the deepest block takes 8 decoded channels (+ 8 skip channels) + 3 latent copies + 2 coordinates
+    assert m.bottom[0].in_channels == 8 * (1 if mode == "none" else 2) + 3 + 2
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        out = m(x)
+        assert out["x_hat"].shape == (2, 1, 32, 32)
+        z = out["z"].clone()
+        z[:, 0] += 1.0
+        assert not torch.allclose(m.decode(z), m.decode(out["z"]))
+
+
+def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
+    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import fused_for_inference
+
+    torch.manual_seed(0)
+    m = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none",
+                                standardize_latent=True))
+    m.train()
+    with torch.no_grad():  # running statistics away from 0 and 1, so that folding them in matters
+        for _ in range(3):
+            m(torch.rand(8, 1, 32, 32) * 0.5 + 0.2)
+    back = load_model(save_checkpoint(tmp_path / "m.pt", m))
+    fused = fused_for_inference(back)
+    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in fused.modules())
+    assert fused.checkpoint_info["sha256"] == back.checkpoint_info["sha256"]
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(fused.encode(x), back.encode(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fused(x)["x_hat"], back(x)["x_hat"], rtol=1e-4, atol=1e-5)

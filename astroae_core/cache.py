@@ -631,9 +631,11 @@ def _flat_fraction(x: np.ndarray) -> float:
     return biggest / q.size if biggest >= max(16, 0.005 * q.size) else 0.0
 
 
-def _read_one(path: Path, config, hdu, plane):
+def _read_one(path: Path, config, hdu, plane, confine_to: Path | None = None):
     from .preprocess import preprocess
 
+    if confine_to is not None and not path.resolve().is_relative_to(confine_to):
+        return "a symbolic link to a file outside the data folder (not read)"
     try:
         image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
         x, _norm = preprocess(image, config=config)
@@ -675,23 +677,24 @@ def _lock(out: Path):
     try:
         import fcntl
     except ImportError:  # not POSIX: no cross-process lock
-        yield
+        yield False
         return
     with open(lock_path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _remove_stale_tmp(out: Path) -> None:
-    """Tidy up after a killed encode (called with the lock held): old temporary builds go; where a cache was
-    lost between the two renames of the non-Linux swap, the previous one is put back."""
+def _remove_stale_tmp(out: Path, *, locked: bool) -> None:
+    """Tidy up after a killed encode (called holding the lock): temporary builds go (all of them when the lock is
+    a real one, since no other encode of ``out`` can be running; else those older than an hour); where a cache
+    was lost between the two renames of the non-Linux swap, the previous one is put back."""
     now = time.time()
     for p in out.parent.glob(f".{out.name}.tmp-*"):
         with contextlib.suppress(OSError):
-            if p.is_dir() and now - p.stat().st_mtime > _STALE_TMP_SECONDS:
+            if p.is_dir() and (locked or now - p.stat().st_mtime > _STALE_TMP_SECONDS):
                 shutil.rmtree(p, ignore_errors=True)
     olds = sorted((p for p in out.parent.glob(f".{out.name}.old-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if olds and not out.exists() and (olds[-1] / FILES["meta"]).is_file():
@@ -746,7 +749,7 @@ def _check_out(out: Path, data_dir: Path) -> None:
 
 def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_size: int = 64,
                   progress: bool = True, force: bool = False, umap_max_fit: int = 50_000, seed: int = 0,
-                  hdu=None, plane=None) -> Path:
+                  hdu=None, plane=None, confine: bool = False) -> Path:
     """Encode every FITS image under ``data_dir`` with ``checkpoint`` and write the latent cache ``out``.
 
     Files are read, preprocessed and run through the model in batches, so memory holds one batch of images plus
@@ -775,6 +778,9 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         Seed of the UMAP and its sample.
     hdu, plane : optional
         Passed to :func:`~astroae_core.fits_io.read_fits` for every file.
+    confine : bool
+        Never read a file whose real path lies outside ``data_dir`` (a symbolic link pointing out): it is listed in
+        ``meta["skipped"]`` instead. The app sets it, so that nothing outside its data root is ever read.
 
     Returns
     -------
@@ -825,8 +831,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     def decide(held: contextlib.ExitStack):
         _check_out(out, data_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
-        held.enter_context(_lock(out))
-        _remove_stale_tmp(out)
+        locked = held.enter_context(_lock(out))
+        _remove_stale_tmp(out, locked=locked)
         ckpt_sha = file_sha256(checkpoint)
         manifest = _manifest(data_dir)
         if not force:
@@ -847,13 +853,14 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         if not distributed.is_main_process():
             _build(checkpoint, data_dir, None, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
                    preview_size=int(preview_size), progress=False, umap_max_fit=int(umap_max_fit),
-                   seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start)
+                   seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start, confine=confine)
             return out
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             meta = _build(checkpoint, data_dir, tmp, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
                           preview_size=int(preview_size), progress=progress, umap_max_fit=int(umap_max_fit),
-                          seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start)
+                          seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start,
+                          confine=confine)
             _swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -909,7 +916,7 @@ def _say(msg: str, progress: bool) -> None:
 
 
 def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, batch_size, preview_size, progress,
-           umap_max_fit, seed, hdu, plane, options, t_start) -> dict:
+           umap_max_fit, seed, hdu, plane, options, t_start, confine=False) -> dict:
     import torch
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -941,6 +948,7 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     keep_rel, ras, decs, hdus, flats, peaks = [], [], [], [], [], []
     zs, prevs, metrics, latent_metrics = [], [], [], []
     skipped: list[dict] = []
+    confine_to = data_dir.resolve() if confine else None
     n_workers = max(1, min(4, os.cpu_count() or 1))
     t_encode = time.perf_counter()
     mine = distributed.shard(range(len(files)), rank=rank, world=world)  # all of them without torchrun
@@ -950,7 +958,7 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
         batches = [list(mine[i : i + batch_size]) for i in range(0, len(mine), batch_size)]
 
         def submit(b):
-            return [pool.submit(_read_one, files[i], cfg, hdu, plane) for i in b]
+            return [pool.submit(_read_one, files[i], cfg, hdu, plane, confine_to) for i in b]
 
         pending = submit(batches[0]) if batches else []
         for bi, b in enumerate(batches):

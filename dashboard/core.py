@@ -281,6 +281,13 @@ def png_bytes(rgb) -> bytes:
     return buf.getvalue()
 
 
+def png_data_uri(rgb) -> str:
+    """An RGB (or grey) uint8 array as a ``data:image/png;base64,...`` URI (:func:`png_bytes` inline)."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
+
+
 def plotly_colorscale(name: str):
     """The colour scale to give plotly: ``"gray"`` as an explicit black-to-white ramp, others by name."""
     return [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]] if name == "gray" else name

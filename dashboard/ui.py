@@ -396,7 +396,8 @@ def build_cache(checkpoint, data_dir, out, *, force: bool = False) -> bool:
     try:
         with _BUILD_LOCK, tqdm_to_streamlit(bar, "Encoding"), \
                 st.spinner("Encoding the images, then fitting the maps and anomaly scores…"):
-            encode_folder(checkpoint, data_dir, out, force=force, progress=True)
+            # confine: a symbolic link inside the folder must not let the app read a file outside the data root
+            encode_folder(checkpoint, data_dir, out, force=force, progress=True, confine=True)
     except (ValueError, OSError) as exc:
         bar.empty()
         st.error(f"Could not build the cache: {exc}")

@@ -50,8 +50,8 @@ def test_inference_quick_reports_throughput_beside_the_roofline(tmp_path):
 
 
 @pytest.mark.slow
-def test_io_quick_reports_files_per_second(tmp_path, ceers_dir):
-    r = _run_quick("io", tmp_path)
+def test_fits_reading_quick_reports_files_per_second(tmp_path, ceers_dir):
+    r = _run_quick("fits_reading", tmp_path)
     for part in ("ceers", "large"):
         for key in ("read_files_per_s", "read+preprocess_files_per_s", "encode-reader_files_per_s",
                     "encode-reader_2_threads_files_per_s", "thread_speedup"):

@@ -264,6 +264,11 @@ def test_png_bytes_round_trip():
     raw = core.png_bytes(rgb)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n"
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(raw))), rgb)
+    import base64
+
+    uri = core.png_data_uri(rgb)
+    assert uri.startswith("data:image/png;base64,")
+    assert base64.b64decode(uri.split(",", 1)[1]) == raw
 
 
 # ----------------------------------------------------------------------------------------------------------------

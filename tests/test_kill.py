@@ -151,6 +151,7 @@ def _rerun_builds_the_new_cache(case: dict, setup) -> None:
     cache = load_cache(out)
     assert len(cache.table) == case["n"] and len(cache.previews) == case["n"] and cache.meta["skipped"] == []
     assert cache_status(out, setup["ckpt"], case["data"])[0]
+    assert _temporaries(out) == []  # the killed build's hidden folder went with the rerun (it held the lock)
     # the previous images' rows are unchanged in the new cache (same model, same files)
     old = case["before"]["table"].set_index("path")[["z0", "z1", "z2"]]
     new = cache.table.set_index("path").loc[old.index, ["z0", "z1", "z2"]]

@@ -307,6 +307,27 @@ def test_the_folder_finder_offers_no_folder_outside_the_root(tree):
     assert core.find_caches([root]) == []
 
 
+def test_an_app_encode_never_reads_a_file_linked_from_outside_the_folder(tmp_path):
+    from astroae_core.cache import encode_folder, load_cache
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "outside").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        fits.PrimaryHDU(blob_image(rng, 32)).writeto(data / f"in{i}.fits")
+    fits.PrimaryHDU(blob_image(rng, 32)).writeto(tmp_path / "outside" / "secret.fits")
+    os.symlink(tmp_path / "outside" / "secret.fits", data / "linked.fits")
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", _model(latent_dim=3))
+
+    plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli", progress=False))
+    assert "linked.fits" in set(plain.table["path"])  # the command line follows the user's link
+    confined = load_cache(encode_folder(ckpt, data, tmp_path / "app", progress=False, confine=True))
+    assert "linked.fits" not in set(confined.table["path"]) and len(confined.table) == 6
+    reasons = {s["path"]: s["reason"] for s in confined.meta["skipped"]}
+    assert "outside the data folder" in reasons["linked.fits"]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the app: uploads, the folder picker, sessions (AppTest on a tiny cache)
 

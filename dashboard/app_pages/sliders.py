@@ -24,9 +24,11 @@ def decode(z: tuple, model_key: str, _model) -> np.ndarray:
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def decoded_png(z: tuple, model_key: str, stretch: str, cmap: str, _model) -> bytes:
-    """The live image: a small PNG, a function of the slider values (a slider moved back costs nothing)."""
-    return core.png_bytes(core.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
+def decoded_png_uri(z: tuple, model_key: str, stretch: str, cmap: str, _model) -> str:
+    """The live image: a small PNG as a data URI, a function of the slider values (a slider moved back costs
+    nothing). Inline, it arrives with the rerun's message: no second request to the server before it can be drawn
+    (a media-file URL cost the browser ~200 ms more per move, benchmarks/slider_latency.py)."""
+    return core.png_data_uri(core.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image (an older cache)…")
@@ -77,17 +79,19 @@ elif any(f"sl_{c}" not in st.session_state for c in zcols):  # back on the page:
 @st.fragment
 def live():
     left, right = st.columns([1, 1.2])
+    # the image first: its message leaves before the sliders are redrawn
+    z = tuple(round(float(st.session_state[f"sl_{c}"]), 6) for c in zcols)
+    st.session_state["slider_z"] = list(z)
+    with right, st.container(key="slider_img"):
+        st.image(decoded_png_uri(z, key, ctx.stretch, ctx.cmap, model), width="stretch",
+                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)")
     with left:
         for d, (col, r) in enumerate(zip(zcols, ranges)):
             what = f" · tracks **{tracked[col][0]}** (ρ={tracked[col][1]:+.2f})" if col in tracked else ""
             st.slider(f"{col} · influence {inf[d]:.2f}{what}", r.lo, r.hi, step=r.step, key=f"sl_{col}",
                       help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range = 1st..99th percentile")
         st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")
-    z = tuple(round(float(st.session_state[f"sl_{c}"]), 6) for c in zcols)
-    st.session_state["slider_z"] = list(z)
-    with right, st.container(key="slider_img"):
-        st.image(decoded_png(z, key, ctx.stretch, ctx.cmap, model), width="stretch",
-                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)")
+    with right:
         d, _ = cache.neighbors(np.array(z, dtype=np.float32), k=1)
         st.caption(f"Nearest dataset image in latent space: `{t.iloc[int(np.ravel(d)[0])]['path']}`")
 

@@ -1,6 +1,6 @@
 """FITS reading and preprocessing throughput (files/s): the CEERS cutouts and large images.
 
-    python -m benchmarks.io [--quick] [--out FILE] [--data DIR] [--large-side 4096] [--large-n 6]
+    python -m benchmarks.fits_reading [--quick] [--out FILE] [--data DIR] [--large-side 4096] [--large-n 6]
 
 Three stages are timed per file: ``read`` (:func:`~astroae_core.fits_io.read_fits_with_index`), ``read+preprocess``
 (the model's input) and ``encode-reader`` (what the cache's encode does per file: read, preprocess, the WCS sky
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = PreprocessConfig()  # the models' input: 187x187, asinh
     min_s = 0.0 if args.quick else 3.0
-    result = {"benchmark": "io", "quick": args.quick, "machine": machine(),
+    result = {"benchmark": "fits_reading", "quick": args.quick, "machine": machine(),
               "preprocess": {"size": config.size, "method": config.method}}
     data = Path(args.data)
     if data.is_dir():

@@ -12,6 +12,7 @@ Session state keys (set here or by pages; survive page switches because they are
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -81,7 +82,10 @@ def _load_model(path: str, stamp: float):
     from astroae_core.checkpoint import load_model
     from astroae_core.model import fused_for_inference
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    # One intra-op thread: a slider's decode is a small job, and with two OpenMP threads on 2 cores it waits for
+    # the core that the browser or another session holds (measured in the server: 30-190 ms a decode instead of
+    # 16-24 ms). Encodes started from the app get every core back (build_cache).
+    torch.set_num_threads(1)
     # BatchNorm folded: a slider's decode costs about a third less (benchmarks/inference.py, decode_one)
     return fused_for_inference(load_model(path))
 
@@ -387,6 +391,19 @@ def tqdm_to_streamlit(bar, label: str):
         tqdm_auto.tqdm = base
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` for the block (process-wide), then back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def build_cache(checkpoint, data_dir, out, *, force: bool = False) -> bool:
     """Encode ``data_dir`` with ``checkpoint`` into ``out`` with a progress bar; on success switch the sidebar to
     the new cache and rerun. Errors are shown with their reason."""
@@ -394,7 +411,7 @@ def build_cache(checkpoint, data_dir, out, *, force: bool = False) -> bool:
 
     bar = st.progress(0.0, text="Waiting for another encode to finish…")
     try:
-        with _BUILD_LOCK, tqdm_to_streamlit(bar, "Encoding"), \
+        with _BUILD_LOCK, tqdm_to_streamlit(bar, "Encoding"), _torch_threads(os.cpu_count() or 1), \
                 st.spinner("Encoding the images, then fitting the maps and anomaly scores…"):
             # confine: a symbolic link inside the folder must not let the app read a file outside the data root
             encode_folder(checkpoint, data_dir, out, force=force, progress=True, confine=True)

@@ -83,7 +83,7 @@ import pandas as pd
 
 from . import __version__
 from .atomic import fsync_path
-from .fits_io import FitsReadError, find_fits_files, read_fits_with_index
+from .fits_io import FitsReadError, find_fits_files, is_within, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
            "latent_correlations", "CACHE_FORMAT"]
@@ -541,10 +541,14 @@ def latent_correlations(z_table: pd.DataFrame, catalog: pd.DataFrame, *, method:
     return out
 
 
-def _read_catalog(data_dir: Path) -> tuple[pd.DataFrame | None, dict | None]:
+def _read_catalog(data_dir: Path, *, confine_to=None) -> tuple[pd.DataFrame | None, dict | None]:
     path = data_dir / CATALOG_NAME
     if not path.is_file():
         return None, None
+    if confine_to is not None and not is_within(path, confine_to):
+        log.warning("ignoring %s: a symbolic link to a file outside the folders that may be read", path)
+        return None, {"file": CATALOG_NAME,
+                      "error": "a symbolic link to a file outside the folders that may be read (not read)"}
     try:
         cat = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - a broken catalog must not stop the encode
@@ -631,12 +635,12 @@ def _flat_fraction(x: np.ndarray) -> float:
     return biggest / q.size if biggest >= max(16, 0.005 * q.size) else 0.0
 
 
-def _read_one(path: Path, config, hdu, plane, confine_to: Path | None = None):
+def _read_one(path: Path, config, hdu, plane, confine_to=None):
     from .preprocess import preprocess
 
-    if confine_to is not None and not path.resolve().is_relative_to(confine_to):
-        return "a symbolic link to a file outside the data folder (not read)"
     try:
+        if confine_to is not None and not is_within(path, confine_to):
+            return "a symbolic link to a file outside the folders that may be read (not read)"
         image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
         x, _norm = preprocess(image, config=config)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the encode
@@ -645,6 +649,36 @@ def _read_one(path: Path, config, hdu, plane, confine_to: Path | None = None):
         return f"{type(exc).__name__}: {exc}"
     ra, dec = _center_radec(header, image.shape)
     return x, ra, dec, hdu_index, _flat_fraction(x)
+
+
+class _PreviewSpool:
+    """Previews appended batch by batch to a raw file in the cache being built, then written as one ``.npy``.
+
+    Held in memory, 100k 64x64 previews are 410 MB, and concatenating them at the end doubled that; spooled, the
+    encode's memory no longer grows with them (``benchmarks/cache_scale.py``, encode peak RSS).
+    """
+
+    def __init__(self, folder: Path, size: int):
+        self.raw, self.size, self.n = folder / "previews.part", int(size), 0
+        self.raw.write_bytes(b"")
+
+    def append(self, previews: np.ndarray) -> None:
+        # opened per batch: no handle stays open if the encode fails before save (its folder is then removed)
+        with open(self.raw, "ab") as fh:
+            fh.write(np.ascontiguousarray(previews, dtype=np.uint8).tobytes())
+        self.n += len(previews)
+
+    def save(self, path: Path, *, chunk: int = 8192) -> None:
+        shape = (self.n, self.size, self.size)
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        if self.n:
+            raw = np.memmap(self.raw, dtype=np.uint8, mode="r", shape=shape)
+            for i in range(0, self.n, chunk):
+                out[i : i + chunk] = raw[i : i + chunk]
+            del raw
+        out.flush()
+        del out
+        self.raw.unlink()
 
 
 def _previews(x, size: int) -> np.ndarray:
@@ -749,7 +783,7 @@ def _check_out(out: Path, data_dir: Path) -> None:
 
 def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_size: int = 64,
                   progress: bool = True, force: bool = False, umap_max_fit: int = 50_000, seed: int = 0,
-                  hdu=None, plane=None, confine: bool = False) -> Path:
+                  hdu=None, plane=None, confine_to=None) -> Path:
     """Encode every FITS image under ``data_dir`` with ``checkpoint`` and write the latent cache ``out``.
 
     Files are read, preprocessed and run through the model in batches, so memory holds one batch of images plus
@@ -778,9 +812,10 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         Seed of the UMAP and its sample.
     hdu, plane : optional
         Passed to :func:`~astroae_core.fits_io.read_fits` for every file.
-    confine : bool
-        Never read a file whose real path lies outside ``data_dir`` (a symbolic link pointing out): it is listed in
-        ``meta["skipped"]`` instead. The app sets it, so that nothing outside its data root is ever read.
+    confine_to : path or sequence of paths, optional
+        Read nothing whose real path lies outside these folders: a file linked from outside is listed in
+        ``meta["skipped"]``, a catalog linked from outside is ignored, and the baselines are not fitted when the
+        checkpoint's training folder lies outside. The app passes the folders it may read.
 
     Returns
     -------
@@ -824,6 +859,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"checkpoint {str(checkpoint)!r} does not exist")
     if not data_dir.is_dir():
         raise ValueError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
+    if confine_to is not None and not is_within(data_dir, confine_to):
+        raise ValueError(f"data folder {str(data_dir)!r} lies outside the folders that may be read")
     options = {"preview_size": int(preview_size), "hdu": _json_safe(hdu), "plane": _json_safe(plane),
                "umap_max_fit": int(umap_max_fit), "seed": int(seed)}
     from . import distributed
@@ -853,14 +890,14 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         if not distributed.is_main_process():
             _build(checkpoint, data_dir, None, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
                    preview_size=int(preview_size), progress=False, umap_max_fit=int(umap_max_fit),
-                   seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start, confine=confine)
+                   seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start, confine_to=confine_to)
             return out
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             meta = _build(checkpoint, data_dir, tmp, ckpt_sha=ckpt_sha, manifest=manifest, batch_size=int(batch_size),
                           preview_size=int(preview_size), progress=progress, umap_max_fit=int(umap_max_fit),
                           seed=int(seed), hdu=hdu, plane=plane, options=options, t_start=t_start,
-                          confine=confine)
+                          confine_to=confine_to)
             _swap_in(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -880,7 +917,8 @@ def _report_sample(rels: list[str], val_set: set, *, seed: int) -> set[int]:
     return set(pool)
 
 
-def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int, seed: int) -> tuple[dict, dict]:
+def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int, seed: int,
+                   confine_to=None) -> tuple[dict, dict]:
     """``meta["influence"]`` and ``meta["evaluation"]`` from the sample kept during the encode (nothing is
     decoded twice). The evaluation is ``{"error": reason}`` when the baselines cannot be fitted (the checkpoint's
     training images are not on this machine); the influence needs nothing but the model."""
@@ -900,10 +938,11 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
             "a seeded sample of the images" if len(rows) < n_images else "all images in the folder")
     try:
         train, _ = _training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
-                                    seed=seed)
+                                    seed=seed, confine_to=confine_to)
+        # too few training images for PCA-k is a report's problem, never the encode's
+        evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed)
     except ValueError as exc:
         return influence, {"error": str(exc), "images": what}
-    evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed)
     evaluation.update(images=what, n_train_images_for_baselines=len(train.paths))
     return influence, _json_safe(evaluation)
 
@@ -916,7 +955,7 @@ def _say(msg: str, progress: bool) -> None:
 
 
 def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, batch_size, preview_size, progress,
-           umap_max_fit, seed, hdu, plane, options, t_start, confine=False) -> dict:
+           umap_max_fit, seed, hdu, plane, options, t_start, confine_to=None) -> dict:
     import torch
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -946,9 +985,10 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     sample = _report_sample(rels, val_set, seed=seed)
     kept_sample: list[tuple] = []  # (row positions, x, x_hat, x_latent) of the sample's images, per batch
     keep_rel, ras, decs, hdus, flats, peaks = [], [], [], [], [], []
-    zs, prevs, metrics, latent_metrics = [], [], [], []
+    zs, metrics, latent_metrics = [], [], []
+    # A single process spools its previews to disk; under torchrun each rank's go to rank 0 with the rest.
+    prevs = _PreviewSpool(tmp, preview_size) if world == 1 else []
     skipped: list[dict] = []
-    confine_to = data_dir.resolve() if confine else None
     n_workers = max(1, min(4, os.cpu_count() or 1))
     t_encode = time.perf_counter()
     mine = distributed.shard(range(len(files)), rank=rank, world=world)  # all of them without torchrun
@@ -1075,10 +1115,10 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     _say("measuring the latent: influence of each dimension, PCA and mean-image baselines...", progress)
     t_report = time.perf_counter()
     influence, evaluation = _latent_report(model, kept_sample, z, same_root=same_root and bool(val_set),
-                                           n_images=n, seed=seed)
+                                           n_images=n, seed=seed, confine_to=confine_to)
     report_seconds = time.perf_counter() - t_report
 
-    catalog, cat_info = _read_catalog(data_dir)
+    catalog, cat_info = _read_catalog(data_dir, confine_to=confine_to)
     corr_info = None
     if catalog is not None:
         table, part = _join_catalog(table, catalog, cat_info)
@@ -1087,7 +1127,10 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
         corr_info = {"method": "spearman", "file": FILES["correlations"], "columns": list(corr.columns)}
 
     table.to_parquet(tmp / FILES["table"], index=False)
-    np.save(tmp / FILES["previews"], np.concatenate(prevs))
+    if isinstance(prevs, _PreviewSpool):
+        prevs.save(tmp / FILES["previews"])
+    else:
+        np.save(tmp / FILES["previews"], np.concatenate(prevs))
     with open(tmp / FILES["manifest"], "w", encoding="utf-8") as fh:
         json.dump(manifest, fh)
 

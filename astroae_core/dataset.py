@@ -81,6 +81,7 @@ def load_folder(
     max_files: int | None = None,
     workers: int | None = None,
     only: Iterable[str] | None = None,
+    confine_to=None,
 ) -> LoadedImages:
     """Read and preprocess every FITS file under ``root`` (recursively) into memory.
 
@@ -108,6 +109,8 @@ def load_folder(
     workers : int, optional
         Reader threads; default ``min(4, cpu count)``. FITS decompression and the torch resize release the
         GIL, so a few threads overlap I/O and compute; more mostly add contention.
+    confine_to : path or sequence of paths, optional
+        Never read a file whose real path lies outside these folders (a symbolic link pointing out).
 
     Returns
     -------
@@ -133,7 +136,7 @@ def load_folder(
         raise ValueError(f"max_files must be a positive integer or None, got {max_files!r}")
     config = config if config is not None else PreprocessConfig()
 
-    files = [Path(f) for f in find_fits_files(root)]
+    files = [Path(f) for f in find_fits_files(root, confine_to=confine_to)]
     # A single file is a one-image dataset; its path is then relative to its folder.
     base = root if root.is_dir() else root.parent
     rel = [_relative(f, base) for f in files]

@@ -10,6 +10,7 @@ import numpy as np
 from .baselines import MeanImageBaseline, PCABaseline
 from .checkpoint import load_model
 from .dataset import group_keys, load_folder
+from .fits_io import is_within
 from .inference import measure_influence, participation_ratio, run_model
 from .metrics import image_metrics, summarize
 
@@ -18,7 +19,8 @@ __all__ = ["evaluate", "compare_with_baselines", "format_table"]
 ROWS = ("full", "latent_only", "pca", "mean_image")
 
 
-def _training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0):
+def _training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0,
+                     confine_to=None):
     """The checkpoint's training images (a seeded sample of ``max_images`` when given), for the baselines."""
     info = getattr(model, "checkpoint_info", {}).get("data")
     if not info or not info.get("train_paths"):
@@ -27,19 +29,21 @@ def _training_images(model, train_data, config, *, max_images: int | None = None
     if not root.is_dir():
         raise ValueError(f"the checkpoint's training folder {str(root)!r} is not on this machine; "
                          "pass --train-data DIR (the folder it was trained on) to fit the baselines")
+    if confine_to is not None and not is_within(root, confine_to):
+        raise ValueError(f"the checkpoint's training folder {str(root)!r} lies outside the folders that may be read")
     wanted = sorted(info["train_paths"])
     if max_images is not None and len(wanted) > max_images:
         rng = np.random.default_rng(seed)
         wanted = [wanted[i] for i in sorted(rng.choice(len(wanted), size=max_images, replace=False))]
     wanted = set(wanted)
-    loaded = load_folder(root, config=config, progress=False, only=wanted)
+    loaded = load_folder(root, config=config, progress=False, only=wanted, confine_to=confine_to)
     if not loaded.paths:
         raise ValueError(f"none of the checkpoint's {len(wanted)} training images were found under {str(root)!r}")
     return loaded, info
 
 
 def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batch_size: int = 64,
-             progress: bool = False) -> dict:
+             progress: bool = False, confine_to=None) -> dict:
     """Metrics of a checkpoint on a folder, beside PCA and mean-image baselines fitted on its training images.
 
     Parameters
@@ -55,6 +59,9 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
         others); otherwise all images. ``"val"`` forces the validation images, ``"all"`` every image.
     batch_size : int
         Images per inference batch.
+    confine_to : path or sequence of paths, optional
+        Read nothing whose real path lies outside these folders (the app passes the folders it may read): the
+        evaluated folder, the training folder and every file in them must lie inside.
 
     Returns
     -------
@@ -64,19 +71,26 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
         ``latent_vs_pca_mse`` (ratio, < 1 means the 8 numbers beat PCA); ``skip_mode``; ``skipped`` files.
     """
     model = load_model(checkpoint)
-    train, info = _training_images(model, train_data, model.preprocess_config)
+    train, info = _training_images(model, train_data, model.preprocess_config, confine_to=confine_to)
     same_folder = Path(data_dir).resolve() == Path(train_data or info["root"]).resolve()
     if split not in ("auto", "all", "val"):
         raise ValueError(f"split must be auto, all or val, got {split!r}")
+    if confine_to is not None and not is_within(data_dir, confine_to):
+        raise ValueError(f"{str(data_dir)!r} lies outside the folders that may be read")
     use_val = split == "val" or (split == "auto" and same_folder)
     only = set(info.get("val_paths", [])) if use_val else None
-    data = load_folder(data_dir, config=model.preprocess_config, progress=progress, only=only)
+    data = load_folder(data_dir, config=model.preprocess_config, progress=progress, only=only,
+                       confine_to=confine_to)
     if len(data.paths) < 2:
         raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")
     out = run_model(model, data.x, batch_size=batch_size, progress=progress)
     # objects grouped as the training split grouped them (the galaxy of a multi-band cutout)
-    train_config = model.checkpoint_info.get("train_config") or {}
-    groups = group_keys(data.paths, group_regex=train_config.get("group_regex", "auto") or None)
+    train_config = model.checkpoint_info.get("train_config")
+    rule = train_config.get("group_regex", "auto") if isinstance(train_config, dict) else "auto"
+    try:
+        groups = group_keys(data.paths, group_regex=rule or None)
+    except ValueError:  # file names the training rule does not fit: no per-object breakdown, the rest stands
+        groups = None
     res = compare_with_baselines(model, data.x, out["z"], out["x_hat"], out["x_latent"], train.x, groups=groups)
     return {
         "checkpoint": str(checkpoint),

@@ -834,13 +834,15 @@ def _convert(raw, bscale, bzero, blank):
 # finding files
 
 
-def find_fits_files(root):
+def find_fits_files(root, *, confine_to=None):
     """List the FITS files under a folder, recursively.
 
     Parameters
     ----------
     root : str or os.PathLike
         Folder to search. A single file is returned as a one-element list if its name has a FITS suffix.
+    confine_to : path or sequence of paths, optional
+        Leave out files whose real path (symbolic links followed) lies outside all of these folders.
 
     Returns
     -------
@@ -864,7 +866,20 @@ def find_fits_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(Path(dirpath) / f for f in filenames if not f.startswith(".") and _has_fits_suffix(f))
+    if confine_to is not None:
+        found = [f for f in found if is_within(f, confine_to)]
     return sorted(found)
+
+
+def is_within(path, roots) -> bool:
+    """Whether ``path``'s real location (symbolic links and ``..`` resolved) lies inside one of ``roots`` (a path
+    or a sequence of paths); False for a path that cannot be resolved (a symlink loop)."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    try:
+        real = Path(path).resolve()
+        return any(real == r or real.is_relative_to(r) for r in (Path(r).resolve() for r in roots))
+    except (OSError, RuntimeError):
+        return False
 
 
 def _has_fits_suffix(name):

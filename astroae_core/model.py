@@ -206,7 +206,11 @@ class AutoEncoder(nn.Module):
             return h
         # No skips given means "decode from the latent alone": the skip channels carry zeros.
         ch, size = self.config.channels[level], self.config.sizes[level]
-        s = h.new_zeros(h.shape[0], ch, size, size) if skips is None else skips[level]
+        if skips is None:
+            fmt = torch.channels_last if _is_channels_last(self) else torch.contiguous_format
+            s = h.new_zeros(h.shape[0], ch, size, size).contiguous(memory_format=fmt)
+        else:
+            s = skips[level]
         return torch.cat([h, s], dim=1)
 
     def decode(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:

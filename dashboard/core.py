@@ -829,12 +829,76 @@ def carry_summary(evaluation: dict) -> dict:
 MAP_ROWS_AS_CUSTOMDATA_ABOVE = 20_000
 
 
-def selection_ids(selection, table=None) -> list:
+#: Above this many rows the latent map shades the density of every point and draws a fixed random sample of this
+#: many as points (a box or lasso still selects every row inside it: :func:`rows_in_selection`). A million WebGL
+#: points took 14-17 s to reach the screen in chromium here (benchmarks/cache_scale.py).
+MAP_POINTS_DRAWN_MAX = 100_000
+
+
+def map_sample(n: int, *, max_points: int | None = None, seed: int = 0) -> np.ndarray:
+    """Row positions the latent map draws as points, sorted: all ``n`` up to ``max_points`` (default
+    :data:`MAP_POINTS_DRAWN_MAX`), else a seeded sample of ``max_points``."""
+    k = MAP_POINTS_DRAWN_MAX if max_points is None else int(max_points)
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def _in_polygon(px: np.ndarray, py: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    # even-odd rule: a point is inside when a ray to +x crosses the boundary an odd number of times
+    inside = np.zeros(len(px), dtype=bool)
+    j = len(vx) - 1
+    for i in range(len(vx)):
+        crosses = (vy[i] > py) != (vy[j] > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = (vx[j] - vx[i]) * (py - vy[i]) / (vy[j] - vy[i]) + vx[i]
+        inside ^= crosses & (px < x_at)
+        j = i
+    return inside
+
+
+def rows_in_selection(xs, ys, selection) -> np.ndarray:
+    """Row positions of every point inside a plotly selection's boxes and lasso polygons (their union).
+
+    Computed from the shapes on the server, so that on a map drawing only a sample of its points
+    (:data:`MAP_POINTS_DRAWN_MAX`) a box or lasso still selects every image inside it.
+
+    Parameters
+    ----------
+    xs, ys : array_like, shape (N,)
+        Map coordinates of all rows.
+    selection : dict
+        ``st.plotly_chart``'s selection: ``box`` (each with ``x`` = [x0, x1], ``y`` = [y0, y1]) and ``lasso``
+        (each with the polygon's vertex lists ``x`` and ``y``).
+    """
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    inside = np.zeros(len(xs), dtype=bool)
+    get = selection.get if hasattr(selection, "get") else (lambda k, d=None: getattr(selection, k, d))
+    for box in get("box", None) or []:
+        (x0, x1), (y0, y1) = sorted(box["x"][:2]), sorted(box["y"][:2])
+        inside |= (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+    for lasso in get("lasso", None) or []:
+        vx, vy = np.asarray(lasso["x"], dtype=np.float64), np.asarray(lasso["y"], dtype=np.float64)
+        if len(vx) < 3:
+            continue
+        near = np.flatnonzero((xs >= vx.min()) & (xs <= vx.max()) & (ys >= vy.min()) & (ys <= vy.max()))
+        inside[near[_in_polygon(xs[near], ys[near], vx, vy)]] = True
+    return np.flatnonzero(inside)
+
+
+def selection_ids(selection, table=None, *, axes=None) -> list:
     """Image ids from a plotly selection (``st.plotly_chart(..., on_select=...)``'s ``selection``): each point's
     ``customdata[0]`` (or ``customdata``), in order, without repeats.
 
     With ``table``, the table the map was drawn from: when it has more than :data:`MAP_ROWS_AS_CUSTOMDATA_ABOVE`
-    rows the map's ``customdata`` are row positions, and they are turned into that table's ids."""
+    rows the map's ``customdata`` are row positions, and they are turned into that table's ids. With ``axes``
+    (the map's x and y columns) and more than :data:`MAP_POINTS_DRAWN_MAX` rows, a box or lasso selects every row
+    inside it (:func:`rows_in_selection`), not only the points drawn."""
+    if (table is not None and axes is not None and len(table) > MAP_POINTS_DRAWN_MAX and selection
+            and ((selection.get("box") if hasattr(selection, "get") else None)
+                 or (selection.get("lasso") if hasattr(selection, "get") else None))):
+        rows = rows_in_selection(table[axes[0]].to_numpy(), table[axes[1]].to_numpy(), selection)
+        return table["id"].iloc[rows].tolist()
     if table is not None and len(table) > MAP_ROWS_AS_CUSTOMDATA_ABOVE:
         rows = selection_ids(selection)
         return table["id"].iloc[[int(r) for r in rows]].tolist() if rows else []

@@ -124,6 +124,16 @@ def decoded_image(img01, stretch: str, cmap: str, *, title: str = "", height: in
 # the latent map
 
 
+def _density(xs, ys, *, bins: int = 256) -> go.Heatmap:
+    """Log-scaled counts of every point on a ``bins`` x ``bins`` grid, empty cells transparent: the map's shading
+    under a sampled scatter (a few hundred kB instead of every point)."""
+    counts, xe, ye = np.histogram2d(xs, ys, bins=bins)
+    z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan).T.astype(np.float32)
+    return go.Heatmap(x=((xe[:-1] + xe[1:]) / 2).astype(np.float32), y=((ye[:-1] + ye[1:]) / 2).astype(np.float32),
+                      z=z, colorscale=[[0.0, "rgb(40,48,70)"], [1.0, "rgb(150,170,215)"]], showscale=False,
+                      hoverinfo="skip", name="density of all images", opacity=0.8)
+
+
 def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), highlight_id=None, neighbor_ids=(),
                uploads=(), height: int = 620) -> go.Figure:
     """WebGL scatter of the dataset on a 2-D map; every point of the table is drawn and carries ``customdata``.
@@ -143,7 +153,9 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
 
     Notes
     -----
-    Up to :data:`core.MAP_ROWS_AS_CUSTOMDATA_ABOVE` points, each point's ``customdata`` is ``[id]`` and hover shows
+    Above :data:`core.MAP_POINTS_DRAWN_MAX` rows, a log-scaled density image of every point lies under a fixed
+    random sample of that many points (:func:`core.map_sample`); outliers, the chosen image and its neighbours are
+    always drawn. Up to :data:`core.MAP_ROWS_AS_CUSTOMDATA_ABOVE` points, each point's ``customdata`` is ``[id]`` and hover shows
     the id. Above it (survey-sized caches), ``customdata`` is the point's row position in ``table`` (int32, sent
     as a compact binary array) and hover shows ``image #row``: a million id strings take tens of seconds to
     validate and serialize, a million integers well under one. :func:`core.selection_ids` with ``table=`` turns
@@ -157,27 +169,31 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
     xs, ys = table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32)
     size, opacity = (3, 0.6) if big else (6, 0.9)  # a million full-size dots would be one blot
     base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
+    drawn = core.map_sample(n)
+    if len(drawn) < n:  # survey-sized: every point shades the density, a fixed sample is drawn as points
+        fig.add_trace(_density(xs, ys))
+    dx, dy, dkey = xs[drawn], ys[drawn], key[drawn]
     if color and color in table.columns and table[color].dtype.kind in "biuf":
-        vals = table[color].to_numpy(dtype=float)
+        vals = table[color].to_numpy(dtype=float)[drawn]
         ok = np.isfinite(vals)
         if (~ok).any():
-            fig.add_trace(go.Scattergl(x=xs[~ok], y=ys[~ok], customdata=key[~ok], name=f"{color} missing",
+            fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{color} missing",
                                        marker=dict(size=size - 1, color="#555b6e"), **base))
         fig.add_trace(go.Scattergl(
-            x=xs[ok], y=ys[ok], customdata=key[ok], name=color, showlegend=False, mode="markers",
+            x=dx[ok], y=dy[ok], customdata=dkey[ok], name=color, showlegend=False, mode="markers",
             hovertemplate=f"{who}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
             marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
                         colorbar=dict(title=dict(text=color), thickness=12))))
     elif color and color in table.columns:
-        labels = table[color].astype("string").fillna("(none)").to_numpy()
+        labels = table[color].astype("string").fillna("(none)").to_numpy()[drawn]
         for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
             m = labels == lab
             fig.add_trace(go.Scattergl(
-                x=xs[m], y=ys[m], customdata=key[m], name=str(lab), mode="markers",
+                x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
                 hovertemplate=f"{who}<br>{color} = {lab}<extra></extra>",
                 marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
     else:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, customdata=key, name="images",
+        fig.add_trace(go.Scattergl(x=dx, y=dy, customdata=dkey, name="images",
                                    marker=dict(size=size - 1, color="#9bb0d6", opacity=min(opacity, 0.8)), **base))
 
     id_text = None

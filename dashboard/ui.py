@@ -404,17 +404,17 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def build_cache(checkpoint, data_dir, out, *, force: bool = False) -> bool:
+def build_cache(checkpoint, data_dir, out, *, allowed_roots, force: bool = False) -> bool:
     """Encode ``data_dir`` with ``checkpoint`` into ``out`` with a progress bar; on success switch the sidebar to
-    the new cache and rerun. Errors are shown with their reason."""
+    the new cache and rerun. Nothing outside ``allowed_roots`` is read. Errors are shown with their reason."""
     from astroae_core.cache import encode_folder
 
     bar = st.progress(0.0, text="Waiting for another encode to finish…")
     try:
         with _BUILD_LOCK, tqdm_to_streamlit(bar, "Encoding"), _torch_threads(os.cpu_count() or 1), \
                 st.spinner("Encoding the images, then fitting the maps and anomaly scores…"):
-            # confine: a symbolic link inside the folder must not let the app read a file outside the data root
-            encode_folder(checkpoint, data_dir, out, force=force, progress=True, confine=True)
+            # a symbolic link inside the folder must not let the app read a file outside the folders it may read
+            encode_folder(checkpoint, data_dir, out, force=force, progress=True, confine_to=allowed_roots)
     except (ValueError, OSError) as exc:
         bar.empty()
         st.error(f"Could not build the cache: {exc}")
@@ -442,7 +442,7 @@ def build_demo_cache(ctx: Context) -> None:
         except (ValueError, OSError) as exc:
             st.error(f"Could not generate the demo data: {exc}")
             return
-    build_cache(core.MODELS_DIR / "demo.pt", demo_dir, ctx.configured_cache)
+    build_cache(core.MODELS_DIR / "demo.pt", demo_dir, ctx.configured_cache, allowed_roots=ctx.allowed_roots)
 
 
 def flash() -> None:

@@ -261,3 +261,47 @@ def test_million_point_map_is_compact():
     text = pio.to_json(plots.latent_map(t, "umap_x", "umap_y", "mse", outlier_ids=["ceers_0000009"]), validate=False)
     assert len(text) < 30e6  # 4 bytes x 4 arrays x 1M, base64: ~21 MB; the id strings would add ~20 MB more
     assert "ceers_0000001" not in text
+
+
+def test_rows_in_selection_boxes_and_a_concave_lasso_worked_by_hand():
+    from dashboard import core
+
+    # points on a 5x5 grid at 0..4
+    gx, gy = np.meshgrid(np.arange(5.0), np.arange(5.0))
+    xs, ys = gx.ravel(), gy.ravel()
+    box = {"box": [{"x": [2.5, 0.5], "y": [0.5, 1.5]}]}  # corners in either order: x 1..2, y 1
+    assert sorted(zip(xs[core.rows_in_selection(xs, ys, box)], ys[core.rows_in_selection(xs, ys, box)])) == \
+        [(1.0, 1.0), (2.0, 1.0)]
+    # an L-shaped (concave) lasso: the square 0.5..3.5 minus its upper-right quarter 2..3.5 x 2..3.5
+    ell = {"lasso": [{"x": [0.5, 3.5, 3.5, 2.0, 2.0, 0.5], "y": [0.5, 0.5, 2.0, 2.0, 3.5, 3.5]}]}
+    got = set(zip(xs[core.rows_in_selection(xs, ys, ell)], ys[core.rows_in_selection(xs, ys, ell)]))
+    square = {(float(a), float(b)) for a in (1, 2, 3) for b in (1, 2, 3)}
+    # (2, 2), (2, 3), (3, 2) lie on the cut's edges; the even-odd rule puts (3, 2) and (2, 3) outside,
+    # (3, 3) is in the removed quarter
+    assert {(3.0, 3.0), (3.0, 2.0), (2.0, 3.0)}.isdisjoint(got) and got <= square and (1.0, 1.0) in got
+    both = {**box, **ell}
+    assert set(core.rows_in_selection(xs, ys, both)) == set(core.rows_in_selection(xs, ys, box)) | \
+        set(core.rows_in_selection(xs, ys, ell))
+    assert len(core.rows_in_selection(xs, ys, {"box": [], "lasso": []})) == 0
+
+
+def test_a_sampled_map_shades_every_point_draws_a_sample_and_selects_every_row_inside(monkeypatch):
+    from dashboard import core, plots
+
+    monkeypatch.setattr(core, "MAP_ROWS_AS_CUSTOMDATA_ABOVE", 50)
+    monkeypatch.setattr(core, "MAP_POINTS_DRAWN_MAX", 120)
+    t = _map_table(1000)
+    fig = plots.latent_map(t, "umap_x", "umap_y", "mse", outlier_ids=["img_00999"])
+    density, main, outl = fig.data
+    assert density.type == "heatmap"
+    assert np.nansum(10 ** np.asarray(density.z, dtype=float)) == pytest.approx(1000, rel=1e-3)  # every point
+    assert len(main.x) == 120  # the fixed sample
+    np.testing.assert_array_equal(np.asarray(main.customdata), core.map_sample(1000))  # same sample every time
+    assert list(np.asarray(outl.customdata)) == [999]  # overlays are drawn whether sampled or not
+    # a box over the right half selects every row there, drawn or not
+    sel = {"points": [{"customdata": int(main.customdata[0])}], "box": [{"x": [0.0, 10.0], "y": [-10.0, 10.0]}]}
+    ids = core.selection_ids(sel, table=t, axes=("umap_x", "umap_y"))
+    assert set(ids) == set(t.loc[t["umap_x"] >= 0, "id"]) and len(ids) > 120
+    # a click (no box or lasso) is the clicked point
+    click = {"points": [{"customdata": int(main.customdata[3])}]}
+    assert core.selection_ids(click, table=t, axes=("umap_x", "umap_y")) == [t["id"].iloc[int(main.customdata[3])]]

@@ -557,3 +557,16 @@ def test_training_folder_cache_with_umap(trained, tmp_path):
     fresh = load_cache(c.path)
     with pytest.raises(ValueError, match="does not match the hash"):
         fresh.place(z[0] + 0.5)
+
+
+def test_preview_spool_writes_the_batches_as_one_npy_and_removes_its_part_file(tmp_path):
+    from astroae_core.cache import _PreviewSpool
+
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, size=(n, 5, 5), dtype=np.uint8) for n in (3, 1, 4)]
+    spool = _PreviewSpool(tmp_path, 5)
+    for b in batches:
+        spool.append(b)
+    spool.save(tmp_path / "previews.npy", chunk=2)  # chunks that straddle the batches
+    np.testing.assert_array_equal(np.load(tmp_path / "previews.npy"), np.concatenate(batches))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["previews.npy"]

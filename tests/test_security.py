@@ -307,25 +307,41 @@ def test_the_folder_finder_offers_no_folder_outside_the_root(tree):
     assert core.find_caches([root]) == []
 
 
-def test_an_app_encode_never_reads_a_file_linked_from_outside_the_folder(tmp_path):
+def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
     from astroae_core.cache import encode_folder, load_cache
+    from astroae_core.evaluate import evaluate
 
-    data = tmp_path / "data"
-    data.mkdir()
-    (tmp_path / "outside").mkdir()
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    data = root / "data"
+    data.mkdir(parents=True)
+    outside.mkdir()
     rng = np.random.default_rng(0)
     for i in range(6):
         fits.PrimaryHDU(blob_image(rng, 32)).writeto(data / f"in{i}.fits")
-    fits.PrimaryHDU(blob_image(rng, 32)).writeto(tmp_path / "outside" / "secret.fits")
-    os.symlink(tmp_path / "outside" / "secret.fits", data / "linked.fits")
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", _model(latent_dim=3))
+    for i in range(5):
+        fits.PrimaryHDU(blob_image(rng, 32)).writeto(outside / f"secret{i}.fits")
+    os.symlink(outside / "secret0.fits", data / "linked.fits")
+    (outside / "catalog.csv").write_text("file,size\nin0.fits,1.0\n")
+    os.symlink(outside / "catalog.csv", data / "catalog.csv")
+    # a checkpoint that says it was trained on the folder outside (its baselines would read it)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", _model(latent_dim=3),
+                           data={"root": str(outside), "train_paths": [f"secret{i}.fits" for i in range(5)],
+                                 "val_paths": []})
 
     plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli", progress=False))
-    assert "linked.fits" in set(plain.table["path"])  # the command line follows the user's link
-    confined = load_cache(encode_folder(ckpt, data, tmp_path / "app", progress=False, confine=True))
+    assert "linked.fits" in set(plain.table["path"])  # the command line follows the user's own links
+    assert plain.meta["evaluation"].get("n_train_images_for_baselines") == 5
+
+    confined = load_cache(encode_folder(ckpt, data, tmp_path / "app", progress=False, confine_to=[root]))
     assert "linked.fits" not in set(confined.table["path"]) and len(confined.table) == 6
     reasons = {s["path"]: s["reason"] for s in confined.meta["skipped"]}
-    assert "outside the data folder" in reasons["linked.fits"]
+    assert "outside the folders that may be read" in reasons["linked.fits"]
+    assert "size" not in confined.table.columns  # the linked catalog was not joined
+    assert "outside the folders that may be read" in confined.meta["evaluation"]["error"]
+    with pytest.raises(ValueError, match="lies outside the folders that may be read"):
+        encode_folder(ckpt, outside, tmp_path / "app2", progress=False, confine_to=[root])
+    with pytest.raises(ValueError, match="training folder .* lies outside"):
+        evaluate(ckpt, data, confine_to=[root])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -496,7 +512,13 @@ def test_sessions_do_not_change_the_shared_model_or_cache(app_env):
     ctx = at.session_state["ctx"]  # the objects this session got from st.cache_resource, shared with every session
     model, cache = ctx.cache_model, ctx.cache
     assert not model.training
-    for k, v in read_checkpoint(ckpt)["state_dict"].items():
+    # the app serves the checkpoint with its BatchNorms folded in (fused_for_inference): compare with that
+    from astroae_core.checkpoint import load_model
+    from astroae_core.model import fused_for_inference
+
+    expected = fused_for_inference(load_model(ckpt)).state_dict()
+    assert set(model.state_dict()) == set(expected)
+    for k, v in expected.items():
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, msg=k)
     pd.testing.assert_frame_equal(cache.table, pd.read_parquet(cache_dir / "latents.parquet"))
     assert not cache.previews.flags.writeable

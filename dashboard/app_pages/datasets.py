@@ -25,7 +25,8 @@ if ctx.cache is not None:
     if ctx.cache_stale:
         st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
         if st.button("Rebuild it now", type="primary"):
-            ui.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True)
+            ui.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True,
+                           allowed_roots=ctx.allowed_roots)
     with st.expander("A random sample of the images", expanded=True):
         ui.show_previews(ctx, t.sample(min(8, len(t)), random_state=0), ncols=8, key="sample")
     with st.expander("Table of the cache (first 200 rows)"):
@@ -65,7 +66,7 @@ else:
     if st.button("Encode", type="primary", icon=":material/memory:", key="enc_go"):
         try:
             src = core.resolve_within(folder, [ctx.data_root])
-            ui.build_cache(Path(model_path), src, out)
+            ui.build_cache(Path(model_path), src, out, allowed_roots=ctx.allowed_roots)
         except core.PathNotAllowed as exc:
             st.error(str(exc))
 

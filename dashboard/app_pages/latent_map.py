@@ -35,7 +35,7 @@ uploads = [{"name": u.name, "x": u.place[x], "y": u.place[y]} for u in ss.get("u
 
 def on_select():
     sel = ss["map_chart"]["selection"]
-    ids = core.selection_ids(sel, table=t)
+    ids = core.selection_ids(sel, table=t, axes=(x, y))
     if len(ids) == 1 and not (sel.get("box") or sel.get("lasso")):
         ui.select_image(ids[0])
     else:
@@ -47,8 +47,10 @@ fig = plots.latent_map(t, x, y, color, outlier_ids=outliers["id"].tolist(),
                        neighbor_ids=nbr_rows["id"].tolist() if nbr_rows is not None else (), uploads=uploads)
 st.plotly_chart(fig, key="map_chart", on_select=on_select, selection_mode=("points", "box", "lasso"),
                 config={"displaylogo": False, "scrollZoom": True})
-st.caption(f"{len(t):,} images. Click a point to see it and its nearest neighbours in latent space; drag a box or "
-           "lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly score.")
+sampled = (f" The shading shows all of them; a fixed random {core.MAP_POINTS_DRAWN_MAX:,} are drawn as points, and a "
+           "box or lasso selects every image inside it, drawn or not." if len(t) > core.MAP_POINTS_DRAWN_MAX else "")
+st.caption(f"{len(t):,} images.{sampled} Click a point to see it and its nearest neighbours in latent space; drag a "
+           "box or lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly score.")
 
 left, right = st.columns([3, 2])
 with left:

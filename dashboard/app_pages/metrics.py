@@ -15,10 +15,10 @@ k = model.config.latent_dim
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def run_evaluation(checkpoint: str, data_dir: str, stamp: str) -> dict:
+def run_evaluation(checkpoint: str, data_dir: str, stamp: str, allowed: tuple) -> dict:
     from astroae_core.evaluate import evaluate
 
-    return evaluate(checkpoint, data_dir)
+    return evaluate(checkpoint, data_dir, confine_to=allowed)  # the training folder too, and no link out
 
 
 # -- how much the latent carries -------------------------------------------------------------------------------------
@@ -37,7 +37,8 @@ if evaluation is None:
         with st.spinner("Evaluating the model and fitting the baselines…"):
             try:
                 data_dir = core.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
-                evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"])
+                evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"],
+                                            tuple(str(r) for r in ctx.allowed_roots))
                 st.session_state[f"eval:{ctx.model_path}"] = evaluation
                 st.rerun()
             except (ValueError, CheckpointError, OSError) as exc:

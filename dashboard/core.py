@@ -831,8 +831,9 @@ MAP_ROWS_AS_CUSTOMDATA_ABOVE = 20_000
 
 #: Above this many rows the latent map shades the density of every point and draws a fixed random sample of this
 #: many as points (a box or lasso still selects every row inside it: :func:`rows_in_selection`). A million WebGL
-#: points took 14-17 s to reach the screen in chromium here (benchmarks/cache_scale.py).
-MAP_POINTS_DRAWN_MAX = 100_000
+#: points took 14-17 s to reach the screen in chromium here (benchmarks/cache_scale.py); panning 100k took 9 s,
+#: 50k 5 s (benchmarks/slider_latency.py --map-rows 100000).
+MAP_POINTS_DRAWN_MAX = 50_000
 
 
 def map_sample(n: int, *, max_points: int | None = None, seed: int = 0) -> np.ndarray:

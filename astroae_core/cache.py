@@ -541,14 +541,17 @@ def latent_correlations(z_table: pd.DataFrame, catalog: pd.DataFrame, *, method:
     return out
 
 
+#: Why a file inside the data folder that links to a file outside the readable folders was not read.
+_LINKED_FROM_OUTSIDE = "a symbolic link to a file outside the folders that may be read (not read)"
+
+
 def _read_catalog(data_dir: Path, *, confine_to=None) -> tuple[pd.DataFrame | None, dict | None]:
     path = data_dir / CATALOG_NAME
     if not path.is_file():
         return None, None
     if confine_to is not None and not is_within(path, confine_to):
-        log.warning("ignoring %s: a symbolic link to a file outside the folders that may be read", path)
-        return None, {"file": CATALOG_NAME,
-                      "error": "a symbolic link to a file outside the folders that may be read (not read)"}
+        log.warning("ignoring %s: %s", path, _LINKED_FROM_OUTSIDE)
+        return None, {"file": CATALOG_NAME, "error": _LINKED_FROM_OUTSIDE}
     try:
         cat = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - a broken catalog must not stop the encode
@@ -640,7 +643,7 @@ def _read_one(path: Path, config, hdu, plane, confine_to=None):
 
     try:
         if confine_to is not None and not is_within(path, confine_to):
-            return "a symbolic link to a file outside the folders that may be read (not read)"
+            return _LINKED_FROM_OUTSIDE
         image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
         x, _norm = preprocess(image, config=config)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the encode

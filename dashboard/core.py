@@ -94,7 +94,9 @@ def resolve_within(path, roots, *, base=None) -> Path:
         resolved = p.resolve(strict=False)
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise PathNotAllowed(f"{str(path)!r} cannot be resolved ({exc})") from None
-    if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+    from astroae_core.fits_io import is_within
+
+    if is_within(resolved, roots):
         return resolved
     shown = ", ".join(str(r) for r in roots)
     raise PathNotAllowed(f"{str(path)!r} lies outside the folders the app may read ({shown})")
@@ -858,6 +860,14 @@ def _in_polygon(px: np.ndarray, py: np.ndarray, vx: np.ndarray, vy: np.ndarray) 
     return inside
 
 
+def _selection_field(selection, name: str) -> list:
+    """One field (``points``, ``box``, ``lasso``) of a plotly selection, a dict or an attribute object; [] if absent."""
+    if not selection:
+        return []
+    value = selection.get(name) if hasattr(selection, "get") else getattr(selection, name, None)
+    return value or []
+
+
 def rows_in_selection(xs, ys, selection) -> np.ndarray:
     """Row positions of every point inside a plotly selection's boxes and lasso polygons (their union).
 
@@ -874,11 +884,10 @@ def rows_in_selection(xs, ys, selection) -> np.ndarray:
     """
     xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     inside = np.zeros(len(xs), dtype=bool)
-    get = selection.get if hasattr(selection, "get") else (lambda k, d=None: getattr(selection, k, d))
-    for box in get("box", None) or []:
+    for box in _selection_field(selection, "box"):
         (x0, x1), (y0, y1) = sorted(box["x"][:2]), sorted(box["y"][:2])
         inside |= (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
-    for lasso in get("lasso", None) or []:
+    for lasso in _selection_field(selection, "lasso"):
         vx, vy = np.asarray(lasso["x"], dtype=np.float64), np.asarray(lasso["y"], dtype=np.float64)
         if len(vx) < 3:
             continue
@@ -895,19 +904,15 @@ def selection_ids(selection, table=None, *, axes=None) -> list:
     rows the map's ``customdata`` are row positions, and they are turned into that table's ids. With ``axes``
     (the map's x and y columns) and more than :data:`MAP_POINTS_DRAWN_MAX` rows, a box or lasso selects every row
     inside it (:func:`rows_in_selection`), not only the points drawn."""
-    if (table is not None and axes is not None and len(table) > MAP_POINTS_DRAWN_MAX and selection
-            and ((selection.get("box") if hasattr(selection, "get") else None)
-                 or (selection.get("lasso") if hasattr(selection, "get") else None))):
+    if (table is not None and axes is not None and len(table) > MAP_POINTS_DRAWN_MAX
+            and (_selection_field(selection, "box") or _selection_field(selection, "lasso"))):
         rows = rows_in_selection(table[axes[0]].to_numpy(), table[axes[1]].to_numpy(), selection)
         return table["id"].iloc[rows].tolist()
     if table is not None and len(table) > MAP_ROWS_AS_CUSTOMDATA_ABOVE:
         rows = selection_ids(selection)
         return table["id"].iloc[[int(r) for r in rows]].tolist() if rows else []
-    if not selection:
-        return []
-    points = selection.get("points", []) if hasattr(selection, "get") else getattr(selection, "points", [])
     out, seen = [], set()
-    for p in points or []:
+    for p in _selection_field(selection, "points"):
         cd = p.get("customdata")
         if cd is None:
             continue

@@ -110,7 +110,10 @@ def percentiles_ms(times_s) -> dict:
 
 
 def emit(result: dict, out: str | None) -> None:
-    """Print ``result`` as JSON on stdout and, with ``out``, write it to that file too."""
+    """Print ``result`` as JSON on stdout and, with ``out``, write it to that file too. A result carrying the
+    ``machine`` record gets the load average at its end there (the one at its start is already in it)."""
+    if isinstance(result.get("machine"), dict):
+        result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(result, indent=1, default=_plain)
     print(text)
     if out:

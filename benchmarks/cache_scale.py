@@ -344,7 +344,6 @@ def main(argv: list[str] | None = None) -> int:
             result["encode_rss_mb_extrapolated_100k"] = round(b["peak_rss_mb"] + slope * (100_000 - sizes[-1]), 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     emit(result, args.out)
     return 0
 

@@ -14,7 +14,6 @@ float32 noise with a galaxy) are written to a temporary folder and removed after
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -128,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         large["megapixels_per_s_read+preprocess"] = round(large["read+preprocess_files_per_s"] * side * side / 1e6, 2)
         large["peak_rss_mb_before"], large["peak_rss_mb_after"] = rss0, peak_rss_mb()
         result["large"] = large
-    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     emit(result, args.out)
     return 0
 

@@ -223,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
             scale[str(t)] = round(encode_throughput(m, "fused", 64, min_seconds=1.0), 2)
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         result["demo_encode_threads_images_per_s"] = scale
-    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     emit(result, args.out)
     return 0
 

@@ -15,7 +15,6 @@ own. UMAP cases:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -160,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                 row["umap-sampled"] = {"same_as": "umap-full (N <= max_fit)"}
             result["sizes"][str(n)] = row
         result["umap_cold_start"] = _child("umap-cold", sizes[0], args.seed, pkl)
-    result["machine"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     emit(result, args.out)
     return 0
 

@@ -138,3 +138,47 @@ def test_latent_correlation_penalty_by_hand():
 def test_negative_decorrelation_weight_is_refused():
     with pytest.raises(ValueError, match="decorrelation"):
         TrainConfig(decorrelation=-1.0)
+
+
+def test_freeze_batchnorm_makes_each_image_independent_of_its_batch():
+    from astroae_core.model import AutoEncoder, ModelConfig
+    from train.loop import freeze_batchnorm
+
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(in_size=32, latent_dim=4, channels=(4, 8), standardize_latent=True)).train()
+    x = torch.rand(6, 1, 32, 32)
+    # Batch statistics: the first image's output depends on which other images share its batch.
+    assert not torch.allclose(model(x[:3])["x_hat"][0], model(x[[0, 3, 4]])["x_hat"][0])
+    n_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert freeze_batchnorm(model) == n_bn == 2 * 2 + 2 + 2 * 1 + 1  # encoder blocks, bottom, decoder, latent
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    a, b = model(x[:3]), model(x[[0, 3, 4]])
+    torch.testing.assert_close(a["x_hat"][0], b["x_hat"][0])
+    torch.testing.assert_close(a["z"][0], model.eval()(x[:1])["z"][0])  # exactly what evaluation computes
+    for k, v in model.state_dict().items():
+        if "running" in k:
+            torch.testing.assert_close(v, stats[k], rtol=0, atol=0, msg=k)
+    # Weights still get gradients: the scales and shifts keep training.
+    model.train()
+    freeze_batchnorm(model)
+    model(x)["x_hat"].mean().backward()
+    assert model.enc[0][1].weight.grad is not None and model.enc[0][0].weight.grad.abs().sum() > 0
+
+
+def test_freeze_norm_epochs_freeze_the_statistics_of_the_last_epochs_only(blob_folder, tiny_recipe, tmp_path):
+    cfg = load_recipe(tiny_recipe(epochs=3)).replace(freeze_norm_epochs=1)
+    train(cfg, blob_folder, tmp_path / "run", progress=False)
+    e2 = read_checkpoint(tmp_path / "run/epoch_002.pt")["state_dict"]
+    e3 = read_checkpoint(tmp_path / "run/epoch_003.pt")["state_dict"]
+    running = [k for k in e3 if "running_" in k]
+    assert running
+    for k in running:  # epoch 3 is frozen: its statistics are epoch 2's
+        torch.testing.assert_close(e3[k], e2[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(e3[k], e2[k]) for k in e3 if k.endswith("weight"))  # while the weights trained
+
+
+def test_freeze_norm_epochs_must_fit_in_the_run():
+    with pytest.raises(ValueError, match="freeze_norm_epochs.*epochs=5.*6"):
+        TrainConfig(epochs=5, freeze_norm_epochs=6)
+    with pytest.raises(ValueError, match="freeze_norm_epochs"):
+        TrainConfig(freeze_norm_epochs=-1)

@@ -39,6 +39,11 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     early_stopping_patience: int = 0  # epochs without a better validation loss before stopping; 0 = never
+    # The last N epochs normalize with every BatchNorm's running statistics, as evaluation does, instead of the
+    # batch's. With 16 images a batch, the batch statistics shift each image's latent and features by a different
+    # amount every step (the latent's batch mean strays by 0.35 standard deviations), noise the model cannot fit
+    # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). 0 = never.
+    freeze_norm_epochs: int = 0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
@@ -56,6 +61,8 @@ class TrainConfig:
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.freeze_norm_epochs <= self.epochs:
+            raise ValueError(f"freeze_norm_epochs must be in [0, epochs={self.epochs}], got {self.freeze_norm_epochs!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

@@ -28,7 +28,7 @@ from .config import TrainConfig
 
 log = logging.getLogger("astroae.train")
 
-__all__ = ["train", "loss_fn", "latent_correlation_penalty", "resolve_device", "TrainResult"]
+__all__ = ["train", "loss_fn", "latent_correlation_penalty", "freeze_batchnorm", "resolve_device", "TrainResult"]
 
 
 @dataclass
@@ -80,6 +80,17 @@ def latent_correlation_penalty(z: torch.Tensor) -> torch.Tensor:
     corr = zc.T @ zc
     d = z.shape[1]
     return (corr.square().sum() - corr.diagonal().square().sum()) / max(d * (d - 1), 1)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> int:
+    """Put every BatchNorm of ``model`` in eval mode: normalize with the running statistics and stop updating them.
+
+    The layers' scales and shifts still train. Returns how many layers were frozen; ``model.train()`` undoes it.
+    """
+    frozen = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in frozen:
+        m.eval()
+    return len(frozen)
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool) -> None:
@@ -230,6 +241,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         # state resumes them all) and takes its own block of it, as DistributedSampler would.
         mine = distributed.shard(perm, rank=rank, world=world)
         model.train()
+        if epoch > cfg.epochs - cfg.freeze_norm_epochs:
+            freeze_batchnorm(model)
         t0, total = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False, mininterval=1.0)

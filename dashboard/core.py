@@ -802,11 +802,10 @@ def carry_summary(evaluation: dict) -> dict:
         s.append(f"From its {k} numbers alone the model reconstructs with MSE {lmse:.3g}, "
                  f"{ratio_pca:.3g}× the MSE of PCA with {k} components ({pmse:.3g})"
                  + (f" — the latent beats PCA-{k}." if beats else f" — it does NOT beat PCA-{k}."))
-    if explained is not None:
-        if explained >= 0:
-            s.append(f"It removes {explained:.0%} of the error of the mean image.")
-        else:
-            s.append(f"It is worse than simply predicting the mean image (MSE {mean['mse']:.3g}).")
+    if explained is not None and explained < 0:
+        s.append(f"It is worse than simply predicting the mean image (MSE {mean['mse']:.3g}).")
+    elif explained is not None and not headline:  # the headline already says it
+        s.append(f"It removes {explained:.0%} of the error of the mean image.")
     if skips and lmse is not None and fmse:
         s.append(f"The full reconstruction (with skip connections) has MSE {fmse:.3g}; from the latent alone it is "
                  f"{ratio_full:.3g}× that: the difference is what the skips carry around the bottleneck, not "

@@ -347,7 +347,7 @@ def test_carry_summary_says_whether_the_latent_beats_pca():
     s = core.carry_summary(ev)
     assert s["latent_vs_pca"] == pytest.approx(2.0) and not s["beats_pca"]
     assert "does NOT beat PCA-8" in s["sentence"] and "around the bottleneck" in s["sentence"]
-    assert "removes 50% of the error of the mean image" in s["sentence"]
+    assert s["sentence"].count("50% of the error of the mean image") == 1  # said once, in the headline
     assert "1.20 of 8" in s["sentence"]
     # the plain statement: latent only vs PCA-8 vs the full model, as shares of the mean image's error removed
     assert s["carried"] == pytest.approx({"full": 0.9975, "latent_only": 0.5, "pca": 0.75})
@@ -363,6 +363,9 @@ def test_carry_summary_says_whether_the_latent_beats_pca():
     assert s["beats_pca"] and "beats PCA-8" in s["sentence"] and "bottleneck" not in s["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.08
     assert "worse than simply predicting the mean image" in core.carry_summary(ev)["sentence"]
+    ev["rows"]["latent_only"]["mse"] = 0.01
+    del ev["rows"]["pca"]  # no baseline, no headline: the share is said in the details
+    assert "It removes 75% of the error of the mean image." in core.carry_summary(ev)["sentence"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

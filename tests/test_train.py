@@ -175,6 +175,11 @@ def test_freeze_norm_epochs_freeze_the_statistics_of_the_last_epochs_only(blob_f
     for k in running:  # epoch 3 is frozen: its statistics are epoch 2's
         torch.testing.assert_close(e3[k], e2[k], rtol=0, atol=0, msg=k)
     assert any(not torch.equal(e3[k], e2[k]) for k in e3 if k.endswith("weight"))  # while the weights trained
+    # Adam starts afresh at the switch: its step count is one epoch's, where a run without freezing has three.
+    plain = train(cfg.replace(freeze_norm_epochs=0), blob_folder, tmp_path / "plain", progress=False)
+    assert plain.epochs_done == 3
+    steps = [read_checkpoint(tmp_path / f"{run}/last.pt")["optimizer"]["state"][0]["step"] for run in ("run", "plain")]
+    assert 3 * float(steps[0]) == float(steps[1]) > 0
 
 
 def test_freeze_norm_epochs_must_fit_in_the_run():

@@ -42,7 +42,8 @@ class TrainConfig:
     # The last N epochs normalize with every BatchNorm's running statistics, as evaluation does, instead of the
     # batch's. With 16 images a batch, the batch statistics shift each image's latent and features by a different
     # amount every step (the latent's batch mean strays by 0.35 standard deviations), noise the model cannot fit
-    # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). 0 = never.
+    # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). The optimizer's state starts
+    # afresh at the switch. 0 = never.
     freeze_norm_epochs: int = 0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.

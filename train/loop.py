@@ -243,6 +243,10 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         model.train()
         if epoch > cfg.epochs - cfg.freeze_norm_epochs:
             freeze_batchnorm(model)
+            if epoch == cfg.epochs - cfg.freeze_norm_epochs + 1:
+                # Adam's step sizes were learned while BatchNorm made each layer blind to its weights' scale;
+                # kept, they throw the first frozen steps far off (validation MSE 5e-4 -> 1.9e-3 on CEERS).
+                opt.state.clear()
         t0, total = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False, mininterval=1.0)

@@ -92,6 +92,39 @@ def test_cache_scale_quick_reports_load_app_and_encode_memory(tmp_path):
 # the pieces they rely on
 
 
+@pytest.mark.slow
+def test_batch_statistics_quick_reports_the_fit_and_the_cost_of_batch_statistics(tmp_path, ceers_dir):
+    r = _run_quick("batch_statistics", tmp_path)
+    assert r["n_images"] == 32 and r["batch"] == 16 and r["n_train_images"] == 560
+    fit = r["fit_on_training_images"]
+    assert fit["ratio"] == pytest.approx(fit["latent_only_mse"] / fit["pca8_mse"])
+    # models/ceers.pt trained its last epochs on running statistics: batch statistics can only hurt it
+    for which in ("latent", "conv", "all"):
+        assert r["mse_batch_statistics"][which] > r["mse_running_statistics"] > 0, which
+    assert r["latent_batch_mean_spread_sd"] > 0
+
+
+def test_batch_statistics_leave_the_running_statistics_and_the_model_alone():
+    import torch
+
+    from astroae_core.model import AutoEncoder, ModelConfig
+    from benchmarks.batch_statistics import batchnorm_groups, mse_with_batch_statistics
+
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(in_size=32, latent_dim=4, channels=(4, 8), standardize_latent=True)).eval()
+    groups = batchnorm_groups(model)
+    assert len(groups["latent"]) == 1 and len(groups["conv"]) == 8 and len(groups["all"]) == 9
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(8, 1, 32, 32)
+    with torch.no_grad():
+        running = float(((model(x)["x_hat"] - x) ** 2).mean())
+    batch = mse_with_batch_statistics(model, x, which="all", batch=4, repeats=2, seed=0)
+    assert batch != pytest.approx(running, rel=1e-6)  # the batch's statistics were used
+    assert not model.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+
+
 def test_clustered_latents_are_seeded():
     from benchmarks.projections import clustered_latents
 

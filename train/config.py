@@ -41,7 +41,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # epochs without a better validation loss before stopping; 0 = never
     # The last N epochs normalize with every BatchNorm's running statistics, as evaluation does, instead of the
     # batch's. With 16 images a batch, the batch statistics shift each image's latent and features by a different
-    # amount every step (the latent's batch mean strays by 0.35 standard deviations), noise the model cannot fit
+    # amount every step (the latent's batch mean strays by 0.22 standard deviations), noise the model cannot fit
     # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). The optimizer's state starts
     # afresh at the switch. 0 = never.
     freeze_norm_epochs: int = 0

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "fused_for_inference"]
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "fused_for_inference", "batchnorm_layers"]
 
 SKIP_MODES = ("unet", "none", "dropout")
 
@@ -290,6 +290,11 @@ def fused_for_inference(model: AutoEncoder) -> AutoEncoder:
                     block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
                     block[i + 1] = nn.Identity()
     return m.to(memory_format=torch.channels_last)
+
+
+def batchnorm_layers(module: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm layer (1-D or 2-D) in ``module``, in ``modules()`` order."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -31,10 +31,10 @@ from benchmarks._common import CEERS, ROOT, emit, machine  # noqa: E402
 
 def batchnorm_groups(model) -> dict[str, list]:
     """The model's BatchNorm layers: the latent's and the convolutions'."""
-    from torch.nn.modules.batchnorm import _BatchNorm
+    from astroae_core.model import batchnorm_layers
 
-    latent = [m for m in model.latent_norm.modules() if isinstance(m, _BatchNorm)]
-    conv = [m for m in model.modules() if isinstance(m, _BatchNorm) and not any(m is q for q in latent)]
+    latent = batchnorm_layers(model.latent_norm)
+    conv = [m for m in batchnorm_layers(model) if not any(m is q for q in latent)]
     return {"latent": latent, "conv": conv, "all": latent + conv}
 
 
@@ -121,9 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: 32 images, one pass")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
-    import torch
-
-    torch.manual_seed(args.seed)
     n, repeats = (32, 1) if args.quick else (args.n, args.repeats)
     result = {"benchmark": "batch_statistics", "quick": args.quick, "machine": machine(),
               **measure(args.checkpoint, train_data=args.train_data, n=n, batch=args.batch, repeats=repeats,

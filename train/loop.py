@@ -22,7 +22,7 @@ from astroae_core.atomic import atomic_write_text
 from astroae_core.checkpoint import read_checkpoint, save_checkpoint
 from astroae_core.dataset import augment, group_keys, load_folder, split_by_group
 from astroae_core.metrics import image_metrics
-from astroae_core.model import AutoEncoder
+from astroae_core.model import AutoEncoder, batchnorm_layers
 
 from .config import TrainConfig
 
@@ -87,7 +87,7 @@ def freeze_batchnorm(model: torch.nn.Module) -> int:
 
     The layers' scales and shifts still train. Returns how many layers were frozen; ``model.train()`` undoes it.
     """
-    frozen = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    frozen = batchnorm_layers(model)
     for m in frozen:
         m.eval()
     return len(frozen)

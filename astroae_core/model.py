@@ -23,9 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "fused_for_inference", "batchnorm_layers"]
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "CONV_NORMS", "fused_for_inference", "batchnorm_layers"]
 
 SKIP_MODES = ("unet", "none", "dropout")
+CONV_NORMS = ("batch", "group", "none")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class ModelConfig:
         Also hand the decoder's deepest block the latent copied to every pixel plus two coordinate channels (a
         spatial-broadcast decoder, Watters et al. 2019), so where a source lies can be a smooth function of a few
         latent numbers instead of a sum of fixed basis maps.
+    conv_norm : {"batch", "group", "none"}
+        Normalization after each convolution: ``"batch"`` (the seed's BatchNorm), ``"group"`` (GroupNorm, per
+        image) or ``"none"`` (a biased convolution, He-initialized). With BatchNorm what the network computes for
+        an image depends on the other images of its batch, noise a small batch makes large
+        (``benchmarks/RESULTS.md``); the other two compute each image on its own.
     """
 
     in_size: int = 187
@@ -66,11 +72,14 @@ class ModelConfig:
     standardize_latent: bool = False
     bottleneck_hidden: int = 0
     latent_broadcast: bool = False
+    conv_norm: str = "batch"
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.skip_mode not in SKIP_MODES:
             raise ValueError(f"skip_mode must be one of {SKIP_MODES}, got {self.skip_mode!r}")
+        if self.conv_norm not in CONV_NORMS:
+            raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {self.conv_norm!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) < 1 or min(self.channels) < 1:
@@ -106,17 +115,21 @@ class ModelConfig:
 
 
 class ConvBlock(nn.Sequential):
-    """Two 3x3 convolutions, each followed by BatchNorm and ReLU (the seed's block)."""
+    """Two 3x3 convolutions, each followed by a normalization (the seed's: BatchNorm) and ReLU."""
 
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True),
-        )
+    def __init__(self, c_in: int, c_out: int, norm: str = "batch"):
+        layers = []
+        for c in (c_in, c_out):
+            conv = nn.Conv2d(c, c_out, 3, padding=1, bias=norm == "none")
+            if norm == "none":
+                # Without a normalization to restore the scale, He initialization keeps it through the depth.
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
+                layers += [conv, nn.ReLU(inplace=True)]
+            else:
+                gn = nn.GroupNorm(min(8, c_out), c_out) if norm == "group" else nn.BatchNorm2d(c_out)
+                layers += [conv, gn, nn.ReLU(inplace=True)]
+        super().__init__(*layers)
 
 
 class AutoEncoder(nn.Module):
@@ -138,7 +151,8 @@ class AutoEncoder(nn.Module):
         self.preprocess_config = preprocess_config or PreprocessConfig(size=self.config.in_size)
         ch, sizes = self.config.channels, self.config.sizes
         n = len(ch)
-        self.enc = nn.ModuleList(ConvBlock(1 if i == 0 else ch[i - 1], ch[i]) for i in range(n))
+        norm = self.config.conv_norm
+        self.enc = nn.ModuleList(ConvBlock(1 if i == 0 else ch[i - 1], ch[i], norm) for i in range(n))
         flat = ch[-1] * sizes[-1] ** 2
         hidden, d = self.config.bottleneck_hidden, self.config.latent_dim
         self.to_latent = (nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d))
@@ -150,9 +164,10 @@ class AutoEncoder(nn.Module):
         skip = self.config.has_skips
         # Bottom level: the U-Net also concatenates the encoder's deepest features with the decoded latent.
         extra = self.config.latent_dim + 2 if self.config.latent_broadcast else 0
-        self.bottom = ConvBlock(ch[-1] * (2 if skip else 1) + extra, ch[-1])
+        self.bottom = ConvBlock(ch[-1] * (2 if skip else 1) + extra, ch[-1], norm)
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2) for i in range(n - 1, 0, -1))
-        self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1]) for i in range(n - 1, 0, -1))
+        self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1], norm)
+                                 for i in range(n - 1, 0, -1))
         self.head = nn.Conv2d(ch[0], 1, 1)
 
     @torch.no_grad()

@@ -163,3 +163,37 @@ def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(fused.encode(x), back.encode(x), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fused(x)["x_hat"], back(x)["x_hat"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_conv_norm_picks_the_normalization_and_round_trips(norm, tmp_path):
+    from astroae_core.checkpoint import load_model, save_checkpoint
+
+    cfg = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none", conv_norm=norm)
+    m = AutoEncoder(cfg)
+    kinds = {type(mod) for mod in m.modules()}
+    assert (torch.nn.BatchNorm2d in kinds) == (norm == "batch")
+    assert (torch.nn.GroupNorm in kinds) == (norm == "group")
+    # A convolution has a bias only where no normalization follows it to supply the shift.
+    assert all((conv.bias is not None) == (norm == "none") for conv in m.enc[0] if isinstance(conv, torch.nn.Conv2d))
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 32, 32)
+    m.eval()
+    back = load_model(save_checkpoint(tmp_path / "m.pt", m))
+    assert back.config.conv_norm == norm
+    with torch.no_grad():
+        out = m(x)
+        assert out["x_hat"].shape == (2, 1, 32, 32)
+        torch.testing.assert_close(back(x)["x_hat"], out["x_hat"], rtol=0, atol=0)
+    if norm != "batch":  # each image on its own: its reconstruction does not depend on its batch, even in training
+        m.train()
+        with torch.no_grad():
+            torch.testing.assert_close(m(x[:1])["x_hat"], m(x)["x_hat"][:1], rtol=1e-5, atol=1e-6)
+
+
+def test_conv_norm_default_is_batchnorm_for_old_checkpoints_and_bad_values_are_named():
+    d = ModelConfig().to_dict()
+    del d["conv_norm"]
+    assert ModelConfig.from_dict(d).conv_norm == "batch"
+    with pytest.raises(ValueError, match="conv_norm must be one of .* got 'layer'"):
+        ModelConfig(conv_norm="layer")

@@ -187,3 +187,19 @@ def test_freeze_norm_epochs_must_fit_in_the_run():
         TrainConfig(epochs=5, freeze_norm_epochs=6)
     with pytest.raises(ValueError, match="freeze_norm_epochs"):
         TrainConfig(freeze_norm_epochs=-1)
+
+
+def test_freeze_latent_norm_after_freezes_only_the_latent_statistics(blob_folder, tiny_recipe, tmp_path):
+    cfg = load_recipe(tiny_recipe(epochs=3)).replace(model_standardize_latent=True, freeze_latent_norm_after=1,
+                                                     checkpoint_every=1)
+    train(cfg, blob_folder, tmp_path / "run", progress=False)
+    e = {k: read_checkpoint(tmp_path / f"run/epoch_00{k}.pt")["state_dict"] for k in (1, 2, 3)}
+    latent = [k for k in e[3] if k.startswith("latent_norm.running_")]
+    conv = [k for k in e[3] if "running_mean" in k and not k.startswith("latent_norm.")]
+    assert latent and conv
+    for k in latent:  # frozen after epoch 1
+        torch.testing.assert_close(e[3][k], e[1][k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(e[2][k], e[1][k], rtol=0, atol=0, msg=k)
+    assert all(not torch.equal(e[3][k], e[2][k]) for k in conv)  # the convolutions' statistics still move
+    with pytest.raises(ValueError, match="freeze_latent_norm_after must be in .*epochs=3.*4"):
+        cfg.replace(freeze_latent_norm_after=4)

@@ -45,6 +45,11 @@ class TrainConfig:
     # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). The optimizer's state starts
     # afresh at the switch. 0 = never.
     freeze_norm_epochs: int = 0
+    # The latent's BatchNorm (``standardize_latent``) alone normalizes with its running statistics from this epoch
+    # on, while the convolutions' BatchNorms keep their batch statistics (until ``freeze_norm_epochs``). Its
+    # batch statistics are the largest source of the noise above (they double the error the decoder sees), and
+    # it needs only a few epochs to learn the latent's scale. 0 = never (before ``freeze_norm_epochs``).
+    freeze_latent_norm_after: int = 0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
@@ -64,6 +69,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0 <= self.freeze_norm_epochs <= self.epochs:
             raise ValueError(f"freeze_norm_epochs must be in [0, epochs={self.epochs}], got {self.freeze_norm_epochs!r}")
+        if not 0 <= self.freeze_latent_norm_after <= self.epochs:
+            raise ValueError(f"freeze_latent_norm_after must be in [0, epochs={self.epochs}], "
+                             f"got {self.freeze_latent_norm_after!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

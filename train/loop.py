@@ -247,6 +247,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
                 # Adam's step sizes were learned while BatchNorm made each layer blind to its weights' scale;
                 # kept, they throw the first frozen steps far off (validation MSE 5e-4 -> 1.9e-3 on CEERS).
                 opt.state.clear()
+        elif cfg.freeze_latent_norm_after and epoch > cfg.freeze_latent_norm_after:
+            freeze_batchnorm(model.latent_norm)
         t0, total = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False, mininterval=1.0)

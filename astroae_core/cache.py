@@ -83,6 +83,7 @@ import pandas as pd
 
 from . import __version__
 from .atomic import fsync_path
+from .catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, join_catalog, read_catalog
 from .fits_io import FitsReadError, find_fits_files, is_within, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
@@ -92,12 +93,10 @@ log = logging.getLogger(__name__)
 
 #: Version of the cache layout; a cache of another version is rebuilt.
 CACHE_FORMAT = "astroae-cache/1"
-CATALOG_NAME = "catalog.csv"
 FILES = {"table": "latents.parquet", "previews": "previews.npy", "meta": "meta.json", "manifest": "manifest.json",
          "umap": "umap.pkl", "correlations": "correlations.parquet"}
 _REQUIRED = ("table", "previews", "meta", "manifest")
 _STALE_TMP_SECONDS = 3600.0
-_CATALOG_KEYS = ("path", "file", "filename")
 _NOT_CORRELATED = {"id", "index", "image_seed", "seed"}
 # Images kept in memory during an encode for meta["evaluation"] and meta["influence"] (x, full and latent-only
 # reconstruction: about 3 x 140 kB each at 187 px), and training images re-read for the PCA / mean baselines.
@@ -541,59 +540,6 @@ def latent_correlations(z_table: pd.DataFrame, catalog: pd.DataFrame, *, method:
     return out
 
 
-#: Why a file inside the data folder that links to a file outside the readable folders was not read.
-_LINKED_FROM_OUTSIDE = "a symbolic link to a file outside the folders that may be read (not read)"
-
-
-def _read_catalog(data_dir: Path, *, confine_to=None) -> tuple[pd.DataFrame | None, dict | None]:
-    path = data_dir / CATALOG_NAME
-    if not path.is_file():
-        return None, None
-    if confine_to is not None and not is_within(path, confine_to):
-        log.warning("ignoring %s: %s", path, _LINKED_FROM_OUTSIDE)
-        return None, {"file": CATALOG_NAME, "error": _LINKED_FROM_OUTSIDE}
-    try:
-        cat = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - a broken catalog must not stop the encode
-        log.warning("ignoring %s: %s", path, exc)
-        return None, {"file": CATALOG_NAME, "error": f"{type(exc).__name__}: {exc}"}
-    key = next((k for k in _CATALOG_KEYS if k in cat.columns), None)
-    if key is None:
-        msg = f"no {'/'.join(_CATALOG_KEYS)} column to match files on (columns: {list(cat.columns)})"
-        log.warning("ignoring %s: %s", path, msg)
-        return None, {"file": CATALOG_NAME, "error": msg}
-    return cat, {"file": CATALOG_NAME, "key": key}
-
-
-def _join_catalog(table: pd.DataFrame, cat: pd.DataFrame, info: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Left-join catalog rows onto the table; returns (joined table, the catalog part aligned to the table)."""
-    key = info["key"]
-    refs = cat[key].astype(str).map(lambda s: Path(s.replace("\\", "/")).as_posix())
-    by_path = {}
-    for i, r in enumerate(refs):
-        by_path.setdefault(r, i)
-    names = refs.map(lambda r: r.rsplit("/", 1)[-1])
-    counts = names.value_counts()
-    by_name = {n: i for i, n in enumerate(names) if counts[n] == 1}
-    rows = []
-    for p in table["path"]:
-        i = by_path.get(p)
-        if i is None:
-            i = by_name.get(p.rsplit("/", 1)[-1])
-        rows.append(-1 if i is None else i)
-    rows = np.asarray(rows, dtype=np.int64)
-    matched = rows >= 0
-    base = cat.reset_index(drop=True)
-    if not matched.all():  # unmatched rows get missing values: booleans become nullable booleans
-        base = base.astype({c: "boolean" for c in base.columns if pd.api.types.is_bool_dtype(base[c])})
-    part = base.reindex(rows).reset_index(drop=True)
-    renamed = {c: (f"catalog_{c}" if c in table.columns else c) for c in part.columns}
-    part = part.rename(columns=renamed)
-    info.update(n_matched=int(matched.sum()), n_unmatched=int((~matched).sum()), columns=list(part.columns),
-                renamed={k: v for k, v in renamed.items() if k != v})
-    return pd.concat([table.reset_index(drop=True), part], axis=1), part
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # encoding
 
@@ -643,7 +589,7 @@ def _read_one(path: Path, config, hdu, plane, confine_to=None):
 
     try:
         if confine_to is not None and not is_within(path, confine_to):
-            return _LINKED_FROM_OUTSIDE
+            return LINKED_FROM_OUTSIDE
         image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
         x, _norm = preprocess(image, config=config)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the encode
@@ -921,7 +867,7 @@ def _report_sample(rels: list[str], val_set: set, *, seed: int) -> set[int]:
 
 
 def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int, seed: int,
-                   confine_to=None) -> tuple[dict, dict]:
+                   confine_to=None, kinds=None) -> tuple[dict, dict]:
     """``meta["influence"]`` and ``meta["evaluation"]`` from the sample kept during the encode (nothing is
     decoded twice). The evaluation is ``{"error": reason}`` when the baselines cannot be fitted (the checkpoint's
     training images are not on this machine); the influence needs nothing but the model."""
@@ -943,7 +889,8 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
         train, _ = _training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
                                     seed=seed, confine_to=confine_to)
         # too few training images for PCA-k is a report's problem, never the encode's
-        evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed)
+        evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed,
+                                            kinds=None if kinds is None else [kinds[i] for i in rows])
     except ValueError as exc:
         return influence, {"error": str(exc), "images": what}
     evaluation.update(images=what, n_train_images_for_baselines=len(train.paths))
@@ -1115,19 +1062,22 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     table["ra"] = np.asarray(ras, dtype=np.float64)
     table["dec"] = np.asarray(decs, dtype=np.float64)
     maps_seconds = time.perf_counter() - t_maps
-    _say("measuring the latent: influence of each dimension, PCA and mean-image baselines...", progress)
-    t_report = time.perf_counter()
-    influence, evaluation = _latent_report(model, kept_sample, z, same_root=same_root and bool(val_set),
-                                           n_images=n, seed=seed, confine_to=confine_to)
-    report_seconds = time.perf_counter() - t_report
-
-    catalog, cat_info = _read_catalog(data_dir, confine_to=confine_to)
-    corr_info = None
+    catalog, cat_info = read_catalog(data_dir, confine_to=confine_to)
+    corr_info, kinds = None, None
     if catalog is not None:
-        table, part = _join_catalog(table, catalog, cat_info)
+        table, part = join_catalog(table, catalog, cat_info)
         corr = latent_correlations(table[[f"z{d}" for d in range(latent_dim)]], part)
         corr.to_parquet(tmp / FILES["correlations"])
         corr_info = {"method": "spearman", "file": FILES["correlations"], "columns": list(corr.columns)}
+        kind_col = cat_info["renamed"].get("kind", "kind")  # catalog_kind if the table had a kind column
+        if kind_col in table.columns:
+            kinds = [None if pd.isna(k) else str(k) for k in table[kind_col]]
+
+    _say("measuring the latent: influence of each dimension, PCA and mean-image baselines...", progress)
+    t_report = time.perf_counter()
+    influence, evaluation = _latent_report(model, kept_sample, z, same_root=same_root and bool(val_set),
+                                           n_images=n, seed=seed, confine_to=confine_to, kinds=kinds)
+    report_seconds = time.perf_counter() - t_report
 
     table.to_parquet(tmp / FILES["table"], index=False)
     if isinstance(prevs, _PreviewSpool):

@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from astroae_core.atomic import atomic_path, atomic_write_text
+from astroae_core.catalog import CATALOG_NAME
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -68,7 +69,6 @@ FIELD_RADIUS = 0.5  # deg: stamps are spread over a 1-degree field
 READ_NOISE = 5.0  # electrons rms per pixel
 GAIN = 1.0  # electrons / ADU; images are in electrons
 SATURATION = 90_000.0  # electrons: full well, so bright stars saturate and bleed like on a real CCD
-CATALOG_NAME = "catalog.csv"
 FILE_PREFIX = "galaxy_"
 
 CATALOG_COLUMNS = (

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = REPO_ROOT / "cache" / "demo"
@@ -819,6 +820,14 @@ def carry_summary(evaluation: dict) -> dict:
         s.append(f"Effective dimensionality of the latent: {evaluation['effective_dim']:.2f} of {k}.")
     return {"latent_vs_pca": ratio_pca, "latent_vs_full": ratio_full, "beats_pca": beats,
             "explained_vs_mean": explained, "carried": carried, "headline": headline, "sentence": " ".join(s)}
+
+
+def by_kind_table(by_kind: dict, *, latent_dim: int = 8) -> pd.DataFrame:
+    """The evaluation's ``by_kind`` (error per catalog kind) as a table for display, most images first."""
+    rows = [{"kind": kind, "images": r["n"], "latent-only MSE": r["mse"], f"PCA-{latent_dim} MSE": r["ref_mse"],
+             f"latent ÷ PCA-{latent_dim}": r["ratio"], "share of the latent's error": r["share"],
+             f"share of PCA-{latent_dim}'s error": r["ref_share"]} for kind, r in by_kind.items()]
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------------------------

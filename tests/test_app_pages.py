@@ -247,6 +247,10 @@ def test_metrics_page_states_what_the_latent_carries(env):
     assert labels["effective dimensionality"] == f"{ev['effective_dim']:.2f} / 8"
     assert labels["latent-only MSE ÷ PCA MSE"] == f"{ev['latent_vs_pca_mse']:.2f}"
     assert "validation split" in texts(at)
+    # the catalog has a kind column: the error is split by kind, rows adding up to the images evaluated
+    assert "Where the error lies, by the catalog's kind" in texts(at)
+    by_kind = next(df.value for df in at.dataframe if "kind" in df.value.columns)
+    assert set(by_kind["kind"]) == set(ev["by_kind"]) and by_kind["images"].sum() == ev["n_images"]
 
 
 def _old_cache(env, tmp_path):

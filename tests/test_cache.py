@@ -141,6 +141,11 @@ def test_catalog_is_joined_on_file_name(trained, small, tmp_path):
     # the catalog's own "id" does not overwrite the cache's
     assert t["catalog_id"].tolist() == cat.loc[t.index, "id"].tolist()
     assert c.meta["catalog"]["renamed"] == {"id": "catalog_id"} and c.meta["catalog"]["n_matched"] == 4
+    # the evaluation splits its error by the catalog's kind, over the images it evaluated
+    ev = c.meta["evaluation"]
+    by_kind = ev["by_kind"]
+    assert sum(v["n"] for v in by_kind.values()) == ev["n_images"]
+    assert set(by_kind) <= set(cat["kind"]) and sum(v["share"] for v in by_kind.values()) == pytest.approx(1.0)
 
 
 def test_catalog_by_relative_path_in_subfolders_and_unmatched_rows(trained, tmp_path):

@@ -73,3 +73,40 @@ def test_ratio_by_group_worked_by_hand():
     assert 0.3 <= r["boot_p05"] <= r["ratio"] <= r["boot_p95"] <= 0.6
     with pytest.raises(ValueError, match="one length"):
         ratio_by_group([1.0, 2.0], [1.0], ["a", "b"])
+
+
+def test_error_by_kind_worked_by_hand():
+    from astroae_core.evaluate import error_by_kind
+
+    # three galaxies and one star; the star holds 8 of the model's 11 and 10 of the baseline's 16
+    mse = [1.0, 1.0, 1.0, 8.0]
+    ref = [2.0, 2.0, 2.0, 10.0]
+    r = error_by_kind(mse, ref, ["galaxy", "galaxy", "galaxy", "star"])
+    assert list(r) == ["galaxy", "star"]  # most images first
+    assert r["galaxy"]["n"] == 3 and r["galaxy"]["ratio"] == pytest.approx(0.5)
+    assert r["star"]["ratio"] == pytest.approx(0.8)
+    assert r["star"]["share"] == pytest.approx(8 / 11) and r["star"]["ref_share"] == pytest.approx(10 / 16)
+    assert r["galaxy"]["mse"] == pytest.approx(1.0) and r["galaxy"]["ref_mse"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="one length"):
+        error_by_kind([1.0], [1.0, 2.0], ["a"])
+
+
+def test_evaluate_splits_the_error_by_the_catalogs_kind(tiny_run, tmp_path, capsys):
+    root, _ = tiny_run
+    other = write_blob_folder(tmp_path / "fresh", 8, seed=5)
+    names = sorted(p.name for p in other.glob("*.fits"))
+    # a catalog for 7 of the 8 files: two kinds, and one file with no row
+    rows = [f"{n},{'odd' if i < 2 else 'galaxy'}" for i, n in enumerate(names[:7])]
+    (other / "catalog.csv").write_text("file,kind\n" + "\n".join(rows) + "\n")
+    res = evaluate(root / "run/best.pt", other)
+    by_kind = res["by_kind"]
+    assert {k: v["n"] for k, v in by_kind.items()} == {"galaxy": 5, "odd": 2, "(no catalog row)": 1}
+    # the kinds split the overall means exactly
+    n = res["n_images"]
+    assert sum(v["n"] * v["mse"] for v in by_kind.values()) / n == pytest.approx(res["rows"]["latent_only"]["mse"])
+    assert sum(v["n"] * v["ref_mse"] for v in by_kind.values()) / n == pytest.approx(res["rows"]["pca"]["mse"])
+    assert sum(v["share"] for v in by_kind.values()) == pytest.approx(1.0)
+    assert cli(["evaluate", "--checkpoint", str(root / "run/best.pt"), "--data", str(other), "--quiet"]) == 0
+    assert "by kind (catalog)" in capsys.readouterr().out
+    (other / "catalog.csv").unlink()
+    assert evaluate(root / "run/best.pt", other)["by_kind"] is None

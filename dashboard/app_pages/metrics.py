@@ -73,6 +73,16 @@ if evaluation is not None:
         "ms_ssim": st.column_config.NumberColumn("MS-SSIM", format="%.4f")})
     st.caption(f"Measured on {evaluation.get('n_images', '?')} images ({evaluation.get('images', '')}); baselines "
                f"fitted on {evaluation.get('n_train_images_for_baselines', '?')} training images.")
+    if evaluation.get("by_kind"):
+        st.subheader("Where the error lies, by the catalog's kind")
+        st.caption("A mean over images is decided by the images with the largest errors: a few odd images (a "
+                   "saturated star, a satellite trail) can outweigh all the ordinary ones.")
+        st.dataframe(core.by_kind_table(evaluation["by_kind"], latent_dim=k), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3e") for c in
+                                    ("latent-only MSE", f"PCA-{k} MSE")}
+                     | {c: st.column_config.NumberColumn(format="percent") for c in
+                        ("share of the latent's error", f"share of PCA-{k}'s error")}
+                     | {f"latent ÷ PCA-{k}": st.column_config.NumberColumn(format="%.2f")})
 
 # -- distributions over the dataset ---------------------------------------------------------------------------------
 st.header("Per-image metrics over the dataset")

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -203,3 +204,19 @@ def test_freeze_latent_norm_after_freezes_only_the_latent_statistics(blob_folder
     assert all(not torch.equal(e[3][k], e[2][k]) for k in conv)  # the convolutions' statistics still move
     with pytest.raises(ValueError, match="freeze_latent_norm_after must be in .*epochs=3.*4"):
         cfg.replace(freeze_latent_norm_after=4)
+
+
+def test_learning_rate_warms_up_after_the_switch_to_frozen_statistics():
+    from train.loop import _learning_rate
+
+    cfg = TrainConfig(epochs=10, freeze_norm_epochs=4, freeze_warmup_epochs=2, lr=1.0)
+    # epochs 7-10 are frozen; over epochs 7 and 8 (4 steps each) the rate climbs 1/8, 2/8, ... 8/8
+    lrs = {(e, s): _learning_rate(cfg, e, s, 4) for e in range(1, 11) for s in range(4)}
+    assert [lrs[(7, s)] for s in range(4)] + [lrs[(8, s)] for s in range(4)] == [k / 8 for k in range(1, 9)]
+    assert all(lrs[(e, s)] == 1.0 for e in (1, 6, 9, 10) for s in range(4))
+    cosine = cfg.replace(lr_schedule="cosine")
+    assert _learning_rate(cosine, 1, 0, 4) == 1.0 and _learning_rate(cosine, 6, 0, 4) == pytest.approx(0.5)
+    assert _learning_rate(cosine, 7, 0, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.6)) / 8)
+    assert _learning_rate(cfg.replace(freeze_warmup_epochs=0), 7, 0, 4) == 1.0
+    with pytest.raises(ValueError, match="freeze_warmup_epochs must be in .*freeze_norm_epochs=4.*5"):
+        cfg.replace(freeze_warmup_epochs=5)

@@ -50,6 +50,11 @@ class TrainConfig:
     # batch statistics are the largest source of the noise above (they double the error the decoder sees), and
     # it needs only a few epochs to learn the latent's scale. 0 = never (before ``freeze_norm_epochs``).
     freeze_latent_norm_after: int = 0
+    # After the switch to frozen statistics the learning rate rises linearly from 0 to the schedule's over this many
+    # epochs. Adam starts afresh there and its first steps move every weight by about the learning rate, which,
+    # with nothing left to renormalize the activations, threw the CEERS training loss from 1.5e-3 to 1.3e-2 and
+    # cost ten epochs to recover (benchmarks/RESULTS.md). 0 = no warm-up.
+    freeze_warmup_epochs: int = 0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
@@ -72,6 +77,9 @@ class TrainConfig:
         if not 0 <= self.freeze_latent_norm_after <= self.epochs:
             raise ValueError(f"freeze_latent_norm_after must be in [0, epochs={self.epochs}], "
                              f"got {self.freeze_latent_norm_after!r}")
+        if not 0 <= self.freeze_warmup_epochs <= self.freeze_norm_epochs:
+            raise ValueError(f"freeze_warmup_epochs must be in [0, freeze_norm_epochs={self.freeze_norm_epochs}], "
+                             f"got {self.freeze_warmup_epochs!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

@@ -253,11 +253,9 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False, mininterval=1.0)
         for s in bar:
-            if cfg.lr_schedule == "cosine":
-                # A function of progress alone, so a resumed run needs no scheduler state.
-                done = (epoch - 1 + s / steps) / cfg.epochs
-                for group in opt.param_groups:
-                    group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * done))
+            lr = _learning_rate(cfg, epoch, s, steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
             xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
             if cfg.augment:
                 xb = augment(xb, generator=gens["augment"])
@@ -304,6 +302,18 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
             dist.destroy_process_group()
     return TrainResult(run_dir, epoch, best, history, len(train_idx), len(val_idx), len(loaded.skipped),
                        images_seen / train_time if train_time else float("nan"))
+
+
+def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """The learning rate at ``step`` of ``steps`` in ``epoch`` (1-based): a function of progress alone, so a resumed
+    run needs no scheduler state."""
+    lr = cfg.lr
+    if cfg.lr_schedule == "cosine":
+        lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1 + step / steps) / cfg.epochs))
+    since_freeze = epoch - 1 - (cfg.epochs - cfg.freeze_norm_epochs)  # whole epochs frozen before this one
+    if cfg.freeze_norm_epochs and cfg.freeze_warmup_epochs and 0 <= since_freeze < cfg.freeze_warmup_epochs:
+        lr *= (since_freeze * steps + step + 1) / (cfg.freeze_warmup_epochs * steps)
+    return lr
 
 
 def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, since_best, gens, data_info, *, improved, periodic):

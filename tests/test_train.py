@@ -206,7 +206,7 @@ def test_freeze_latent_norm_after_freezes_only_the_latent_statistics(blob_folder
         cfg.replace(freeze_latent_norm_after=4)
 
 
-def test_learning_rate_warms_up_after_the_switch_to_frozen_statistics():
+def test_learning_rate_warms_up_and_scales_after_the_switch_to_frozen_statistics():
     from train.loop import _learning_rate
 
     cfg = TrainConfig(epochs=10, freeze_norm_epochs=4, freeze_warmup_epochs=2, lr=1.0)
@@ -218,5 +218,11 @@ def test_learning_rate_warms_up_after_the_switch_to_frozen_statistics():
     assert _learning_rate(cosine, 1, 0, 4) == 1.0 and _learning_rate(cosine, 6, 0, 4) == pytest.approx(0.5)
     assert _learning_rate(cosine, 7, 0, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.6)) / 8)
     assert _learning_rate(cfg.replace(freeze_warmup_epochs=0), 7, 0, 4) == 1.0
+    # freeze_lr_scale lowers the frozen epochs' rate only, warm-up included
+    scaled = cfg.replace(freeze_lr_scale=0.25)
+    assert _learning_rate(scaled, 6, 3, 4) == 1.0 and _learning_rate(scaled, 9, 0, 4) == 0.25
+    assert _learning_rate(scaled, 7, 1, 4) == pytest.approx(0.25 * 2 / 8)
+    with pytest.raises(ValueError, match="freeze_lr_scale must be in \\(0, 1\\], got 0"):
+        cfg.replace(freeze_lr_scale=0)
     with pytest.raises(ValueError, match="freeze_warmup_epochs must be in .*freeze_norm_epochs=4.*5"):
         cfg.replace(freeze_warmup_epochs=5)

@@ -55,6 +55,10 @@ class TrainConfig:
     # with nothing left to renormalize the activations, threw the CEERS training loss from 1.5e-3 to 1.3e-2 and
     # cost ten epochs to recover (benchmarks/RESULTS.md). 0 = no warm-up.
     freeze_warmup_epochs: int = 0
+    # The learning rate of the frozen epochs, as a fraction of the schedule's: with nothing left to renormalize the
+    # activations, a rate BatchNorm's batch statistics tolerated makes the frozen training loss jump by 2-3x from
+    # one epoch to the next. 1 = the schedule's rate.
+    freeze_lr_scale: float = 1.0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
@@ -80,6 +84,8 @@ class TrainConfig:
         if not 0 <= self.freeze_warmup_epochs <= self.freeze_norm_epochs:
             raise ValueError(f"freeze_warmup_epochs must be in [0, freeze_norm_epochs={self.freeze_norm_epochs}], "
                              f"got {self.freeze_warmup_epochs!r}")
+        if not 0.0 < self.freeze_lr_scale <= 1.0:
+            raise ValueError(f"freeze_lr_scale must be in (0, 1], got {self.freeze_lr_scale!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

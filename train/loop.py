@@ -311,8 +311,10 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
     if cfg.lr_schedule == "cosine":
         lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1 + step / steps) / cfg.epochs))
     since_freeze = epoch - 1 - (cfg.epochs - cfg.freeze_norm_epochs)  # whole epochs frozen before this one
-    if cfg.freeze_norm_epochs and cfg.freeze_warmup_epochs and 0 <= since_freeze < cfg.freeze_warmup_epochs:
-        lr *= (since_freeze * steps + step + 1) / (cfg.freeze_warmup_epochs * steps)
+    if cfg.freeze_norm_epochs and since_freeze >= 0:
+        lr *= cfg.freeze_lr_scale
+        if since_freeze < cfg.freeze_warmup_epochs:
+            lr *= (since_freeze * steps + step + 1) / (cfg.freeze_warmup_epochs * steps)
     return lr
 
 

@@ -23,10 +23,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "CONV_NORMS", "fused_for_inference", "batchnorm_layers"]
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "CONV_NORMS", "UPSAMPLES", "fused_for_inference", "batchnorm_layers"]
 
 SKIP_MODES = ("unet", "none", "dropout")
 CONV_NORMS = ("batch", "group", "none")
+UPSAMPLES = ("transposed", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class ModelConfig:
         image) or ``"none"`` (a biased convolution, He-initialized). With BatchNorm what the network computes for
         an image depends on the other images of its batch, noise a small batch makes large
         (``benchmarks/RESULTS.md``); the other two compute each image on its own.
+    upsample : {"transposed", "bilinear"}
+        How the decoder doubles its resolution: the seed's 2x2 transposed convolution with stride 2 (each input
+        pixel paints its own 2x2 block, a pattern the next convolutions must smooth away), or bilinear
+        interpolation followed by a 1x1 convolution to the next scale's channels (smooth by construction).
     """
 
     in_size: int = 187
@@ -73,6 +78,7 @@ class ModelConfig:
     bottleneck_hidden: int = 0
     latent_broadcast: bool = False
     conv_norm: str = "batch"
+    upsample: str = "transposed"
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -80,6 +86,8 @@ class ModelConfig:
             raise ValueError(f"skip_mode must be one of {SKIP_MODES}, got {self.skip_mode!r}")
         if self.conv_norm not in CONV_NORMS:
             raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {self.conv_norm!r}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if len(self.channels) < 1 or min(self.channels) < 1:
@@ -132,6 +140,25 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class TransposedUp(nn.ConvTranspose2d):
+    """The seed's upsampling: a 2x2 transposed convolution with stride 2."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 2, stride=2)
+
+
+class BilinearUp(nn.Module):
+    """Bilinear interpolation to the next scale's size, then a 1x1 convolution to its channels."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.proj = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, h: torch.Tensor, output_size) -> torch.Tensor:
+        # Project first: the same result (both are linear and act on different axes) on 4x fewer pixels.
+        return F.interpolate(self.proj(h), size=tuple(output_size), mode="bilinear", align_corners=False)
+
+
 class AutoEncoder(nn.Module):
     """Convolutional autoencoder with an ``latent_dim``-number bottleneck.
 
@@ -165,7 +192,8 @@ class AutoEncoder(nn.Module):
         # Bottom level: the U-Net also concatenates the encoder's deepest features with the decoded latent.
         extra = self.config.latent_dim + 2 if self.config.latent_broadcast else 0
         self.bottom = ConvBlock(ch[-1] * (2 if skip else 1) + extra, ch[-1], norm)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2) for i in range(n - 1, 0, -1))
+        up = BilinearUp if self.config.upsample == "bilinear" else TransposedUp
+        self.up = nn.ModuleList(up(ch[i], ch[i - 1]) for i in range(n - 1, 0, -1))
         self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * (2 if skip else 1), ch[i - 1], norm)
                                  for i in range(n - 1, 0, -1))
         self.head = nn.Conv2d(ch[0], 1, 1)

@@ -197,3 +197,31 @@ def test_conv_norm_default_is_batchnorm_for_old_checkpoints_and_bad_values_are_n
     assert ModelConfig.from_dict(d).conv_norm == "batch"
     with pytest.raises(ValueError, match="conv_norm must be one of .* got 'layer'"):
         ModelConfig(conv_norm="layer")
+
+
+def test_bilinear_upsampling_replaces_the_transposed_convolutions_and_round_trips(tmp_path):
+    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import BilinearUp, TransposedUp
+
+    base = dict(in_size=37, channels=(4, 8, 8), latent_dim=3, skip_mode="none")  # odd sizes: 37 -> 18 -> 9
+    t, b = AutoEncoder(ModelConfig(**base)), AutoEncoder(ModelConfig(**base, upsample="bilinear"))
+    assert all(isinstance(u, TransposedUp) for u in t.up) and all(isinstance(u, BilinearUp) for u in b.up)
+    # per upsampling: a 2x2 kernel (c_in*c_out*4 + c_out) against a 1x1 one (c_in*c_out + c_out)
+    assert count_parameters(t) - count_parameters(b) == (8 * 8 * 3) + (8 * 4 * 3)
+    # a constant map stays constant through bilinear interpolation (no 2x2 pattern): the 1x1 projection's value
+    up = b.up[0]
+    h = torch.ones(1, 8, 9, 9)
+    out = up(h, output_size=(18, 18))
+    assert out.shape == (1, 8, 18, 18)
+    expected = up.proj.weight.sum(dim=(1, 2, 3)) + up.proj.bias
+    torch.testing.assert_close(out, expected.view(1, 8, 1, 1).expand(1, 8, 18, 18))
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 37, 37)
+    b.eval()
+    back = load_model(save_checkpoint(tmp_path / "b.pt", b))
+    assert back.config.upsample == "bilinear"
+    with torch.no_grad():
+        assert b(x)["x_hat"].shape == (2, 1, 37, 37)
+        torch.testing.assert_close(back(x)["x_hat"], b(x)["x_hat"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="upsample must be one of .* got 'nearest'"):
+        ModelConfig(upsample="nearest")

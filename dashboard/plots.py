@@ -267,10 +267,15 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
     def series(key):
         return [h.get(key) for h in history]
 
-    for key, name, col, colr in (("train_loss", "train loss", 1, "#8f9bb3"), ("val_loss", "validation loss", 1, ACCENT),
-                                 ("val_mse", "val MSE (full)", 2, "#8f9bb3"),
-                                 ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)):
+    # Without skips the full reconstruction is the latent-only one: one line, named for both.
+    same = series("val_mse") == series("val_latent_mse")
+    latent_name = "val MSE (latent only = full)" if same else "val MSE (latent only)"
+    for key, name, col, colr in (("train_loss", "train loss", 1, "#8f9bb3"), ("val_loss", "validation loss", 1,
+                                  QUALITATIVE[0]), ("val_mse", "val MSE (full)", 2, ROW_COLORS["full"]),
+                                 ("val_latent_mse", latent_name, 2, ACCENT)):
         vals = series(key)
+        if key == "val_mse" and same:
+            continue
         if any(v is not None for v in vals):
             fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
                                      marker=dict(size=4)), row=1, col=col)
@@ -281,7 +286,8 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
             fig.add_vline(x=best, line=dict(color="#59c9a5", dash="dot"), row=1, col=col)
         fig.add_annotation(x=best, y=1.0, yref="paper", text=f"best epoch {best}", showarrow=False, xanchor="left",
                            font=dict(color="#59c9a5"))
-    fig.update_yaxes(type="log")
+    # Labels at 1, 2 and 5 of each decade; plotly's default labels every digit once the range is short.
+    fig.update_yaxes(type="log", dtick="D2", exponentformat="e")
     fig.update_xaxes(title_text="epoch", dtick=1 if len(ep) <= 12 else None)
     fig.update_layout(legend=dict(orientation="h", y=-0.25, yanchor="top", x=0))
     return _base_layout(fig, height)

@@ -496,6 +496,10 @@ def test_training_curves_and_baselines():
     assert [tr.name for tr in fig.data] == ["train loss", "validation loss", "val MSE (full)", "val MSE (latent only)"]
     assert any("best epoch 5" in (a.text or "") for a in fig.layout.annotations)
     assert len(plots.training_curves([]).data) == 0
+    # A model without skips: full and latent-only validation MSE are one series, drawn once.
+    same = [dict(h, val_latent_mse=h["val_mse"]) for h in hist]
+    assert [tr.name for tr in plots.training_curves(same).data] == ["train loss", "validation loss",
+                                                                     "val MSE (latent only = full)"]
     rows = {"full": {"mse": 1e-4, "ssim": 0.99, "ms_ssim": 0.99}, "latent_only": {"mse": 0.01, "ssim": 0.8,
             "ms_ssim": float("nan")}, "pca": {"mse": 0.02, "ssim": 0.7, "ms_ssim": 0.8},
             "mean_image": {"mse": 0.05, "ssim": 0.5, "ms_ssim": 0.6}}

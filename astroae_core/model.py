@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "CONV_NORMS", "UPSAMPLES", "fused_for_inference", "batchnorm_layers"]
+__all__ = ["ModelConfig", "AutoEncoder", "SKIP_MODES", "CONV_NORMS", "UPSAMPLES", "fused_for_inference",
+           "batchnorm_layers"]
 
 SKIP_MODES = ("unet", "none", "dropout")
 CONV_NORMS = ("batch", "group", "none")

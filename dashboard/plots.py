@@ -267,15 +267,15 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
     def series(key):
         return [h.get(key) for h in history]
 
+    lines = [("train_loss", "train loss", 1, "#8f9bb3"), ("val_loss", "validation loss", 1, QUALITATIVE[0])]
     # Without skips the full reconstruction is the latent-only one: one line, named for both.
-    same = series("val_mse") == series("val_latent_mse")
-    latent_name = "val MSE (latent only = full)" if same else "val MSE (latent only)"
-    for key, name, col, colr in (("train_loss", "train loss", 1, "#8f9bb3"), ("val_loss", "validation loss", 1,
-                                  QUALITATIVE[0]), ("val_mse", "val MSE (full)", 2, ROW_COLORS["full"]),
-                                 ("val_latent_mse", latent_name, 2, ACCENT)):
+    if series("val_mse") == series("val_latent_mse"):
+        lines.append(("val_latent_mse", "val MSE (latent only = full)", 2, ACCENT))
+    else:
+        lines += [("val_mse", "val MSE (full)", 2, ROW_COLORS["full"]),
+                  ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)]
+    for key, name, col, colr in lines:
         vals = series(key)
-        if key == "val_mse" and same:
-            continue
         if any(v is not None for v in vals):
             fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
                                      marker=dict(size=4)), row=1, col=col)

@@ -28,8 +28,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the full result as JSON here")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .evaluate import evaluate, format_table, write_json
+    from astroae_core.model.checkpoint import CheckpointError
+    from astroae_core.analysis.evaluate import evaluate, format_table, write_json
 
     try:
         res = evaluate(args.checkpoint, args.data, train_data=args.train_data, split=args.split,
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "demo-data":
-        from .demo_data import main as run
+        from astroae_core.demo.generate import main as run
     elif cmd == "encode":
-        from .cache import main as encode
+        from astroae_core.cache.encode import main as encode
 
         def run(args):
             from .distributed import process_group

@@ -78,10 +78,10 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
     """Every figure of this benchmark for one checkpoint (see the module docstring)."""
     import torch
 
-    from astroae_core.baselines import PCABaseline
-    from astroae_core.checkpoint import load_model
-    from astroae_core.evaluate import _training_images
-    from astroae_core.inference import run_model
+    from astroae_core.analysis import PCABaseline
+    from astroae_core.model import load_model
+    from astroae_core.analysis.evaluate import _training_images
+    from astroae_core.analysis import run_model
 
     model = load_model(checkpoint)
     train, _ = _training_images(model, train_data, model.preprocess_config)

@@ -9,12 +9,12 @@ temporary folder: the table from :func:`benchmarks.projections.clustered_latents
 ``previews.npy`` (memory-mapped by the cache, so its contents do not change load time or memory), the checkpoint
 ``models/demo.pt``. Each measurement runs in a fresh process whose peak RSS (``VmHWM``) is its own:
 
-``load``     :func:`astroae_core.cache.load_cache` plus ``latents()``;
+``load``     :func:`astroae_core.cache.encode.load_cache` plus ``latents()``;
 ``apptest``  ``streamlit.testing`` AppTest: the app's first run, then the Latent map page (figure built and
              serialized, not drawn);
 ``browser``  ``streamlit run`` and Debian's chromium (Playwright): server start, then the Latent map page opened
              in a fresh browser until its WebGL map is drawn; the server's peak RSS;
-``encode``   :func:`astroae_core.cache.encode_folder` on N tiny synthetic FITS files with a tiny model (32x32
+``encode``   :func:`astroae_core.cache.encode.encode_folder` on N tiny synthetic FITS files with a tiny model (32x32
              input), so that the peak RSS measures what grows with N (the streamed reading, the per-image results,
              the maps), not a big model.
 """
@@ -52,9 +52,9 @@ def make_cache(out: Path, n: int, *, seed: int = 0, preview_size: int = 64) -> P
     import numpy as np
     import pandas as pd
 
-    from astroae_core.cache import CACHE_FORMAT, FILES, _fingerprint_of, _manifest
-    from astroae_core.checkpoint import file_sha256, read_checkpoint
-    from astroae_core.projections import fit_pca, pca_transform
+    from astroae_core.cache.encode import CACHE_FORMAT, FILES, _fingerprint_of, _manifest
+    from astroae_core.model import file_sha256, read_checkpoint
+    from astroae_core.analysis import fit_pca, pca_transform
     from benchmarks.projections import clustered_latents
 
     rng = np.random.default_rng(seed)
@@ -132,9 +132,9 @@ def write_tiny_checkpoint(path: Path, *, seed: int = 0) -> Path:
     trained."""
     import torch
 
-    from astroae_core.checkpoint import save_checkpoint
+    from astroae_core.model import save_checkpoint
     from astroae_core.model import AutoEncoder, ModelConfig
-    from astroae_core.preprocess import PreprocessConfig
+    from astroae_core.data import PreprocessConfig
 
     torch.manual_seed(seed)
     model = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), latent_dim=8),

@@ -2,7 +2,7 @@
 
     python -m benchmarks.fits_reading [--quick] [--out FILE] [--data DIR] [--large-side 4096] [--large-n 6]
 
-Three stages are timed per file: ``read`` (:func:`~astroae_core.fits_io.read_fits_with_index`), ``read+preprocess``
+Three stages are timed per file: ``read`` (:func:`~astroae_core.io.fits.read_fits_with_index`), ``read+preprocess``
 (the model's input) and ``encode-reader`` (what the cache's encode does per file: read, preprocess, the WCS sky
 position and the flat-region score). The encode reader is run serially and with a 2-thread pool (how the cache
 reads ahead while the model runs) so that the speed-up says whether both cores stay busy.
@@ -45,9 +45,9 @@ def write_large_images(folder: Path, n: int, side: int, *, seed: int) -> list[Pa
 
 
 def _stages(config):
-    from astroae_core.cache import _read_one
-    from astroae_core.fits_io import read_fits_with_index
-    from astroae_core.preprocess import preprocess
+    from astroae_core.cache.encode import _read_one
+    from astroae_core.io import read_fits_with_index
+    from astroae_core.data import preprocess
 
     def read(p):
         return read_fits_with_index(p)[0].shape
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    from astroae_core.fits_io import find_fits_files
-    from astroae_core.preprocess import PreprocessConfig
+    from astroae_core.io import find_fits_files
+    from astroae_core.data import PreprocessConfig
 
     config = PreprocessConfig()  # the models' input: 187x187, asinh
     min_s = 0.0 if args.quick else 3.0

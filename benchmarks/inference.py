@@ -36,7 +36,7 @@ def models(*, quick: bool) -> dict:
     depend on their values)."""
     import torch
 
-    from astroae_core.checkpoint import load_model
+    from astroae_core.model import load_model
     from astroae_core.model import AutoEncoder, ModelConfig
 
     out = {"demo": load_model(ROOT / "models" / "demo.pt")}

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.recipe and not args.checkpoint:
         p.error("give at least one --recipe or --checkpoint")
-    from astroae_core.evaluate import evaluate
+    from astroae_core.analysis import evaluate
     from train.config import load_recipe
     from train.loop import train
 

@@ -8,7 +8,7 @@ outliers), like an encoded survey. Every case runs in a fresh Python process, so
 own. UMAP cases:
 
 ``umap-full``     UMAP fitted on every point (skipped at 1M: one core for tens of minutes);
-``umap-sampled``  what the cache does (:func:`astroae_core.projections.fit_umap` with its default ``max_fit``):
+``umap-sampled``  what the cache does (:func:`astroae_core.analysis.projections.fit_umap` with its default ``max_fit``):
                   fit on a seeded sample, ``transform`` the rest.
 """
 
@@ -45,7 +45,7 @@ def clustered_latents(n: int, *, dim: int = 8, n_clusters: int = 12, seed: int =
 def _one_point_latency(model, z, *, n: int = 20, seed: int = 1) -> dict:
     import numpy as np
 
-    from astroae_core.projections import umap_transform
+    from astroae_core.analysis import umap_transform
 
     rng = np.random.default_rng(seed)
     q = z[rng.choice(len(z), n)] + rng.normal(0, 0.05, (n, z.shape[1])).astype(np.float32)
@@ -74,7 +74,7 @@ def run_case(case: str, n: int, *, seed: int, pickle_path: str | None = None) ->
             with open(pickle_path, "rb") as fh:
                 model = pickle.load(fh)  # noqa: S301 - written by this benchmark a moment ago
         t1 = time.perf_counter()
-        from astroae_core.projections import umap_transform
+        from astroae_core.analysis import umap_transform
 
         q = np.zeros((1, model._raw_data.shape[1]), np.float32) + 0.1
         umap_transform(model, q)
@@ -87,14 +87,14 @@ def run_case(case: str, n: int, *, seed: int, pickle_path: str | None = None) ->
     z = clustered_latents(n, seed=seed)
     res["rss_with_data_mb"] = rss_mb()
     if case == "pca":
-        from astroae_core.projections import fit_pca, pca_transform
+        from astroae_core.analysis import fit_pca, pca_transform
 
         t0 = time.perf_counter()
         p = pca_transform(fit_pca(z), z)
         res["fit_seconds"] = time.perf_counter() - t0
         res["finite"] = bool(np.isfinite(p).all())
     elif case in ("umap-full", "umap-sampled"):
-        from astroae_core.projections import fit_umap
+        from astroae_core.analysis import fit_umap
 
         # In a fresh process, as the cache's encode runs it: the figure includes numba's compile of UMAP's code.
         kw = {"max_fit": n} if case == "umap-full" else {}
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         emit(run_case(args.case, args.n, seed=args.seed, pickle_path=args.pickle), None)
         return 0
 
-    from astroae_core.projections import fit_umap
+    from astroae_core.analysis import fit_umap
 
     sizes = [2_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     result = {"benchmark": "projections", "quick": args.quick, "machine": machine(),

@@ -95,7 +95,7 @@ def resolve_within(path, roots, *, base=None) -> Path:
         resolved = p.resolve(strict=False)
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise PathNotAllowed(f"{str(path)!r} cannot be resolved ({exc})") from None
-    from astroae_core.fits_io import is_within
+    from astroae_core.io import is_within
 
     if is_within(resolved, roots):
         return resolved
@@ -139,7 +139,7 @@ def find_caches(roots, *, max_depth: int = 3, limit: int = 100) -> list[Path]:
 
 def find_data_folders(root, *, max_depth: int = 3, limit: int = 200) -> list[tuple[str, int]]:
     """Folders under ``root`` that hold FITS files directly: ``[(relative path, number of files), ...]``."""
-    from astroae_core.fits_io import FITS_SUFFIXES
+    from astroae_core.io import FITS_SUFFIXES
 
     suffixes = tuple(s + c for s in FITS_SUFFIXES for c in ("", ".gz", ".bz2"))
     root = Path(root)
@@ -251,7 +251,7 @@ def residual_limit(residual, *, percentile: float = 99.5) -> float:
 
 def display_grid(image, *, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
     """``image`` as float32, resampled (anti-aliased) so that its longer side is at most ``max_side``."""
-    from astroae_core.preprocess import resize_image
+    from astroae_core.data import resize_image
 
     a = np.asarray(image, dtype=np.float32)
     h, w = a.shape
@@ -375,7 +375,7 @@ class Reconstruction:
 
 
 def _metrics_one(x, x_hat) -> dict:
-    from astroae_core.metrics import image_metrics
+    from astroae_core.analysis import image_metrics
 
     m = image_metrics(x[None, None], x_hat[None, None])
     return {k: float(v[0]) for k, v in m.items()}
@@ -386,7 +386,7 @@ def reconstruct(model, image) -> Reconstruction:
     with skips), map back to flux units and measure MSE/PSNR/SSIM/MS-SSIM in the model's [0, 1] space."""
     import torch
 
-    from astroae_core.preprocess import replace_nonfinite
+    from astroae_core.data import replace_nonfinite
 
     flux, _ = replace_nonfinite(image)
     x, norm = model.preprocess(flux)
@@ -556,7 +556,7 @@ def read_upload(name: str, data: bytes):
     FitsReadError
         Naming the uploaded file (not the temporary one) and the reason.
     """
-    from astroae_core.fits_io import FitsReadError, read_fits
+    from astroae_core.io import FitsReadError, read_fits
 
     if not data:
         raise FitsReadError(f"cannot read {name!r}: empty file (0 bytes)", path=name, reason="empty file (0 bytes)")
@@ -582,7 +582,7 @@ def process_upload(name: str, data: bytes, model, cache, *, k: int = 8) -> Uploa
     ``model`` must be the cache's own model (so that its latent lives in the cache's space). Problems become
     ``UploadResult.error`` (a sentence naming the file and the reason), never an exception.
     """
-    from astroae_core.fits_io import FitsReadError
+    from astroae_core.io import FitsReadError
 
     try:
         image, header = read_upload(name, data)
@@ -715,7 +715,7 @@ def tracked_columns(correlations, columns) -> dict:
 def slider_influence(cache, model, *, max_images: int = 32, seed: int = 0) -> dict:
     """Each latent dimension's influence for the sliders page: the one stored in the cache at encode time
     (``meta["influence"]``), or, for a cache made before that, measured now by the same function
-    (:func:`astroae_core.inference.measure_influence`) with the cache's previews standing in for the real images
+    (:func:`astroae_core.analysis.inference.measure_influence`) with the cache's previews standing in for the real images
     (their spread is measured on thumbnails, so it is a little smaller than at full resolution).
 
     Returns
@@ -730,7 +730,7 @@ def slider_influence(cache, model, *, max_images: int = 32, seed: int = 0) -> di
         return {"vs_data": np.asarray(stored["vs_data"], dtype=float),
                 "relative": np.asarray(stored["relative"], dtype=float),
                 "decoded_vs_data": float(stored["decoded_vs_data"]), "stored": True}
-    from astroae_core.inference import measure_influence
+    from astroae_core.analysis import measure_influence
 
     z = cache.latents()
     rows = np.random.default_rng(seed).choice(len(z), size=min(max_images, len(z)), replace=False)
@@ -767,7 +767,7 @@ def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None 
 
 
 def carry_summary(evaluation: dict) -> dict:
-    """Summarize an evaluation (``astroae_core.evaluate``'s, or the one a cache stores): ratios and plain sentences.
+    """Summarize an evaluation (``astroae_core.analysis.evaluate``'s, or the one a cache stores): ratios and plain sentences.
 
     Returns
     -------

@@ -40,7 +40,7 @@ def build_demo_cache(root, *, n: int = 40, seed: int = 3, checkpoint=None) -> di
     """Generate ``n`` demo stamps (GalSim) in ``root/data/demo`` and encode them into ``root/cache`` with
     ``models/demo.pt`` (or ``checkpoint``). Returns the paths: ``data_root``, ``data``, ``cache``, ``checkpoint``."""
     from astroae_core.cache import encode_folder
-    from astroae_core.demo_data import generate_demo_data
+    from astroae_core.demo import generate_demo_data
 
     root = Path(root)
     ckpt = Path(checkpoint) if checkpoint is not None else MODELS_DIR / "demo.pt"

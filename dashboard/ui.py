@@ -66,7 +66,7 @@ def _stamp(path: Path) -> float:
 @st.cache_resource(max_entries=4, show_spinner="Loading the latent cache…")
 def _load_cache(path: str, stamp: float):
     from astroae_core.cache import load_cache
-    from astroae_core.projections import warm_umap_in_background
+    from astroae_core.analysis.projections import warm_umap_in_background
 
     cache = load_cache(path)
     # numba compiles UMAP's transform on first use (10-30 s on 2 cores): pay it on a background thread, once per
@@ -79,7 +79,7 @@ def _load_cache(path: str, stamp: float):
 def _load_model(path: str, stamp: float):
     import torch
 
-    from astroae_core.checkpoint import load_model
+    from astroae_core.model import load_model
     from astroae_core.model import fused_for_inference
 
     # One intra-op thread: a slider's decode is a small job, and with two OpenMP threads on 2 cores it waits for
@@ -125,7 +125,7 @@ def find_data_folders(root: str) -> list[tuple[str, int]]:
 
 
 def load_model_checked(path: Path) -> tuple[object, str | None]:
-    from astroae_core.checkpoint import CheckpointError
+    from astroae_core.model import CheckpointError
 
     try:
         return _load_model(str(path), _stamp(path)), None
@@ -431,7 +431,7 @@ def build_cache(checkpoint, data_dir, out, *, allowed_roots, force: bool = False
 
 def build_demo_cache(ctx: Context) -> None:
     """Generate the demo stamps under the data root (if missing) and encode them with models/demo.pt."""
-    from astroae_core.demo_data import generate_demo_data
+    from astroae_core.demo import generate_demo_data
 
     demo_dir = ctx.data_root / "demo"
     if not (demo_dir / "catalog.csv").is_file():

@@ -185,7 +185,7 @@ def test_synthetic_cache_loads_as_a_cache(tmp_path):
 
 
 def test_umap_sample_is_seeded_sorted_and_without_repeats():
-    from astroae_core.projections import umap_sample
+    from astroae_core.analysis.projections import umap_sample
 
     a = umap_sample(1000, max_fit=100, seed=1)
     assert len(a) == 100 == len(np.unique(a)) and np.all(np.diff(a) > 0) and a.max() < 1000
@@ -196,7 +196,7 @@ def test_umap_sample_is_seeded_sorted_and_without_repeats():
 
 @pytest.mark.slow
 def test_umap_on_a_sample_keeps_the_sample_embedding_and_places_the_rest():
-    from astroae_core.projections import fit_umap, umap_sample, warm_umap
+    from astroae_core.analysis.projections import fit_umap, umap_sample, warm_umap
     from benchmarks.projections import clustered_latents
 
     z = clustered_latents(400, seed=5)
@@ -215,7 +215,7 @@ def test_umap_on_a_sample_keeps_the_sample_embedding_and_places_the_rest():
 
 
 def test_warm_umap_in_background_runs_once_per_process(monkeypatch):
-    from astroae_core import projections
+    from astroae_core.analysis import projections
 
     calls = []
     monkeypatch.setattr(projections, "warm_umap", lambda m: calls.append(m) or 0.0)

@@ -292,7 +292,7 @@ def _upload(page, path: Path) -> None:
 def test_uploading_fits_shows_its_reconstruction_and_bad_files_a_reason(page, tmp_path):
     from playwright.sync_api import expect
 
-    from astroae_core.demo_data import generate_demo_data
+    from astroae_core.demo import generate_demo_data
 
     generate_demo_data(tmp_path / "fresh", n=1, seed=11, progress=False)  # a stamp the cache has never seen
     good = tmp_path / "upload_galaxy.fits"

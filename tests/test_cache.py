@@ -16,10 +16,10 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from astroae_core import cache as cache_mod
-from astroae_core.cache import (CACHE_FORMAT, LatentCache, cache_status, dataset_fingerprint, encode_folder,
+from astroae_core.cache import encode as cache_mod
+from astroae_core.cache.encode import (CACHE_FORMAT, LatentCache, cache_status, dataset_fingerprint, encode_folder,
                                 latent_correlations, load_cache, main)
-from astroae_core.checkpoint import file_sha256
+from astroae_core.model import file_sha256
 
 from .conftest import TINY_RECIPE, blob_image
 
@@ -122,8 +122,8 @@ def test_encode_writes_every_column_with_its_dtype(trained, small, tmp_path):
 
 
 def test_previews_are_the_preprocessed_inputs(trained, small, tmp_path):
-    from astroae_core.checkpoint import load_model
-    from astroae_core.fits_io import read_fits
+    from astroae_core.model import load_model
+    from astroae_core.io import read_fits
 
     c = load_cache(_encode(trained, small, tmp_path / "c", preview_size=32))
     model = load_model(trained["ckpt"])
@@ -272,12 +272,12 @@ def test_a_crash_mid_build_leaves_the_previous_cache_intact(trained, small, tmp_
     visible = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     (small / "obj_033_100.fits").unlink()  # make it stale
 
-    import astroae_core.outliers
+    import astroae_core.analysis.outliers
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(astroae_core.outliers, "anomaly_scores", boom)
+    monkeypatch.setattr(astroae_core.analysis.outliers, "anomaly_scores", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _encode(trained, small, out)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
@@ -325,12 +325,12 @@ def test_swap_without_renameat2_and_recovery_of_an_interrupted_swap(trained, sma
 
 
 def test_umap_failure_falls_back_to_pca_with_a_note(trained, tmp_path, monkeypatch):
-    import astroae_core.projections
+    import astroae_core.analysis.projections
 
     def broken(*a, **k):
         raise RuntimeError("numba exploded")
 
-    monkeypatch.setattr(astroae_core.projections, "fit_umap", broken)
+    monkeypatch.setattr(astroae_core.analysis.projections, "fit_umap", broken)
     data = write_sky_folder(tmp_path / "d", 6, catalog=False)
     c = load_cache(_encode(trained, data, tmp_path / "c"))
     assert c.meta["umap"]["method"] == "pca" and "numba exploded" in c.meta["umap"]["note"]
@@ -526,7 +526,7 @@ def test_dispatch_through_python_m_astroae_core(trained, small, tmp_path):
 
 @pytest.mark.slow
 def test_training_folder_cache_with_umap(trained, tmp_path):
-    from astroae_core.checkpoint import load_model
+    from astroae_core.model import load_model
 
     data = trained["data"]
     c = load_cache(_encode(trained, data, tmp_path / "c"))
@@ -565,7 +565,7 @@ def test_training_folder_cache_with_umap(trained, tmp_path):
 
 
 def test_preview_spool_writes_the_batches_as_one_npy_and_removes_its_part_file(tmp_path):
-    from astroae_core.cache import _PreviewSpool
+    from astroae_core.cache.encode import _PreviewSpool
 
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, size=(n, 5, 5), dtype=np.uint8) for n in (3, 1, 4)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from astroae_core.cache import encode_folder, load_cache
-from astroae_core.evaluate import evaluate
+from astroae_core.analysis import evaluate
 from train.config import load_recipe
 from train.loop import train
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from astroae_core import load_model
-from astroae_core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from astroae_core.model import CheckpointError, read_checkpoint, save_checkpoint
 from astroae_core.model import AutoEncoder, ModelConfig
-from astroae_core.preprocess import PreprocessConfig
+from astroae_core.data import PreprocessConfig
 
 SMALL = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="dropout")
 
@@ -95,7 +95,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
 def test_atomic_files_get_ordinary_permissions(tmp_path):
     import os
 
-    from astroae_core.atomic import atomic_write_text
+    from astroae_core.io import atomic_write_text
 
     old = os.umask(0o022)
     try:

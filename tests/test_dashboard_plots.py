@@ -212,7 +212,7 @@ def test_read_upload_in_memory_names_the_upload_on_errors():
     fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(buf)
     image, header = core.read_upload("galaxy.fits", buf.getvalue())
     assert image.shape == (8, 8)
-    from astroae_core.fits_io import FitsReadError
+    from astroae_core.io import FitsReadError
 
     with pytest.raises(FitsReadError, match="'notes.fits'.*not a FITS file") as err:
         core.read_upload("notes.fits", b"hello world, not FITS")

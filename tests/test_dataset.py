@@ -1,4 +1,4 @@
-"""Tests for astroae_core.dataset: folder loading, grouping, grouped splits, augmentation, torch dataset."""
+"""Tests for astroae_core.data.dataset: folder loading, grouping, grouped splits, augmentation, torch dataset."""
 
 import logging
 from pathlib import Path
@@ -9,8 +9,8 @@ import pytest
 import torch
 from astropy.io import fits
 
-from astroae_core.dataset import ImageTensorDataset, LoadedImages, augment, group_keys, load_folder, split_by_group
-from astroae_core.preprocess import PreprocessConfig
+from astroae_core.data import ImageTensorDataset, LoadedImages, augment, group_keys, load_folder, split_by_group
+from astroae_core.data import PreprocessConfig
 
 CEERS = Path(__file__).resolve().parents[1].parent / "shared/data/ceers_jwst"
 CEERS_REGEX = r"_(\d+)\.fits"
@@ -62,8 +62,8 @@ def test_load_folder_shapes_paths_and_skips(fits_folder, caplog):
 
 
 def test_load_folder_rows_match_preprocess(fits_folder):
-    from astroae_core.fits_io import read_fits
-    from astroae_core.preprocess import preprocess
+    from astroae_core.io import read_fits
+    from astroae_core.data import preprocess
 
     data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=True, workers=2)
     i = data.paths.index("f200w/ceers_f200w_303.fits")
@@ -230,7 +230,7 @@ def test_real_ceers_load_group_split():
 
 
 def test_auto_groups_use_the_object_id_that_ends_the_stem():
-    from astroae_core.dataset import group_keys
+    from astroae_core.data import group_keys
 
     paths = ["f115w/ceers_f115w_10983.fits", "f444w/ceers_f444w_10983.fits", "ceers_f444w_7.fits.gz",
              "no_id_here.fits", "sub/no_id_here.fits"]

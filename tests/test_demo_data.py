@@ -1,4 +1,4 @@
-"""Tests of the embedded demo dataset (astroae_core.demo_data): determinism, catalog, FITS, WCS, oddities, CLI."""
+"""Tests of the embedded demo dataset (astroae_core.demo.generate): determinism, catalog, FITS, WCS, oddities, CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from astroae_core import demo_data as dd
-from astroae_core.demo_data import ANOMALY_KINDS, CATALOG_COLUMNS, KINDS, assign_kinds, generate_demo_data, main
+from astroae_core.demo import generate as dd
+from astroae_core.demo.generate import ANOMALY_KINDS, CATALOG_COLUMNS, KINDS, assign_kinds, generate_demo_data, main
 
 SIZE = 187
 C = (SIZE - 1) / 2  # 0-based pixel index of the stamp centre
@@ -436,7 +436,7 @@ def test_cli_rejects_bad_values(tmp_path, capsys):
 def test_module_entry_point_dry_run(tmp_path):
     root = Path(__file__).resolve().parents[1]
     res = subprocess.run(
-        [sys.executable, "-m", "astroae_core.demo_data", "--out", str(tmp_path / "d"), "--n", "7", "--dry-run"],
+        [sys.executable, "-m", "astroae_core.demo.generate", "--out", str(tmp_path / "d"), "--n", "7", "--dry-run"],
         cwd=root, capture_output=True, text=True, timeout=120,
     )
     assert res.returncode == 0, res.stderr

@@ -21,7 +21,7 @@ import torch
 
 from astroae_core import distributed
 from astroae_core.cache import encode_folder, load_cache
-from astroae_core.checkpoint import read_checkpoint
+from astroae_core.model import read_checkpoint
 
 from .conftest import ROOT, write_blob_folder
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from astroae_core.__main__ import main as cli
-from astroae_core.evaluate import evaluate
+from astroae_core.analysis import evaluate
 from train.config import load_recipe
 from train.loop import train
 
@@ -58,7 +58,7 @@ def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
 
 
 def test_ratio_by_group_worked_by_hand():
-    from astroae_core.evaluate import ratio_by_group
+    from astroae_core.analysis import ratio_by_group
 
     # objects a (2 images), b, c; the baseline's error is 10 + 10 on a, 5 on b, 5 on c: a holds 20/30 of it
     mse = [4.0, 2.0, 3.0, 3.0]
@@ -76,7 +76,7 @@ def test_ratio_by_group_worked_by_hand():
 
 
 def test_error_by_kind_worked_by_hand():
-    from astroae_core.evaluate import error_by_kind
+    from astroae_core.analysis import error_by_kind
 
     # three galaxies and one star; the star holds 8 of the model's 11 and 10 of the baseline's 16
     mse = [1.0, 1.0, 1.0, 8.0]

@@ -1,4 +1,4 @@
-"""Tests for astroae_core.fits_io: read_fits, FitsReadError, find_fits_files.
+"""Tests for astroae_core.io.fits: read_fits, FitsReadError, find_fits_files.
 
 Every test writes its own FITS files with astropy into ``tmp_path``; the real-data test reads the CEERS cutouts
 beside the checkout when they are there.
@@ -21,7 +21,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from astroae_core.fits_io import FitsReadError, find_fits_files, read_fits
+from astroae_core.io import FitsReadError, find_fits_files, read_fits
 
 CEERS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ceers_jwst"
 
@@ -622,7 +622,7 @@ def test_hcompress_stream_size_checked_before_decoding(tmp_path):
     path.write_bytes(bytes(raw))
     code = (
         "import sys\n"
-        "from astroae_core.fits_io import read_fits, FitsReadError\n"
+        "from astroae_core.io.fits import read_fits, FitsReadError\n"
         "try:\n    read_fits(sys.argv[1])\n"
         "except FitsReadError as exc:\n    print(exc)\n"
     )
@@ -776,7 +776,7 @@ def test_ceers_real_cutouts():
 
 
 def test_read_fits_with_index_names_the_hdu_used(tmp_path):
-    from astroae_core.fits_io import read_fits_with_index
+    from astroae_core.io import read_fits_with_index
 
     path = tmp_path / "ext.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),

@@ -31,7 +31,7 @@ from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from astroae_core.fits_io import FitsReadError, read_fits
+from astroae_core.io import FitsReadError, read_fits
 
 from .conftest import ROOT, blob_image
 
@@ -292,7 +292,7 @@ LIES = {
 
 _CHILD = textwrap.dedent("""
     import json, resource, sys, time
-    from astroae_core.fits_io import FitsReadError, read_fits
+    from astroae_core.io import FitsReadError, read_fits
     read_fits(sys.argv[1])  # a good file first: imports and first-call costs are not the lie's
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = {}
@@ -346,9 +346,9 @@ def test_a_header_claiming_a_huge_image_allocates_nothing(tmp_path):
 def _tiny_checkpoint(path: Path) -> Path:
     import torch
 
-    from astroae_core.checkpoint import save_checkpoint
+    from astroae_core.model import save_checkpoint
     from astroae_core.model import AutoEncoder, ModelConfig
-    from astroae_core.preprocess import PreprocessConfig
+    from astroae_core.data import PreprocessConfig
 
     torch.manual_seed(0)
     model = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none"),
@@ -397,7 +397,7 @@ def _mixed_folder(folder: Path, *, seed: int, n_good: int = 1) -> None:
 @pytest.mark.slow
 def test_encode_lists_every_bad_file_with_its_reason_and_encodes_every_good_one(tmp_path):
     from astroae_core.cache import encode_folder, load_cache
-    from astroae_core.fits_io import find_fits_files
+    from astroae_core.io import find_fits_files
 
     data = tmp_path / "data"
     # seed 2 leaves 2 mutants readable: 4 good files in all, below UMAP's minimum (no numba compilation here)

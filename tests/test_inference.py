@@ -1,4 +1,4 @@
-"""Latent influence (astroae_core.inference.measure_influence) checked against decoders whose answer is known."""
+"""Latent influence (astroae_core.analysis.inference.measure_influence) checked against decoders whose answer is known."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from astroae_core.inference import dimension_influence, image_spread, measure_influence
+from astroae_core.analysis import dimension_influence, image_spread, measure_influence
 
 
 class LinearDecoder(torch.nn.Module):

@@ -81,9 +81,9 @@ def _checkpoint(path: Path) -> Path:
     """A tiny untrained model (32x32 inputs): encoding needs a model, not a good one."""
     import torch
 
-    from astroae_core.checkpoint import save_checkpoint
+    from astroae_core.model import save_checkpoint
     from astroae_core.model import AutoEncoder, ModelConfig
-    from astroae_core.preprocess import PreprocessConfig
+    from astroae_core.data import PreprocessConfig
 
     torch.manual_seed(0)
     model = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none"),
@@ -165,8 +165,8 @@ def _rerun_builds_the_new_cache(case: dict, setup) -> None:
 _CLI_CHILD = textwrap.dedent("""
     import sys, threading, time
     import pandas as pd
-    import astroae_core.cache as cache
-    import astroae_core.outliers as outliers
+    import astroae_core.cache.encode as cache
+    import astroae_core.analysis.outliers as outliers
 
     def pause(what):
         print("PAUSED " + what, flush=True)

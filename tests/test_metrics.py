@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from astroae_core.baselines import MeanImageBaseline, PCABaseline
-from astroae_core.inference import participation_ratio
-from astroae_core.metrics import image_metrics, summarize
+from astroae_core.analysis import MeanImageBaseline, PCABaseline
+from astroae_core.analysis import participation_ratio
+from astroae_core.analysis import image_metrics, summarize
 
 
 def test_identical_images_score_perfectly():

@@ -83,7 +83,7 @@ def test_config_round_trips_through_plain_dict():
 
 
 def test_standardized_latent_has_zero_mean_unit_variance_in_training_and_round_trips(tmp_path):
-    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import load_model, save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig(in_size=32, channels=(4, 8), standardize_latent=True)
@@ -107,7 +107,7 @@ def test_checkpoints_without_standardize_latent_rebuild_with_it_off():
 
 
 def test_bottleneck_hidden_layer_adds_exactly_its_weights_and_round_trips(tmp_path):
-    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import load_model, save_checkpoint
 
     base = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none")
     deep = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none", bottleneck_hidden=5)
@@ -145,7 +145,7 @@ def test_latent_broadcast_feeds_the_decoder_z_and_coordinates(mode):
 
 
 def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
-    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import load_model, save_checkpoint
     from astroae_core.model import fused_for_inference
 
     torch.manual_seed(0)
@@ -167,7 +167,7 @@ def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
 
 @pytest.mark.parametrize("norm", ["batch", "group", "none"])
 def test_conv_norm_picks_the_normalization_and_round_trips(norm, tmp_path):
-    from astroae_core.checkpoint import load_model, save_checkpoint
+    from astroae_core.model import load_model, save_checkpoint
 
     cfg = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none", conv_norm=norm)
     m = AutoEncoder(cfg)
@@ -200,8 +200,8 @@ def test_conv_norm_default_is_batchnorm_for_old_checkpoints_and_bad_values_are_n
 
 
 def test_bilinear_upsampling_replaces_the_transposed_convolutions_and_round_trips(tmp_path):
-    from astroae_core.checkpoint import load_model, save_checkpoint
-    from astroae_core.model import BilinearUp, TransposedUp
+    from astroae_core.model import load_model, save_checkpoint
+    from astroae_core.model.network import BilinearUp, TransposedUp
 
     base = dict(in_size=37, channels=(4, 8, 8), latent_dim=3, skip_mode="none")  # odd sizes: 37 -> 18 -> 9
     t, b = AutoEncoder(ModelConfig(**base)), AutoEncoder(ModelConfig(**base, upsample="bilinear"))

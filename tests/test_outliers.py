@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from astroae_core.outliers import anomaly_scores, knn_distance, robust_z
+from astroae_core.analysis import anomaly_scores, knn_distance, robust_z
 
 
 def _cloud(n=500, d=8, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for astroae_core.preprocess: resize, normalization, inversion, degenerate images."""
+"""Tests for astroae_core.data.preprocessing: resize, normalization, inversion, degenerate images."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from astroae_core.preprocess import Norm, PreprocessConfig, preprocess, replace_nonfinite, resize_image
+from astroae_core.data import Norm, PreprocessConfig, preprocess, replace_nonfinite, resize_image
 
 METHODS = ["asinh", "minmax"]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from astroae_core.projections import MIN_UMAP_POINTS, fit_pca, fit_umap, nearest_neighbors, pca_transform
+from astroae_core.analysis import MIN_UMAP_POINTS, fit_pca, fit_umap, nearest_neighbors, pca_transform
 
 
 def _cloud(n=200, d=8, seed=0):
@@ -108,7 +108,7 @@ def test_umap_fits_on_a_sample_and_transforms_the_rest():
 
 
 def test_knn_kd_tree_path_agrees_with_brute_force():
-    from astroae_core.projections import knn
+    from astroae_core.analysis.projections import knn
 
     rng = np.random.default_rng(4)
     ref, q = rng.normal(size=(8000, 3)), rng.normal(size=(7000, 3))  # 5.6e7 pairs: the k-d tree path

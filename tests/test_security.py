@@ -28,9 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from astroae_core import load_model
-from astroae_core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from astroae_core.model import CheckpointError, read_checkpoint, save_checkpoint
 from astroae_core.model import AutoEncoder, ModelConfig
-from astroae_core.preprocess import PreprocessConfig
+from astroae_core.data import PreprocessConfig
 from dashboard import core
 
 from .conftest import ROOT, blob_image
@@ -309,7 +309,7 @@ def test_the_folder_finder_offers_no_folder_outside_the_root(tree):
 
 def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
     from astroae_core.cache import encode_folder, load_cache
-    from astroae_core.evaluate import evaluate
+    from astroae_core.analysis import evaluate
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     data = root / "data"
@@ -513,7 +513,7 @@ def test_sessions_do_not_change_the_shared_model_or_cache(app_env):
     model, cache = ctx.cache_model, ctx.cache
     assert not model.training
     # the app serves the checkpoint with its BatchNorms folded in (fused_for_inference): compare with that
-    from astroae_core.checkpoint import load_model
+    from astroae_core.model import load_model
     from astroae_core.model import fused_for_inference
 
     expected = fused_for_inference(load_model(ckpt)).state_dict()

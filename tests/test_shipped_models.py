@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from astroae_core.checkpoint import load_model, read_checkpoint
+from astroae_core.model import load_model, read_checkpoint
 from train.config import TrainConfig, load_recipe
 
 from .conftest import ROOT

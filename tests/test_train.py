@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from astroae_core.checkpoint import read_checkpoint
+from astroae_core.model import read_checkpoint
 from train.__main__ import main as train_main
 from train.config import TrainConfig, load_recipe
 from train.loop import train

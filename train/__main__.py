@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad arguments or data, with the reason on stderr)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from astroae_core.fits_io import find_fits_files
+    from astroae_core.io import find_fits_files
     from astroae_core.model import AutoEncoder, count_parameters
 
     from .config import load_recipe

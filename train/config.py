@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astroae_core.model import ModelConfig
-from astroae_core.preprocess import PreprocessConfig
+from astroae_core.data import PreprocessConfig
 
 __all__ = ["TrainConfig", "load_recipe", "LOSSES"]
 

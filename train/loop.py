@@ -18,10 +18,10 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from astroae_core import distributed
-from astroae_core.atomic import atomic_write_text
-from astroae_core.checkpoint import read_checkpoint, save_checkpoint
-from astroae_core.dataset import augment, group_keys, load_folder, split_by_group
-from astroae_core.metrics import image_metrics
+from astroae_core.io import atomic_write_text
+from astroae_core.model import read_checkpoint, save_checkpoint
+from astroae_core.data import augment, group_keys, load_folder, split_by_group
+from astroae_core.analysis import image_metrics
 from astroae_core.model import AutoEncoder, batchnorm_layers
 
 from .config import TrainConfig

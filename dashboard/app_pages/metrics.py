@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from astroae_core.checkpoint import CheckpointError
+from astroae_core.model import CheckpointError
 from dashboard import core, plots, ui
 
 ctx = ui.context()
@@ -16,7 +16,7 @@ k = model.config.latent_dim
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def run_evaluation(checkpoint: str, data_dir: str, stamp: str, allowed: tuple) -> dict:
-    from astroae_core.evaluate import evaluate
+    from astroae_core.analysis import evaluate
 
     return evaluate(checkpoint, data_dir, confine_to=allowed)  # the training folder too, and no link out
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from astroae_core.fits_io import FitsReadError, read_fits
+from astroae_core.io import FitsReadError, read_fits
 from dashboard import core, plots, ui
 
 ctx = ui.context()

@@ -173,7 +173,7 @@ class AutoEncoder(nn.Module):
 
     def __init__(self, config: ModelConfig | None = None, *, preprocess_config=None):
         super().__init__()
-        from .preprocess import PreprocessConfig
+        from astroae_core.data.preprocessing import PreprocessConfig
 
         self.config = config or ModelConfig()
         self.preprocess_config = preprocess_config or PreprocessConfig(size=self.config.in_size)
@@ -297,8 +297,8 @@ class AutoEncoder(nn.Module):
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
 
     def preprocess(self, image):
-        """Preprocess a 2-D image with the settings this model was trained with; see ``astroae_core.preprocess``."""
-        from .preprocess import preprocess
+        """Preprocess a 2-D image with the settings this model was trained with; see ``astroae_core.data.preprocessing``."""
+        from astroae_core.data.preprocessing import preprocess
 
         return preprocess(image, config=self.preprocess_config)
 

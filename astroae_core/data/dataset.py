@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from astroae_core.fits_io import FitsReadError, find_fits_files, read_fits
-from astroae_core.preprocess import Norm, PreprocessConfig, preprocess
+from astroae_core.io.fits import FitsReadError, find_fits_files, read_fits
+from astroae_core.data.preprocessing import Norm, PreprocessConfig, preprocess
 
 if TYPE_CHECKING:  # pandas is only needed by callers that pass a catalog
     import pandas
@@ -85,19 +85,19 @@ def load_folder(
 ) -> LoadedImages:
     """Read and preprocess every FITS file under ``root`` (recursively) into memory.
 
-    Files that cannot be used (:class:`~astroae_core.fits_io.FitsReadError`, or a ``ValueError`` from
-    :func:`~astroae_core.preprocess.preprocess`, or an ``OSError``) are skipped: each is logged once with
+    Files that cannot be used (:class:`~astroae_core.io.fits.FitsReadError`, or a ``ValueError`` from
+    :func:`~astroae_core.data.preprocessing.preprocess`, or an ``OSError``) are skipped: each is logged once with
     ``logging.warning`` (routed through ``tqdm.write`` while the progress bar is shown, so the bar stays
     intact) and listed in :attr:`LoadedImages.skipped` with the reason.
 
     Parameters
     ----------
     root : str or path-like
-        Folder to search with :func:`~astroae_core.fits_io.find_fits_files` (or a single FITS file).
+        Folder to search with :func:`~astroae_core.io.fits.find_fits_files` (or a single FITS file).
     config : PreprocessConfig, optional
         Preprocessing settings (default ``PreprocessConfig()``).
     hdu, plane : optional
-        Passed to :func:`~astroae_core.fits_io.read_fits` for every file.
+        Passed to :func:`~astroae_core.io.fits.read_fits` for every file.
     progress : bool
         Show a tqdm progress bar.
     max_files : int, optional

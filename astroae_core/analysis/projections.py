@@ -1,6 +1,6 @@
 """Maps of the latent space: exact PCA, UMAP (fitted once, then ``transform`` for new points) and neighbours.
 
-Everything here works on plain arrays of latents ``z`` of shape ``(N, D)``; :mod:`astroae_core.cache` stores the
+Everything here works on plain arrays of latents ``z`` of shape ``(N, D)``; :mod:`astroae_core.cache.encode` stores the
 results (PCA parameters as plain numbers in ``meta.json``, the fitted UMAP model in ``umap.pkl``).
 
 UMAP (and numba, which it compiles on first use) is imported only when a UMAP is actually fitted or applied, so
@@ -131,7 +131,7 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     Parameters
     ----------
     z : array_like, shape (N, D)
-        Latents (use them as they are: the map of :class:`~astroae_core.cache.LatentCache` is on raw latents).
+        Latents (use them as they are: the map of :class:`~astroae_core.cache.encode.LatentCache` is on raw latents).
     seed : int
         ``random_state`` and ``transform_seed`` of UMAP, and the seed of the sample. A fixed ``random_state`` makes
         UMAP deterministic (and single-threaded).

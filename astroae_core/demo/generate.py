@@ -48,8 +48,8 @@ from typing import Sequence
 
 import numpy as np
 
-from astroae_core.atomic import atomic_path, atomic_write_text
-from astroae_core.catalog import CATALOG_NAME
+from astroae_core.io.atomic import atomic_path, atomic_write_text
+from astroae_core.io.catalog import CATALOG_NAME
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -366,7 +366,7 @@ def _run_workers(specs: list[_Spec], workers: int):
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     # One OpenMP thread per worker: the workers already use the cores.
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-c", "from astroae_core.demo_data import _worker_main; _worker_main()"]
+    cmd = [sys.executable, "-c", "from astroae_core.demo.generate import _worker_main; _worker_main()"]
     procs = []
     sel = selectors.DefaultSelector()
     try:

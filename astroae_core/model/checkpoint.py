@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .atomic import atomic_path
-from .model import AutoEncoder, ModelConfig
+from astroae_core import __version__
+from astroae_core.io.atomic import atomic_path
+from astroae_core.model.network import AutoEncoder, ModelConfig
 
 __all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "model_from_checkpoint",
            "file_sha256", "FORMAT"]
@@ -92,7 +92,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> AutoEnco
         Naming ``source`` and the problem: a config that is not a dict or not valid, weights that are not a dict
         of tensors, or weights missing, unexpected or of the wrong shape for the config.
     """
-    from .preprocess import PreprocessConfig
+    from astroae_core.data.preprocessing import PreprocessConfig
 
     for key in ("model_config", "preprocess_config"):
         if not isinstance(ckpt[key], dict):

@@ -58,7 +58,7 @@ def _clean(s, n: int, name: str) -> np.ndarray:
 
 
 def robust_z(score) -> np.ndarray:
-    """A score on the common scale of :mod:`astroae_core.outliers` (see its docstring): higher = stranger.
+    """A score on the common scale of :mod:`astroae_core.analysis.outliers` (see its docstring): higher = stranger.
 
     Parameters
     ----------
@@ -108,7 +108,7 @@ def knn_distance(z, *, k: int = 10, max_ref: int = 20_000, seed: int = 0) -> np.
     numpy.ndarray
         float64, shape (N,); zeros when N < 2.
     """
-    from .projections import knn
+    from astroae_core.analysis.projections import knn
 
     a = np.asarray(z, dtype=np.float64)
     if a.ndim != 2:

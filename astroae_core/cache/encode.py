@@ -3,13 +3,13 @@
 ``encode_folder(checkpoint, data_dir, out)`` (``python -m astroae_core encode``) writes the folder ``out``:
 
 ``latents.parquet``
-    One row per readable image, in the sorted order of :func:`~astroae_core.fits_io.find_fits_files`:
+    One row per readable image, in the sorted order of :func:`~astroae_core.io.fits.find_fits_files`:
     ``id``, ``path`` (relative to the data folder, POSIX), ``hdu`` (index of the HDU read), ``split``
     (``"train"``/``"val"`` when the data folder is the checkpoint's training folder, else ``"unseen"``),
     ``z0``.. (float32), ``mse``, ``ssim``, ``ms_ssim`` (full reconstruction), ``latent_mse``, ``latent_ssim``
     (decoded from the latent alone; equal to the full ones for ``skip_mode="none"``), ``pca_x``, ``pca_y``,
     ``umap_x``, ``umap_y``, ``score_recon``, ``score_density``, ``score_peak``, ``score_flat``,
-    ``anomaly_score``, ``anomaly_rank`` (see :mod:`astroae_core.outliers`), ``ra``, ``dec`` (degrees, ICRS, of
+    ``anomaly_score``, ``anomaly_rank`` (see :mod:`astroae_core.analysis.outliers`), ``ra``, ``dec`` (degrees, ICRS, of
     the image centre from its celestial WCS; NaN without one), then every column of a ``catalog.csv`` found in
     the data folder, joined on its ``path``, ``file`` or ``filename`` column (relative path first, then file
     name); catalog columns whose names clash with the ones above are prefixed ``catalog_``.
@@ -19,9 +19,9 @@
     Cache format, package version, checkpoint path and SHA-256, model and preprocessing configs, data folder,
     dataset fingerprint, skipped files with reasons, PCA parameters, UMAP details, correlation method, timings,
     ``influence`` (each latent dimension's influence on the latent-only decode, measured on a sample, see
-    :func:`~astroae_core.inference.measure_influence`) and ``evaluation`` (full and latent-only reconstructions
+    :func:`~astroae_core.analysis.inference.measure_influence`) and ``evaluation`` (full and latent-only reconstructions
     beside PCA-k and the mean image on the validation split, or on a sample of the images when the folder is not
-    the checkpoint's training folder, see :func:`~astroae_core.evaluate.compare_with_baselines`; ``{"error": ...}``
+    the checkpoint's training folder, see :func:`~astroae_core.analysis.evaluate.compare_with_baselines`; ``{"error": ...}``
     when the checkpoint's training images are not on this machine).
 ``manifest.json``
     The (path, size, mtime) of every file the fingerprint covers, so that :func:`cache_status` can say *what*
@@ -81,10 +81,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atomic import fsync_path
-from .catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, join_catalog, read_catalog
-from .fits_io import FitsReadError, find_fits_files, is_within, read_fits_with_index
+from astroae_core import __version__
+from astroae_core.io.atomic import fsync_path
+from astroae_core.io.catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, join_catalog, read_catalog
+from astroae_core.io.fits import FitsReadError, find_fits_files, is_within, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
            "latent_correlations", "CACHE_FORMAT"]
@@ -147,7 +147,7 @@ def dataset_fingerprint(data_dir) -> str:
     Parameters
     ----------
     data_dir : str or Path
-        The data folder (searched recursively with :func:`~astroae_core.fits_io.find_fits_files`).
+        The data folder (searched recursively with :func:`~astroae_core.io.fits.find_fits_files`).
 
     Returns
     -------
@@ -247,7 +247,7 @@ def cache_status(out, checkpoint, data_dir) -> tuple[bool, str]:
         ``"catalog.csv modified"``, ``"cache format changed (...)"``, ``"checkpoint ... does not exist"``, or
         ``"up to date (...)"``; several reasons are joined with ``"; "``.
     """
-    from .checkpoint import file_sha256
+    from astroae_core.model.checkpoint import file_sha256
 
     out, data_dir, checkpoint = Path(out), Path(data_dir), Path(checkpoint)
     if not checkpoint.is_file():
@@ -332,7 +332,7 @@ class LatentCache:
             (k,) for one query, (M, k) for several. Nothing is excluded: a dataset image finds itself first
             (the caller drops it).
         """
-        from .projections import nearest_neighbors
+        from astroae_core.analysis.projections import nearest_neighbors
 
         single = np.ndim(z) == 1
         idx, dist = nearest_neighbors(self.latents(), z, k=k, scale=self._scale())
@@ -387,7 +387,7 @@ class LatentCache:
         seconds once (later calls take milliseconds). An app can pay it early, in the background, by placing any
         latent, e.g. ``cache.place(cache.latents()[0] + 1e-3)``.
         """
-        from .projections import pca_transform, umap_transform
+        from astroae_core.analysis.projections import pca_transform, umap_transform
 
         q = np.asarray(z, dtype=np.float64)
         q = q[None, :] if q.ndim == 1 else q
@@ -585,7 +585,7 @@ def _flat_fraction(x: np.ndarray) -> float:
 
 
 def _read_one(path: Path, config, hdu, plane, confine_to=None):
-    from .preprocess import preprocess
+    from astroae_core.data.preprocessing import preprocess
 
     try:
         if confine_to is not None and not is_within(path, confine_to):
@@ -760,7 +760,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     seed : int
         Seed of the UMAP and its sample.
     hdu, plane : optional
-        Passed to :func:`~astroae_core.fits_io.read_fits` for every file.
+        Passed to :func:`~astroae_core.io.fits.read_fits` for every file.
     confine_to : path or sequence of paths, optional
         Read nothing whose real path lies outside these folders: a file linked from outside is listed in
         ``meta["skipped"]``, a catalog linked from outside is ignored, and the baselines are not fitted when the
@@ -775,7 +775,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     Raises
     ------
     ValueError
-        For a missing or bad checkpoint (:class:`~astroae_core.checkpoint.CheckpointError`), a missing data
+        For a missing or bad checkpoint (:class:`~astroae_core.model.checkpoint.CheckpointError`), a missing data
         folder, a folder without a single readable image, an ``out`` that exists and is not a cache, or bad
         options.
 
@@ -788,7 +788,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     returns. The data folder and the checkpoint must be readable by every rank; only rank 0 writes.
     """
     t_start = time.perf_counter()
-    from .checkpoint import file_sha256
+    from astroae_core.model.checkpoint import file_sha256
 
     checkpoint, data_dir, out = Path(checkpoint), Path(data_dir), Path(out)
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
@@ -797,7 +797,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"preview_size must be an integer in [4, 1024], got {preview_size!r}")
     if int(umap_max_fit) < 5:
         raise ValueError(f"umap_max_fit must be at least 5, got {umap_max_fit!r}")
-    from .fits_io import _check_hdu_arg, _check_plane_arg
+    from astroae_core.io.fits import _check_hdu_arg, _check_plane_arg
 
     try:
         _check_hdu_arg(hdu)
@@ -812,7 +812,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"data folder {str(data_dir)!r} lies outside the folders that may be read")
     options = {"preview_size": int(preview_size), "hdu": _json_safe(hdu), "plane": _json_safe(plane),
                "umap_max_fit": int(umap_max_fit), "seed": int(seed)}
-    from . import distributed
+    from astroae_core import distributed
 
     def decide(held: contextlib.ExitStack):
         _check_out(out, data_dir)
@@ -871,8 +871,8 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
     """``meta["influence"]`` and ``meta["evaluation"]`` from the sample kept during the encode (nothing is
     decoded twice). The evaluation is ``{"error": reason}`` when the baselines cannot be fitted (the checkpoint's
     training images are not on this machine); the influence needs nothing but the model."""
-    from .evaluate import _training_images, compare_with_baselines
-    from .inference import measure_influence
+    from astroae_core.analysis.evaluate import _training_images, compare_with_baselines
+    from astroae_core.analysis.inference import measure_influence
 
     if not kept_sample:
         return {"error": "no image was sampled"}, {"error": "no image was sampled"}
@@ -910,13 +910,13 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .checkpoint import load_model
-    from .metrics import image_metrics
-    from .model import fused_for_inference
-    from .outliers import anomaly_scores
-    from .projections import fit_pca, fit_umap, pca_transform
+    from astroae_core.model.checkpoint import load_model
+    from astroae_core.analysis.metrics import image_metrics
+    from astroae_core.model.network import fused_for_inference
+    from astroae_core.analysis.outliers import anomaly_scores
+    from astroae_core.analysis.projections import fit_pca, fit_umap, pca_transform
 
-    from . import distributed
+    from astroae_core import distributed
 
     rank, world = distributed.rank_world()
     model = fused_for_inference(
@@ -1110,7 +1110,7 @@ def _build(checkpoint: Path, data_dir: Path, tmp: Path, *, ckpt_sha, manifest, b
         "umap": umap_info,
         "anomaly": {"combined": "anomaly_score = the largest of the separate scores' z-scores, each the z-score of "
                                 "log1p(score / median) scaled by its upper spread (q90 - median) / 1.2816; "
-                                "see astroae_core.outliers",
+                                "see astroae_core.analysis.outliers",
                     "scores": [c for c in scores.columns if c.startswith("score_")],
                     "score_recon": "mse of the full reconstruction",
                     "score_density": "mean standardized distance to the 10 nearest other latents",
@@ -1167,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="say what would be done and write nothing")
     args = p.parse_args(argv)
     hdu = int(args.hdu) if args.hdu is not None and args.hdu.strip().lstrip("-").isdigit() else args.hdu
-    from .distributed import is_main_process
+    from astroae_core.distributed import is_main_process
 
     try:
         if args.dry_run:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import MeanImageBaseline, PCABaseline
-from .catalog import catalog_column
-from .checkpoint import load_model
-from .dataset import group_keys, load_folder
-from .fits_io import is_within
-from .inference import measure_influence, participation_ratio, run_model
-from .metrics import image_metrics, summarize
+from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
+from astroae_core.io.catalog import catalog_column
+from astroae_core.model.checkpoint import load_model
+from astroae_core.data.dataset import group_keys, load_folder
+from astroae_core.io.fits import is_within
+from astroae_core.analysis.inference import measure_influence, participation_ratio, run_model
+from astroae_core.analysis.metrics import image_metrics, summarize
 
 __all__ = ["evaluate", "compare_with_baselines", "ratio_by_group", "error_by_kind", "format_table"]
 
@@ -272,6 +272,6 @@ def format_table(result: dict) -> str:
 
 
 def write_json(result: dict, path) -> None:
-    from .atomic import atomic_write_text
+    from astroae_core.io.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(result, indent=2))

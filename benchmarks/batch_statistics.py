@@ -80,11 +80,11 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
 
     from astroae_core.analysis import PCABaseline
     from astroae_core.model import load_model
-    from astroae_core.analysis.evaluate import _training_images
+    from astroae_core.analysis.evaluate import training_images
     from astroae_core.analysis import run_model
 
     model = load_model(checkpoint)
-    train, _ = _training_images(model, train_data, model.preprocess_config)
+    train, _ = training_images(model, train_data, model.preprocess_config)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(train.x), size=min(n, len(train.x)), replace=False))
     x = torch.from_numpy(np.ascontiguousarray(train.x[pick], dtype=np.float32))
@@ -97,7 +97,7 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
     out = {
         "checkpoint": str(checkpoint),
         "n_train_images": len(train.x),
-        "fit_on_training_images": {"latent_only_mse": model_mse, f"pca{k}_mse": pca_mse,
+        "fit_ontraining_images": {"latent_only_mse": model_mse, f"pca{k}_mse": pca_mse,
                                    "ratio": model_mse / pca_mse},
         "n_images": len(x), "batch": batch, "repeats": repeats,
         "mse_running_statistics": running,

@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from astroae_core.io.sky import sky_position  # noqa: F401 - pages call core.sky_position
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -434,27 +436,6 @@ def reconstruction_fits_bytes(flux_hat, header, *, model_sha: str = "", source: 
         buf = io.BytesIO()
         hdu.writeto(buf, output_verify="silentfix")
     return buf.getvalue()
-
-
-def sky_position(header, shape) -> dict | None:
-    """RA/Dec (degrees and sexagesimal) of the image centre from the header's WCS, or None without a celestial WCS."""
-    if header is None:
-        return None
-    try:
-        from astropy.wcs import WCS
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            w = WCS(header).celestial
-            if not w.has_celestial:
-                return None
-            h, wd = shape
-            c = w.pixel_to_world((wd - 1) / 2, (h - 1) / 2)
-            c = c.icrs
-            return {"ra": float(c.ra.deg), "dec": float(c.dec.deg),
-                    "text": c.to_string("hmsdms", precision=2, sep=":")}
-    except Exception:  # noqa: BLE001 - a broken WCS is "no sky position", not an error
-        return None
 
 
 def format_sky(ra, dec) -> str:

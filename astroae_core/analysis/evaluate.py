@@ -20,7 +20,7 @@ __all__ = ["evaluate", "compare_with_baselines", "ratio_by_group", "error_by_kin
 ROWS = ("full", "latent_only", "pca", "mean_image")
 
 
-def _training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0,
+def training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0,
                      confine_to=None):
     """The checkpoint's training images (a seeded sample of ``max_images`` when given), for the baselines."""
     info = getattr(model, "checkpoint_info", {}).get("data")
@@ -72,7 +72,7 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
         ``latent_vs_pca_mse`` (ratio, < 1 means the 8 numbers beat PCA); ``skip_mode``; ``skipped`` files.
     """
     model = load_model(checkpoint)
-    train, info = _training_images(model, train_data, model.preprocess_config, confine_to=confine_to)
+    train, info = training_images(model, train_data, model.preprocess_config, confine_to=confine_to)
     same_folder = Path(data_dir).resolve() == Path(train_data or info["root"]).resolve()
     if split not in ("auto", "all", "val"):
         raise ValueError(f"split must be auto, all or val, got {split!r}")

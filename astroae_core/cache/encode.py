@@ -84,6 +84,7 @@ import pandas as pd
 from astroae_core import __version__
 from astroae_core.io.atomic import fsync_path
 from astroae_core.io.catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, join_catalog, read_catalog
+from astroae_core.io.sky import sky_position
 from astroae_core.io.fits import FitsReadError, find_fits_files, is_within, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
@@ -555,25 +556,6 @@ def _fits_stem(rel: str) -> str:
     return name
 
 
-def _center_radec(header, shape) -> tuple[float, float]:
-    try:
-        from astropy.wcs import WCS
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            w = WCS(header)
-            if not w.has_celestial:
-                return np.nan, np.nan
-            cel = w.celestial
-            cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-            sky = cel.pixel_to_world(cx, cy)
-            icrs = sky.icrs
-            ra, dec = float(icrs.ra.deg), float(icrs.dec.deg)
-        return (ra, dec) if np.isfinite(ra) and np.isfinite(dec) else (np.nan, np.nan)
-    except Exception:  # noqa: BLE001 - a broken WCS only loses the coordinates
-        return np.nan, np.nan
-
-
 def _flat_fraction(x: np.ndarray) -> float:
     """Fraction of pixels in the largest group sharing one value (to ~1e-6 of the [0, 1] range), counted only
     when the group is a region rather than a coincidence (at least 0.5 % of the pixels, and 16): zero-filled
@@ -596,7 +578,8 @@ def _read_one(path: Path, config, hdu, plane, confine_to=None):
         if isinstance(exc, FitsReadError) and getattr(exc, "reason", None):
             return str(exc.reason)
         return f"{type(exc).__name__}: {exc}"
-    ra, dec = _center_radec(header, image.shape)
+    sky = sky_position(header, image.shape)
+    ra, dec = (sky["ra"], sky["dec"]) if sky else (np.nan, np.nan)
     return x, ra, dec, hdu_index, _flat_fraction(x)
 
 
@@ -797,11 +780,10 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"preview_size must be an integer in [4, 1024], got {preview_size!r}")
     if int(umap_max_fit) < 5:
         raise ValueError(f"umap_max_fit must be at least 5, got {umap_max_fit!r}")
-    from astroae_core.io.fits import _check_hdu_arg, _check_plane_arg
+    from astroae_core.io.fits import check_read_args
 
     try:
-        _check_hdu_arg(hdu)
-        _check_plane_arg(plane)
+        check_read_args(hdu, plane)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
     if not checkpoint.is_file():
@@ -871,7 +853,7 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
     """``meta["influence"]`` and ``meta["evaluation"]`` from the sample kept during the encode (nothing is
     decoded twice). The evaluation is ``{"error": reason}`` when the baselines cannot be fitted (the checkpoint's
     training images are not on this machine); the influence needs nothing but the model."""
-    from astroae_core.analysis.evaluate import _training_images, compare_with_baselines
+    from astroae_core.analysis.evaluate import training_images, compare_with_baselines
     from astroae_core.analysis.inference import measure_influence
 
     if not kept_sample:
@@ -886,7 +868,7 @@ def _latent_report(model, kept_sample, z_all, *, same_root: bool, n_images: int,
     what = ("validation split of the training folder" if same_root else
             "a seeded sample of the images" if len(rows) < n_images else "all images in the folder")
     try:
-        train, _ = _training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
+        train, _ = training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
                                     seed=seed, confine_to=confine_to)
         # too few training images for PCA-k is a report's problem, never the encode's
         evaluation = compare_with_baselines(model, x, z, x_hat, x_lat, train.x, seed=seed,

@@ -155,8 +155,7 @@ def read_fits_with_index(path, hdu=None, plane=None):
     header : astropy.io.fits.Header
     hdu_index : int
     """
-    _check_hdu_arg(hdu)
-    _check_plane_arg(plane)
+    check_read_args(hdu, plane)
     try:
         fspath = os.fspath(path)
     except TypeError:
@@ -224,6 +223,12 @@ def _drop_tracebacks(exc):
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_read_args(hdu, plane) -> None:
+    """Raise TypeError for an ``hdu`` or ``plane`` that :func:`read_fits` cannot take, before any file is opened."""
+    _check_hdu_arg(hdu)
+    _check_plane_arg(plane)
 
 
 def _check_hdu_arg(hdu):

@@ -17,11 +17,24 @@ def test_forward_returns_named_outputs_of_the_right_shape(mode):
     x = torch.rand(2, 1, 187, 187)
     with torch.no_grad():
         out = m(x)
-        assert set(out) == {"x_hat", "logits", "z"}
+        assert set(out) == {"x_hat", "x_hat_latent", "logits", "logits_latent", "z"}
         assert out["x_hat"].shape == (2, 1, 187, 187) and out["z"].shape == (2, 8)
         assert float(out["x_hat"].min()) >= 0 and float(out["x_hat"].max()) <= 1
         assert torch.equal(m.encode(x), out["z"])
         assert m.decode(out["z"]).shape == (2, 1, 187, 187)
+        torch.testing.assert_close(out["x_hat_latent"], m.decode(out["z"]), rtol=0, atol=0)
+        torch.testing.assert_close(out["x_hat_latent"], torch.sigmoid(out["logits_latent"]), rtol=0, atol=0)
+        # without skips the latent-only reconstruction is the full one, the same tensor, not a second decode
+        assert (out["x_hat_latent"] is out["x_hat"]) == (mode == "none")
+
+
+@pytest.mark.parametrize("mode", ["unet", "dropout"])
+def test_training_forward_of_a_skip_model_leaves_out_the_latent_only_pass(mode):
+    m = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), skip_mode=mode)).train()
+    before = m.bottom[1].num_batches_tracked.clone()
+    out = m(torch.rand(4, 1, 32, 32))
+    assert set(out) == {"x_hat", "logits", "z"}
+    assert int(m.bottom[1].num_batches_tracked - before) == 1  # one decoder pass updated the statistics
 
 
 def test_skip_models_have_more_parameters_and_decode_without_skips_differs():

@@ -122,14 +122,12 @@ def _validate(model: AutoEncoder, cfg: TrainConfig, x_val: torch.Tensor, device,
         out = model(x)
         loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], x)
         if model.config.has_skips:
-            lat_logits = model._decode_logits(out["z"], None)
-            lat = torch.sigmoid(lat_logits)
-            lat_loss = loss_fn(cfg.loss, lat_logits, lat, x)
             if model.config.skip_mode == "dropout":
                 # The objective mixes both paths in training; validation measures the same mixture.
+                lat_loss = loss_fn(cfg.loss, out["logits_latent"], out["x_hat_latent"], x)
                 p = model.config.skip_dropout
                 loss = p * lat_loss + (1 - p) * loss
-            latent_only.append(lat.float().cpu())
+            latent_only.append(out["x_hat_latent"].float().cpu())
         losses.append(float(loss) * x.shape[0])
         full.append(out["x_hat"].float().cpu())
     model.train()

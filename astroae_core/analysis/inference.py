@@ -32,7 +32,7 @@ def run_model(model, x, *, batch_size: int = 64, latent_only: bool = True, progr
         zs.append(out["z"].float().cpu())
         full.append(out["x_hat"].float().cpu())
         if latent_only:
-            lat.append(model.decode(out["z"]).float().cpu() if model.config.has_skips else full[-1])
+            lat.append(full[-1] if out["x_hat_latent"] is out["x_hat"] else out["x_hat_latent"].float().cpu())
     res = {"z": torch.cat(zs).numpy(), "x_hat": torch.cat(full).numpy()}
     if latent_only:
         res["x_latent"] = torch.cat(lat).numpy()

@@ -278,23 +278,37 @@ class AutoEncoder(nn.Module):
         return self._encode_features(x)
 
     # -- both ---------------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, *, use_skips: bool = True) -> dict[str, torch.Tensor]:
-        """Encode and decode.
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode and decode, with and without the skips (CompressAI style: one dict of everything computed).
 
         Returns
         -------
-        dict
-            ``"x_hat"`` (N, 1, S, S) in [0, 1], ``"logits"`` (pre-sigmoid, for a stable BCE), ``"z"`` (N, latent_dim).
+        dict of Tensor
+            ``"x_hat"`` (N, 1, S, S) in [0, 1]: the full reconstruction (skips included, for a model with skips);
+            ``"x_hat_latent"``: the reconstruction from the latent alone (skips zeroed, as ``decode(z)``);
+            ``"z"`` (N, latent_dim); ``"logits"`` and ``"logits_latent"``: the two reconstructions before the
+            sigmoid, for a numerically stable binary cross-entropy. Without skips the latent-only entries are the
+            same tensors as the full ones (not recomputed). In training mode a model with skips does not compute
+            the latent-only pair (a second decoder pass would also update its BatchNorm statistics a second
+            time): the keys are absent.
         """
         self._check_input(x)
         feats = self._encode_features(x)
         z = self._latent(feats[-1])
-        skips = feats if (use_skips and self.config.has_skips) else None
-        if skips is not None and self.training and self.config.skip_mode == "dropout":
+        if not self.config.has_skips:
+            logits = self._decode_logits(z, None)
+            x_hat = torch.sigmoid(logits)
+            return {"x_hat": x_hat, "x_hat_latent": x_hat, "z": z, "logits": logits, "logits_latent": logits}
+        skips = feats
+        if self.training and self.config.skip_mode == "dropout":
             keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.config.skip_dropout).to(x.dtype)
             skips = [f * keep for f in feats]
         logits = self._decode_logits(z, skips)
-        return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
+        out = {"x_hat": torch.sigmoid(logits), "z": z, "logits": logits}
+        if not self.training:
+            out["logits_latent"] = self._decode_logits(z, None)
+            out["x_hat_latent"] = torch.sigmoid(out["logits_latent"])
+        return out
 
     def preprocess(self, image):
         """Preprocess a 2-D image with the settings this model was trained with; see ``astroae_core.data.preprocessing``."""

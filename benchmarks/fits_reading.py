@@ -2,7 +2,7 @@
 
     python -m benchmarks.fits_reading [--quick] [--out FILE] [--data DIR] [--large-side 4096] [--large-n 6]
 
-Three stages are timed per file: ``read`` (:func:`~astroae_core.io.fits.read_fits_with_index`), ``read+preprocess``
+Three stages are timed per file: ``read`` (:func:`~astroae_core.io.read_fits_with_index`), ``read+preprocess``
 (the model's input) and ``encode-reader`` (what the cache's encode does per file: read, preprocess, the WCS sky
 position and the flat-region score). The encode reader is run serially and with a 2-thread pool (how the cache
 reads ahead while the model runs) so that the speed-up says whether both cores stay busy.

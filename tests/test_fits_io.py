@@ -1,4 +1,4 @@
-"""Tests for astroae_core.io.fits: read_fits, FitsReadError, find_fits_files.
+"""Tests for the FITS reader (astroae_core.io): read_fits, FitsReadError, find_fits_files.
 
 Every test writes its own FITS files with astropy into ``tmp_path``; the real-data test reads the CEERS cutouts
 beside the checkout when they are there.
@@ -622,7 +622,7 @@ def test_hcompress_stream_size_checked_before_decoding(tmp_path):
     path.write_bytes(bytes(raw))
     code = (
         "import sys\n"
-        "from astroae_core.io.fits import read_fits, FitsReadError\n"
+        "from astroae_core.io import read_fits, FitsReadError\n"
         "try:\n    read_fits(sys.argv[1])\n"
         "except FitsReadError as exc:\n    print(exc)\n"
     )
@@ -783,3 +783,38 @@ def test_read_fits_with_index_names_the_hdu_used(tmp_path):
                   fits.ImageHDU(np.ones((4, 5), np.float32), name="SCI")]).writeto(path)
     image, header, index = read_fits_with_index(path)
     assert index == 2 and image.shape == (4, 5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the guard's pieces on their own
+
+
+def test_guard_walks_only_up_to_the_hdu_to_read(tmp_path):
+    from astroae_core.io.guard import check_structure, sniff_compression
+
+    path = write(tmp_path / "three.fits", fits.PrimaryHDU(), fits.ImageHDU(ramp(), name="SCI"),
+                 fits.ImageHDU(ramp(), name="ERR"))
+    size = path.stat().st_size
+    assert sniff_compression(path) is None
+    assert check_structure(path, size, None, None) == 2  # the first 2-D image is HDU 1: astropy may parse two
+    assert check_structure(path, size, None, "err") == 3
+    assert check_structure(path, size, None, 0) == 1
+    gz = tmp_path / "three.fits.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert sniff_compression(gz) == "gzip"
+    assert check_structure(gz, gz.stat().st_size, "gzip", ("SCI", 1)) == 2
+    with pytest.raises(FitsReadError, match="file has only"):
+        check_structure(path, size - 2880, None, "ERR")
+
+
+def test_selection_from_headers_alone(tmp_path):
+    from astroae_core.io.selection import plane_index, select_hdu
+
+    path = write(tmp_path / "cube.fits", fits.PrimaryHDU(), fits.ImageHDU(np.zeros((5, 1, 6, 7), np.float32)))
+    with fits.open(path, lazy_load_hdus=True) as hdul:
+        index, hdu = select_hdu(os.fspath(path), hdul, None)
+        assert index == 1 and hdu.shape == (5, 1, 6, 7)
+    assert plane_index("x", (5, 1, 6, 7), None) == (2, 0)
+    assert plane_index("x", (5, 1, 6, 7), -1) == (4, 0)
+    with pytest.raises(FitsReadError, match="out of range"):
+        plane_index("x", (5, 1, 6, 7), 5)

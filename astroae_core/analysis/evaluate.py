@@ -11,7 +11,7 @@ from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
 from astroae_core.io.catalog import catalog_column
 from astroae_core.model.checkpoint import load_model
 from astroae_core.data.dataset import group_keys, load_folder
-from astroae_core.io.fits import is_within
+from astroae_core.io import is_within
 from astroae_core.analysis.inference import measure_influence, participation_ratio, run_model
 from astroae_core.analysis.metrics import image_metrics, summarize
 

@@ -85,7 +85,7 @@ from astroae_core import __version__
 from astroae_core.io.atomic import fsync_path
 from astroae_core.io.catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, join_catalog, read_catalog
 from astroae_core.io.sky import sky_position
-from astroae_core.io.fits import FitsReadError, find_fits_files, is_within, read_fits_with_index
+from astroae_core.io import FitsReadError, find_fits_files, is_within, read_fits_with_index
 
 __all__ = ["encode_folder", "cache_status", "dataset_fingerprint", "LatentCache", "load_cache", "main",
            "latent_correlations", "CACHE_FORMAT"]
@@ -780,7 +780,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         raise ValueError(f"preview_size must be an integer in [4, 1024], got {preview_size!r}")
     if int(umap_max_fit) < 5:
         raise ValueError(f"umap_max_fit must be at least 5, got {umap_max_fit!r}")
-    from astroae_core.io.fits import check_read_args
+    from astroae_core.io import check_read_args
 
     try:
         check_read_args(hdu, plane)

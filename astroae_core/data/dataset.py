@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from astroae_core.io.fits import FitsReadError, find_fits_files, read_fits
+from astroae_core.io import FitsReadError, find_fits_files, read_fits
 from astroae_core.data.preprocessing import Norm, PreprocessConfig, preprocess
 
 if TYPE_CHECKING:  # pandas is only needed by callers that pass a catalog
@@ -85,7 +85,7 @@ def load_folder(
 ) -> LoadedImages:
     """Read and preprocess every FITS file under ``root`` (recursively) into memory.
 
-    Files that cannot be used (:class:`~astroae_core.io.fits.FitsReadError`, or a ``ValueError`` from
+    Files that cannot be used (:class:`~astroae_core.io.FitsReadError`, or a ``ValueError`` from
     :func:`~astroae_core.data.preprocessing.preprocess`, or an ``OSError``) are skipped: each is logged once with
     ``logging.warning`` (routed through ``tqdm.write`` while the progress bar is shown, so the bar stays
     intact) and listed in :attr:`LoadedImages.skipped` with the reason.
@@ -93,11 +93,11 @@ def load_folder(
     Parameters
     ----------
     root : str or path-like
-        Folder to search with :func:`~astroae_core.io.fits.find_fits_files` (or a single FITS file).
+        Folder to search with :func:`~astroae_core.io.find_fits_files` (or a single FITS file).
     config : PreprocessConfig, optional
         Preprocessing settings (default ``PreprocessConfig()``).
     hdu, plane : optional
-        Passed to :func:`~astroae_core.io.fits.read_fits` for every file.
+        Passed to :func:`~astroae_core.io.read_fits` for every file.
     progress : bool
         Show a tqdm progress bar.
     max_files : int, optional

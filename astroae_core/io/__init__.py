@@ -1,10 +1,12 @@
-"""Files in and out: reading FITS images, finding them in a folder, the catalog beside them, atomic writes, and
-the confinement of every read to the folders the user configured."""
+"""Files in and out: reading FITS images (with the guards that keep corrupt files from hanging or crashing the
+reader), finding them in a folder, the catalog beside them, atomic writes, and the confinement of every read to the
+folders the user configured."""
 
 from astroae_core.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text, fsync_path
 from astroae_core.io.catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, catalog_column, join_catalog, read_catalog
-from astroae_core.io.fits import (FITS_SUFFIXES, FitsReadError, check_read_args, find_fits_files, is_within, read_fits,
-                                  read_fits_with_index)
+from astroae_core.io.errors import FitsReadError
+from astroae_core.io.paths import FITS_SUFFIXES, find_fits_files, is_within
+from astroae_core.io.reader import check_read_args, read_fits, read_fits_with_index
 from astroae_core.io.sky import sky_position
 
 __all__ = ["CATALOG_NAME", "FITS_SUFFIXES", "LINKED_FROM_OUTSIDE", "FitsReadError", "check_read_args", "atomic_path",

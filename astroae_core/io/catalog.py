@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from astroae_core.io.fits import is_within
+from astroae_core.io.paths import is_within
 
 __all__ = ["CATALOG_NAME", "CATALOG_KEYS", "read_catalog", "join_catalog", "catalog_column"]
 

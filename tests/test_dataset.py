@@ -1,4 +1,4 @@
-"""Tests for astroae_core.data.dataset: folder loading, grouping, grouped splits, augmentation, torch dataset."""
+"""Tests for astroae_core.data: folder loading, grouping, grouped splits, augmentation, torch dataset."""
 
 import logging
 from pathlib import Path
@@ -41,7 +41,7 @@ def fits_folder(tmp_path):
 def test_load_folder_shapes_paths_and_skips(fits_folder, caplog):
     cfg = PreprocessConfig(size=SIZE)
     with caplog.at_level(logging.WARNING):
-        data = load_folder(fits_folder, config=cfg, progress=False)
+        data = load_folder(fits_folder, config=cfg)
     assert isinstance(data, LoadedImages)
     assert len(data) == 12
     assert data.x.shape == (12, 1, SIZE, SIZE) and data.x.dtype == np.float32
@@ -65,7 +65,10 @@ def test_load_folder_rows_match_preprocess(fits_folder):
     from astroae_core.io import read_fits
     from astroae_core.data import preprocess
 
-    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=True, workers=2)
+    calls = []
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), workers=2,
+                       progress=lambda done, total, stage: calls.append((done, total, stage)))
+    assert calls == [(k, 14, "read") for k in range(15)]  # 12 images and the 2 unusable files, in order
     i = data.paths.index("f200w/ceers_f200w_303.fits")
     x, norm = preprocess(read_fits(fits_folder / data.paths[i])[0], size=SIZE)
     np.testing.assert_array_equal(data.x[i], x)
@@ -73,21 +76,20 @@ def test_load_folder_rows_match_preprocess(fits_folder):
 
 
 def test_load_folder_max_files_and_errors(fits_folder, tmp_path):
-    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=False, max_files=3)
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), max_files=3)
     assert len(data) == 3
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_folder(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="max_files"):
         load_folder(fits_folder, max_files=0)
     wanted = {"f150w/ceers_f150w_202.fits", "f200w/ceers_f200w_404.fits", "not/there.fits"}
-    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=False, only=wanted)
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), only=wanted)
     assert data.paths == ["f150w/ceers_f150w_202.fits", "f200w/ceers_f200w_404.fits"] and len(data.x) == 2
-    one = load_folder(fits_folder / "f115w" / "ceers_f115w_101.fits", config=PreprocessConfig(size=SIZE),
-                      progress=False)
+    one = load_folder(fits_folder / "f115w" / "ceers_f115w_101.fits", config=PreprocessConfig(size=SIZE))
     assert one.paths == ["ceers_f115w_101.fits"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    data = load_folder(empty, config=PreprocessConfig(size=SIZE), progress=False)
+    data = load_folder(empty, config=PreprocessConfig(size=SIZE))
     assert len(data) == 0 and data.x.shape == (0, 1, SIZE, SIZE)
 
 
@@ -198,7 +200,7 @@ def test_augment_deterministic_given_generator():
 
 
 def test_image_tensor_dataset(fits_folder):
-    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), progress=False)
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE))
     full = ImageTensorDataset(data)
     assert len(full) == 12 and full[0].shape == (1, SIZE, SIZE) and full[0].dtype == torch.float32
     sub = ImageTensorDataset(data, indices=[3, 5])
@@ -211,7 +213,7 @@ def test_image_tensor_dataset(fits_folder):
 
 @pytest.mark.skipif(not CEERS.is_dir(), reason=f"real CEERS data not found at {CEERS}")
 def test_real_ceers_load_group_split():
-    data = load_folder(CEERS, progress=False)
+    data = load_folder(CEERS)
     assert len(data) == 700 and not data.skipped
     assert data.x.shape == (700, 1, 187, 187)
     assert np.isfinite(data.x).all() and data.x.min() >= 0 and data.x.max() <= 1

@@ -1,4 +1,4 @@
-"""Tests for astroae_core.data.preprocessing: resize, normalization, inversion, degenerate images."""
+"""Tests for preprocessing (astroae_core.data): resize, normalization, inversion, degenerate images."""
 
 import json
 

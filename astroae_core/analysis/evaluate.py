@@ -10,10 +10,11 @@ import numpy as np
 from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
 from astroae_core.io.catalog import catalog_column
 from astroae_core.model.checkpoint import load_model
-from astroae_core.data.dataset import group_keys, load_folder
+from astroae_core.data import group_keys, load_folder
 from astroae_core.io import is_within
 from astroae_core.analysis.inference import measure_influence, participation_ratio, run_model
 from astroae_core.analysis.metrics import image_metrics, summarize
+from astroae_core.progress import TqdmProgress
 
 __all__ = ["evaluate", "compare_with_baselines", "ratio_by_group", "error_by_kind", "format_table"]
 
@@ -37,7 +38,7 @@ def training_images(model, train_data, config, *, max_images: int | None = None,
         rng = np.random.default_rng(seed)
         wanted = [wanted[i] for i in sorted(rng.choice(len(wanted), size=max_images, replace=False))]
     wanted = set(wanted)
-    loaded = load_folder(root, config=config, progress=False, only=wanted, confine_to=confine_to)
+    loaded = load_folder(root, config=config, only=wanted, confine_to=confine_to)
     if not loaded.paths:
         raise ValueError(f"none of the checkpoint's {len(wanted)} training images were found under {str(root)!r}")
     return loaded, info
@@ -80,7 +81,7 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
         raise ValueError(f"{str(data_dir)!r} lies outside the folders that may be read")
     use_val = split == "val" or (split == "auto" and same_folder)
     only = set(info.get("val_paths", [])) if use_val else None
-    data = load_folder(data_dir, config=model.preprocess_config, progress=progress, only=only,
+    data = load_folder(data_dir, config=model.preprocess_config, progress=TqdmProgress(disable=not progress), only=only,
                        confine_to=confine_to)
     if len(data.paths) < 2:
         raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")

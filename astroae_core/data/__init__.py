@@ -1,9 +1,15 @@
 """Images as the network sees them: preprocessing (and its inverse), folders loaded into memory, grouped
 train/validation splits, augmentation, torch datasets."""
 
-from astroae_core.data.dataset import (ImageTensorDataset, LoadedImages, augment, group_keys, load_folder,
-                                       split_by_group)
-from astroae_core.data.preprocessing import Norm, PreprocessConfig, preprocess, replace_nonfinite, resize_image
+from astroae_core.data.augmentation import augment
+from astroae_core.data.config import PreprocessConfig
+from astroae_core.data.folder import LoadedImages, load_folder
+from astroae_core.data.normalization import Norm
+from astroae_core.data.pixels import replace_nonfinite
+from astroae_core.data.preprocessing import preprocess
+from astroae_core.data.resize import resize_image
+from astroae_core.data.splits import group_keys, split_by_group
+from astroae_core.data.torch_dataset import ImageTensorDataset
 
 __all__ = ["ImageTensorDataset", "LoadedImages", "Norm", "PreprocessConfig", "augment", "group_keys",
            "load_folder", "preprocess", "replace_nonfinite", "resize_image", "split_by_group"]

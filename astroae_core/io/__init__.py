@@ -5,10 +5,12 @@ folders the user configured."""
 from astroae_core.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text, fsync_path
 from astroae_core.io.catalog import CATALOG_NAME, LINKED_FROM_OUTSIDE, catalog_column, join_catalog, read_catalog
 from astroae_core.io.errors import FitsReadError
+from astroae_core.io.fits_writer import reconstruction_fits_bytes
 from astroae_core.io.paths import FITS_SUFFIXES, find_fits_files, is_within
 from astroae_core.io.reader import check_read_args, read_fits, read_fits_with_index
 from astroae_core.io.sky import sky_position
 
-__all__ = ["CATALOG_NAME", "FITS_SUFFIXES", "LINKED_FROM_OUTSIDE", "FitsReadError", "check_read_args", "atomic_path",
-           "atomic_write_bytes", "atomic_write_text", "catalog_column", "find_fits_files", "fsync_path",
-           "is_within", "join_catalog", "read_catalog", "read_fits", "read_fits_with_index", "sky_position"]
+__all__ = ["CATALOG_NAME", "FITS_SUFFIXES", "FitsReadError", "LINKED_FROM_OUTSIDE", "atomic_path",
+           "atomic_write_bytes", "atomic_write_text", "catalog_column", "check_read_args", "find_fits_files",
+           "fsync_path", "is_within", "join_catalog", "read_catalog", "read_fits", "read_fits_with_index",
+           "reconstruction_fits_bytes", "sky_position"]

@@ -116,3 +116,45 @@ def test_knn_kd_tree_path_agrees_with_brute_force():
     i_brute, d_brute = knn(ref, q[:50], 4)
     np.testing.assert_array_equal(i_tree[:50], i_brute)
     np.testing.assert_allclose(d_tree[:50], d_brute, rtol=1e-12)
+
+
+def test_place_by_neighbors_is_the_inverse_distance_mean_and_exact_on_known_points():
+    from astroae_core.analysis import place_by_neighbors
+
+    ref = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    xy = np.array([[10.0, 0.0], [20.0, 0.0], [0.0, 30.0], [99.0, 99.0]])
+    np.testing.assert_array_equal(place_by_neighbors(ref, xy, ref, k=3), xy)  # a known latent: its own point
+    q = np.array([0.5, 0.0])  # distances 0.5, 0.5, sqrt(4.25) to the three nearest
+    w = 1 / np.array([0.5, 0.5, np.sqrt(4.25)])
+    want = (w[:, None] * xy[:3]).sum(0) / w.sum()
+    np.testing.assert_allclose(place_by_neighbors(ref, xy, q, k=3)[0], want)
+    assert place_by_neighbors(ref, xy, np.zeros((0, 2)), k=2).shape == (0, 2)
+    with pytest.raises(ValueError, match="xy_ref"):
+        place_by_neighbors(ref, xy[:3], q, k=2)
+    with pytest.raises(ValueError, match="dimensions"):
+        place_by_neighbors(ref, xy, [0.0, 0.0, 0.0], k=2)
+
+
+def _demo_like_latents(n: int, *, seed: int = 0) -> np.ndarray:
+    """8-D latents like an encoded demo set: a dozen anisotropic clusters of galaxies and a few scattered oddities."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4.0, (12, 8))
+    scales = rng.uniform(0.2, 1.2, (12, 8))
+    label = rng.integers(0, 12, n)
+    z = centres[label] + rng.normal(size=(n, 8)) * scales[label]
+    odd = rng.random(n) < 0.01
+    z[odd] = rng.normal(0, 10.0, (int(odd.sum()), 8))
+    return z.astype(np.float32)
+
+
+@pytest.mark.slow  # fits a UMAP (numba compiles it on first use)
+def test_neighbour_placement_lands_where_umap_transform_does():
+    from astroae_core.analysis import place_by_neighbors, umap_transform
+
+    z = _demo_like_latents(1700)
+    ref, new = z[:1500], z[1500:]
+    emb, model = fit_umap(ref, seed=0)
+    extent = np.ptp(emb, axis=0).max()
+    placed = place_by_neighbors(ref, emb, new, k=model.n_neighbors)
+    miss = np.linalg.norm(placed - umap_transform(model, new), axis=1)
+    assert np.median(miss) < 0.02 * extent and np.quantile(miss, 0.9) < 0.05 * extent, (np.median(miss), extent)

@@ -1,25 +1,19 @@
-"""Maps of the latent space: exact PCA, UMAP (fitted once, then ``transform`` for new points) and neighbours.
+"""Maps of the latent space: exact PCA, UMAP, placing new latents on a map from their neighbours, and neighbours.
 
-Everything here works on plain arrays of latents ``z`` of shape ``(N, D)``; :mod:`astroae_core.cache.encode` stores the
-results (PCA parameters as plain numbers in ``meta.json``, the fitted UMAP model in ``umap.pkl``).
-
-UMAP (and numba, which it compiles on first use) is imported only when a UMAP is actually fitted or applied, so
-that loading a cache and drawing its stored map stays fast.
+Everything here works on plain arrays of latents ``z`` of shape ``(N, D)``; the latent cache stores the results
+(PCA parameters as plain numbers in ``meta.json``, the map coordinates in its table). A new latent is placed on a
+stored UMAP map by :func:`place_by_neighbors`, without the UMAP model: nothing is unpickled and numba compiles
+nothing. UMAP (and numba) are imported only when a UMAP is fitted.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 import warnings
 
 import numpy as np
 
-__all__ = ["fit_pca", "pca_transform", "fit_umap", "umap_sample", "umap_transform", "warm_umap",
-           "warm_umap_in_background", "nearest_neighbors", "knn", "MIN_UMAP_POINTS"]
-
-log = logging.getLogger(__name__)
+__all__ = ["fit_pca", "pca_transform", "fit_umap", "umap_sample", "umap_transform", "place_by_neighbors",
+           "nearest_neighbors", "knn", "MIN_UMAP_POINTS"]
 
 #: Below this many points no UMAP is fitted: :func:`fit_umap` returns the PCA map instead (and no model).
 MIN_UMAP_POINTS = 5
@@ -131,7 +125,7 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     Parameters
     ----------
     z : array_like, shape (N, D)
-        Latents (use them as they are: the map of :class:`~astroae_core.cache.encode.LatentCache` is on raw latents).
+        Latents (use them as they are: the cache's map is on raw latents).
     seed : int
         ``random_state`` and ``transform_seed`` of UMAP, and the seed of the sample. A fixed ``random_state`` makes
         UMAP deterministic (and single-threaded).
@@ -147,7 +141,7 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     embedding : numpy.ndarray
         float32, shape (N, 2).
     model : umap.UMAP or None
-        The fitted model (picklable; ``model.transform`` places new latents). ``None`` when N is below
+        The fitted model (``model.transform`` places new latents). ``None`` when N is below
         :data:`MIN_UMAP_POINTS`: the embedding is then the 2-D PCA map, since a UMAP of a handful of points means
         nothing.
 
@@ -192,61 +186,6 @@ def umap_sample(n: int, *, max_fit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=int(max_fit), replace=False))
 
 
-def warm_umap(model) -> float:
-    """Compile a fitted UMAP's ``transform`` in this process (numba compiles it on first use: tens of seconds on a
-    small machine) by placing one point beside the first point it was fitted on.
-
-    Call it once per process, off the interactive path (e.g. on a background thread after a cache is loaded), so
-    that the first upload placed on the map takes milliseconds.
-
-    Returns
-    -------
-    float
-        Seconds it took.
-    """
-    t0 = time.perf_counter()
-    umap_transform(model, np.asarray(model._raw_data[:1], dtype=np.float32) + np.float32(1e-3))
-    return time.perf_counter() - t0
-
-
-_warm_started = threading.Event()
-
-
-def warm_umap_in_background(get_model, *, delay_s: float = 5.0) -> threading.Thread | None:
-    """Run :func:`warm_umap` on a daemon thread, once per process, ``delay_s`` seconds from now.
-
-    Parameters
-    ----------
-    get_model : callable
-        Returns the fitted UMAP (or ``None``: nothing to warm), e.g. ``LatentCache.umap_model``; called on the
-        thread, so that unpickling and importing umap are off the caller's path too.
-    delay_s : float
-        Head start given to the caller (an app drawing its first page) before the compile competes for the CPU.
-
-    Returns
-    -------
-    threading.Thread or None
-        The thread, or ``None`` if one was already started in this process (numba's compiled code is shared by
-        every model of the process).
-    """
-    if _warm_started.is_set():
-        return None
-    _warm_started.set()
-
-    def run():
-        time.sleep(delay_s)
-        try:
-            model = get_model()
-            if model is not None:
-                log.info("UMAP transform compiled in %.1f s", warm_umap(model))
-        except Exception as exc:  # noqa: BLE001 - warming is an optimization; the first real call reports errors
-            log.info("could not warm the UMAP transform: %s: %s", type(exc).__name__, exc)
-
-    t = threading.Thread(target=run, name="astroae-warm-umap", daemon=True)
-    t.start()
-    return t
-
-
 def umap_transform(model, z, *, chunk: int = 20_000) -> np.ndarray:
     """Place new latents on a fitted UMAP map (``model.transform`` in chunks, warnings silenced).
 
@@ -262,6 +201,49 @@ def umap_transform(model, z, *, chunk: int = 20_000) -> np.ndarray:
         for i in range(0, a.shape[0], chunk):
             out[i : i + chunk] = model.transform(a[i : i + chunk])
     return out
+
+
+def place_by_neighbors(z_ref, xy_ref, z_new, *, k: int = 15) -> np.ndarray:
+    """Positions of new latents on an existing map, from the map positions of their nearest reference latents.
+
+    Each new latent lands on the inverse-distance weighted mean of the positions of its ``k`` nearest reference
+    latents (Euclidean on the raw latents, as UMAP measures them); one at distance 0 from a reference latent (the
+    same image) lands exactly on that latent's position. This is where UMAP's own ``transform`` starts each new
+    point before refining it, so it lands close to it, with no model and no compiled code, for any 2-D map.
+
+    Parameters
+    ----------
+    z_ref : array_like, shape (N, D)
+        The latents the map was made from.
+    xy_ref : array_like, shape (N, 2)
+        Their map positions, row for row.
+    z_new : array_like, shape (M, D) or (D,)
+        Latents to place.
+    k : int
+        Neighbours averaged (at most N); the map's own neighbourhood size is a good choice.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (M, 2).
+    """
+    a = _as_latents(z_ref, "z_ref")
+    q = _as_latents(z_new, "z_new")
+    xy = np.asarray(xy_ref, dtype=np.float64)
+    if a.shape[0] == 0:
+        raise ValueError("z_ref is empty")
+    if xy.shape != (a.shape[0], 2):
+        raise ValueError(f"xy_ref must have shape ({a.shape[0]}, 2), got {xy.shape}")
+    if q.shape[1] != a.shape[1]:
+        raise ValueError(f"z_new has {q.shape[1]} dimensions, z_ref has {a.shape[1]}")
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    idx, dist = knn(a, q, int(k))
+    same = dist[:, 0] == 0
+    w = 1.0 / np.where(same[:, None], 1.0, dist)
+    w[same] = 0.0
+    w[same, 0] = 1.0
+    return np.einsum("mk,mkc->mc", w, xy[idx]) / w.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

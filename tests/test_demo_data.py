@@ -1,4 +1,4 @@
-"""Tests of the embedded demo dataset (astroae_core.demo.generate): determinism, catalog, FITS, WCS, oddities, CLI."""
+"""Tests of the embedded demo dataset (astroae_core.demo): determinism, catalog, FITS, WCS, oddities, CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from astroae_core.demo import generate as dd
-from astroae_core.demo.generate import ANOMALY_KINDS, CATALOG_COLUMNS, KINDS, assign_kinds, generate_demo_data, main
+from astroae_core.demo import ANOMALY_KINDS, CATALOG_COLUMNS, KINDS, assign_kinds, generate_demo_data
+from astroae_core.demo.fits_file import card, header_cards, pix2world
+from astroae_core.demo.generate import main
+from astroae_core.demo.instrument import FIELD_CENTER
+from astroae_core.demo.plan import StampSpec
 
 SIZE = 187
 C = (SIZE - 1) / 2  # 0-based pixel index of the stamp centre
@@ -31,7 +34,7 @@ FORCED = [k for k in KINDS for _ in range(2)]
 def plain(tmp_path_factory):
     """A small random dataset (serial), with a high anomaly fraction so that some oddities appear."""
     out = tmp_path_factory.mktemp("demo_plain")
-    cat = generate_demo_data(out, n=40, seed=3, anomaly_fraction=0.15, progress=False, workers=1)
+    cat = generate_demo_data(out, n=40, seed=3, anomaly_fraction=0.15, workers=1)
     return out, cat
 
 
@@ -39,7 +42,7 @@ def plain(tmp_path_factory):
 def forced(tmp_path_factory):
     """Every kind, twice, through the ``kinds`` parameter."""
     out = tmp_path_factory.mktemp("demo_forced")
-    cat = generate_demo_data(out, n=len(FORCED), seed=11, kinds=FORCED, progress=False, workers=1)
+    cat = generate_demo_data(out, n=len(FORCED), seed=11, kinds=FORCED, workers=1)
     return out, cat
 
 
@@ -58,7 +61,7 @@ def _files(out: Path) -> dict[str, bytes]:
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
-    kw = {"n": 6, "seed": 5, "anomaly_fraction": 0.5, "progress": False, "workers": 1}
+    kw = {"n": 6, "seed": 5, "anomaly_fraction": 0.5, "workers": 1}
     cat1 = generate_demo_data(tmp_path / "a", **kw)
     cat2 = generate_demo_data(tmp_path / "b", **kw)
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
@@ -68,7 +71,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 @pytest.mark.slow  # starts two worker interpreters: ~10 s of CPU
 def test_same_seed_gives_byte_identical_files_whatever_the_worker_count(tmp_path):
-    kw = {"n": 12, "seed": 3, "anomaly_fraction": 0.3, "progress": False}
+    kw = {"n": 12, "seed": 3, "anomaly_fraction": 0.3}
     cat1 = generate_demo_data(tmp_path / "a", workers=1, **kw)
     # Two worker processes draw the stamps in another order: the per-stamp seeds make that irrelevant.
     cat2 = generate_demo_data(tmp_path / "b", workers=2, **kw)
@@ -82,14 +85,20 @@ def test_same_seed_gives_byte_identical_files_whatever_the_worker_count(tmp_path
 def test_a_stamp_depends_only_on_seed_index_and_kind(plain, tmp_path):
     # Regenerating a prefix of a dataset with the same kinds reproduces its files exactly.
     out, cat = plain
-    sub = generate_demo_data(tmp_path, n=8, seed=3, kinds=list(cat["kind"][:8]), progress=False)
+    sub = generate_demo_data(tmp_path, n=8, seed=3, kinds=list(cat["kind"][:8]))
     for name in sub["file"]:
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
 
 
+def test_progress_is_reported_per_stamp(tmp_path):
+    calls = []
+    generate_demo_data(tmp_path, n=3, seed=0, progress=lambda done, total, stage: calls.append((done, total, stage)))
+    assert calls == [(0, 3, "demo-data"), (1, 3, "demo-data"), (2, 3, "demo-data"), (3, 3, "demo-data")]
+
+
 def test_different_seed_gives_different_data(tmp_path):
-    a = generate_demo_data(tmp_path / "a", n=4, seed=1, progress=False)
-    b = generate_demo_data(tmp_path / "b", n=4, seed=2, progress=False)
+    a = generate_demo_data(tmp_path / "a", n=4, seed=1)
+    b = generate_demo_data(tmp_path / "b", n=4, seed=2)
     for name in a["file"]:
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "b" / name).read_bytes()
     assert not np.allclose(a["flux"], b["flux"])
@@ -115,9 +124,9 @@ def test_fits_bytes_match_what_astropy_writes(plain):
 def test_card_formatting_matches_astropy():
     for key, value, comment in [("A", 1e-30, "x"), ("B", -1.2345678901234567e-12, ""), ("C", "it's", "q"),
                                 ("D", True, ""), ("E", 2**62, "big"), ("F", 0.1, "")]:
-        assert dd._card(key, value, comment) == str(fits.Card(key, value, comment))
+        assert card(key, value, comment) == str(fits.Card(key, value, comment))
     with pytest.raises(ValueError, match="TOOLONG"):
-        dd._card("TOOLONG", "x" * 60, "and a comment")
+        card("TOOLONG", "x" * 60, "and a comment")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,7 +177,7 @@ def test_assign_kinds_covers_every_kind():
 
 @pytest.mark.slow
 def test_two_hundred_stamps_contain_every_kind(tmp_path):
-    cat = generate_demo_data(tmp_path, n=200, seed=0, anomaly_fraction=0.05, progress=False)
+    cat = generate_demo_data(tmp_path, n=200, seed=0, anomaly_fraction=0.05)
     kinds = set(cat.loc[cat["is_anomaly"], "kind"])
     assert len(kinds) >= 5 and kinds == set(ANOMALY_KINDS)
     assert len(list(tmp_path.glob("*.fits"))) == 200
@@ -209,17 +218,17 @@ def test_wcs_gives_the_catalog_position(plain):
         ra, dec = w.wcs_pix2world([[C + row.x_offset, C + row.y_offset]], 0)[0]
         assert ra == pytest.approx(row.ra, abs=2e-8) and dec == pytest.approx(row.dec, abs=2e-8)
         # All stamps lie in the one demo field.
-        assert abs(row.dec - dd.FIELD_CENTER[1]) < 0.51
-        assert abs((row.ra - dd.FIELD_CENTER[0]) * np.cos(np.radians(row.dec))) < 0.51
+        assert abs(row.dec - FIELD_CENTER[1]) < 0.51
+        assert abs((row.ra - FIELD_CENTER[0]) * np.cos(np.radians(row.dec))) < 0.51
 
 
 def test_inverse_tan_projection_matches_astropy():
-    spec = dd._Spec(0, "x.fits", "x.fits", "galaxy", 0, SIZE)
+    spec = StampSpec(0, "x.fits", "x.fits", "galaxy", 0, SIZE)
     for ra0, dec0 in [(150.1, 2.2), (359.9999, -89.5), (0.0001, 60.0)]:
-        cards = dd._header_cards(spec, ra0, dec0, "kolmogorov", 0.25, 100.0, 1)
+        cards = header_cards(spec, ra0, dec0, "kolmogorov", 0.25, 100.0, 1)
         w = WCS(fits.Header(cards))
         for x, y in [(C, C), (0, 0), (186, 3), (C + 0.3, C - 0.4)]:
-            ra, dec = dd._pix2world(cards, x, y)
+            ra, dec = pix2world(cards, x, y)
             ra_a, dec_a = w.wcs_pix2world([[x, y]], 0)[0]
             assert dec == pytest.approx(dec_a, abs=1e-10)
             assert (ra - ra_a + 180) % 360 - 180 == pytest.approx(0, abs=1e-9)
@@ -390,14 +399,14 @@ def test_ring_is_a_ring(forced):
 def test_bad_arguments_are_named(tmp_path, kwargs, match):
     args = {"n": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
-        generate_demo_data(tmp_path / "out", progress=False, **args)
+        generate_demo_data(tmp_path / "out", **args)
     assert not (tmp_path / "out").exists()
 
 
 def test_regenerating_smaller_removes_only_our_stale_files(tmp_path):
-    generate_demo_data(tmp_path, n=3, seed=0, progress=False)
+    generate_demo_data(tmp_path, n=3, seed=0)
     (tmp_path / "notes.txt").write_text("mine")
-    generate_demo_data(tmp_path, n=2, seed=0, progress=False)
+    generate_demo_data(tmp_path, n=2, seed=0)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["catalog.csv", "galaxy_00000.fits", "galaxy_00001.fits", "notes.txt"]
     assert (tmp_path / "galaxy_00000.fits").stat().st_mode & 0o044 == 0o044  # readable like a normal file
@@ -412,7 +421,7 @@ def test_cli_writes_files_and_catalog(tmp_path, capsys):
     assert len(cat) == 5
     assert "wrote 5 stamps" in capsys.readouterr().out
     # Same seed through the API: the same bytes.
-    generate_demo_data(tmp_path / "api", n=5, seed=1, progress=False)
+    generate_demo_data(tmp_path / "api", n=5, seed=1)
     assert _files(out) == _files(tmp_path / "api")
 
 

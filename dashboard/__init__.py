@@ -1,5 +1,13 @@
 """The astroae Streamlit app: ``streamlit run dashboard/app.py``.
 
-``core`` and ``plots`` hold the logic and the figure builders (no Streamlit import, unit-tested); ``ui`` is the thin
-Streamlit glue the pages share; ``app_pages/`` holds one short script per page.
+``app.py`` owns the navigation and the shared sidebar; ``app_pages/`` holds one short script per page. The modules
+here are the app's own glue and display; the science (reconstructions, uploads, summaries) lives in astroae_core.
+
+No Streamlit import (unit-tested without a server): ``paths`` (where files are, and the guard on every read),
+``display`` (stretches, colour maps, PNG), ``formatting`` (values as text), ``sentences`` (summaries in plain words),
+``selection`` (map sampling, selections, search, export), ``slider_ranges``, ``plots`` (plotly figures), ``core``
+(what the app reads of a cache's folder) and ``testing`` (driving the real app from tests and benchmarks).
+
+Streamlit glue: ``state`` (the session's context and navigation), ``sidebar``, ``loaders`` (what is loaded once
+and shared), ``gallery`` (preview galleries) and ``jobs`` (cache builds with a progress bar).
 """

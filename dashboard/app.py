@@ -16,12 +16,28 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import ui  # noqa: E402
+from dashboard import state  # noqa: E402
+from dashboard.sidebar import sidebar  # noqa: E402
+
+
+@st.cache_resource(show_spinner=False)
+def _one_torch_thread() -> None:
+    """Once per server process, before any model runs: one intra-op thread for torch, never changed while serving.
+
+    A slider's decode is a small job: with one OpenMP thread per core it waits for the core that the browser or
+    another session holds (benchmarks/slider_latency.py; figures in benchmarks/RESULTS.md). Encodes started from
+    the app run with it too, so that they never change a setting other sessions' decodes depend on.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
 
 st.set_page_config(page_title="astroae", page_icon=":material/blur_on:", layout="wide")
+_one_torch_thread()
 
 _HERE = Path(__file__).parent
-ui.PAGES.update({
+state.PAGES.update({
     "Datasets & upload": st.Page(_HERE / "app_pages/datasets.py", title="Datasets & upload",
                                  icon=":material/folder_open:", default=True),
     "Reconstructions": st.Page(_HERE / "app_pages/reconstructions.py", title="Reconstructions",
@@ -30,7 +46,7 @@ ui.PAGES.update({
     "Latent sliders": st.Page(_HERE / "app_pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
     "Latent map": st.Page(_HERE / "app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:"),
 })
-page = st.navigation(list(ui.PAGES.values()))
-ui.sidebar()
-ui.follow_goto()
+page = st.navigation(list(state.PAGES.values()))
+sidebar()
+state.follow_goto()
 page.run()

@@ -13,7 +13,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import core
+from astroae_core.analysis import WEAK_INFLUENCE, Reconstruction
+
+from . import display, formatting, selection
 
 ACCENT = "#f0b94d"
 ROW_COLORS = {"full": "#8f9bb3", "latent_only": ACCENT, "pca": "#5b8def", "mean_image": "#4a5068"}
@@ -71,7 +73,7 @@ def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
         disp = np.asarray(p.display, dtype=np.float64)
         kw = dict(zmin=p.zmin, zmax=p.zmax) if p.zmid is None else dict(zmin=p.zmin, zmax=p.zmax, zmid=p.zmid)
         fig.add_trace(go.Heatmap(
-            z=_round_sig(disp, 4), customdata=_round_sig(p.hover, 5), colorscale=core.plotly_colorscale(p.colorscale)
+            z=_round_sig(disp, 4), customdata=_round_sig(p.hover, 5), colorscale=display.plotly_colorscale(p.colorscale)
             if isinstance(p.colorscale, str) else p.colorscale, showscale=p.colorbar, name=p.title,
             hovertemplate=f"x %{{x}}, y %{{y}}<br>{p.hover_label} %{{customdata:.5g}}<extra>{p.title}</extra>",
             colorbar=dict(thickness=10, len=0.9, x=1.0, title=dict(text=p.hover_label, side="right"))
@@ -86,23 +88,23 @@ def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
     return _base_layout(fig, height)
 
 
-def reconstruction_panels(rec: core.Reconstruction, stretch: str, cmap: str, *, latent_only: bool = False,
-                          max_side: int = core.DISPLAY_MAX_SIDE) -> list[Panel]:
+def reconstruction_panels(rec: Reconstruction, stretch: str, cmap: str, *, latent_only: bool = False,
+                          max_side: int = display.DISPLAY_MAX_SIDE) -> list[Panel]:
     """Original | reconstruction | residual (original − reconstruction), the first two under one stretch whose
     limits come from the original; the residual on a symmetric diverging scale. ``latent_only`` shows the image
     decoded from the latent alone (for a model with skips)."""
-    flux = core.display_grid(rec.flux, max_side=max_side)
+    flux = display.display_grid(rec.flux, max_side=max_side)
     recon_flux = rec.flux_latent if latent_only else rec.flux_hat
-    recon = core.display_grid(recon_flux, max_side=max_side)
+    recon = display.display_grid(recon_flux, max_side=max_side)
     resid = flux - recon
-    limits = core.stretch_limits(flux, stretch)
-    m = core.residual_limit(resid)
+    limits = display.stretch_limits(flux, stretch)
+    m = display.residual_limit(resid)
     label = "latent-only reconstruction" if latent_only else (
         "reconstruction (full, with skips)" if rec.skip_mode != "none" else "reconstruction (from the latent)")
     return [
-        Panel("original", core.apply_stretch(flux, stretch, limits), flux, cmap),
-        Panel(label, core.apply_stretch(recon, stretch, limits), recon, cmap),
-        Panel("residual (original − reconstruction)", resid, resid, core.RESIDUAL_COLORMAP, -m, m, 0.0, True,
+        Panel("original", display.apply_stretch(flux, stretch, limits), flux, cmap),
+        Panel(label, display.apply_stretch(recon, stretch, limits), recon, cmap),
+        Panel("residual (original − reconstruction)", resid, resid, display.RESIDUAL_COLORMAP, -m, m, 0.0, True,
               "residual"),
     ]
 
@@ -113,8 +115,8 @@ def decoded_image(img01, stretch: str, cmap: str, *, title: str = "", height: in
     The limits are fixed at [0, 1] (zscale: measured on the image) so that a slider's effect is not hidden by a
     per-image rescaling."""
     img = np.asarray(img01, dtype=np.float64)
-    limits = core.stretch_limits(img, "zscale") if stretch == "zscale" else (0.0, 1.0)
-    panel = Panel(title or "decoded", core.apply_stretch(img, stretch, limits), img, cmap, hover_label="value")
+    limits = display.stretch_limits(img, "zscale") if stretch == "zscale" else (0.0, 1.0)
+    panel = Panel(title or "decoded", display.apply_stretch(img, stretch, limits), img, cmap, hover_label="value")
     fig = image_panels([panel], height=height)
     fig.update_layout(margin=dict(l=0, r=0, t=30 if title else 5, b=0))
     return fig
@@ -153,23 +155,23 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
 
     Notes
     -----
-    Above :data:`core.MAP_POINTS_DRAWN_MAX` rows, a log-scaled density image of every point lies under a fixed
-    random sample of that many points (:func:`core.map_sample`); outliers, the chosen image and its neighbours are
-    always drawn. Up to :data:`core.MAP_ROWS_AS_CUSTOMDATA_ABOVE` points, each point's ``customdata`` is ``[id]`` and hover shows
-    the id. Above it (survey-sized caches), ``customdata`` is the point's row position in ``table`` (int32, sent
-    as a compact binary array) and hover shows ``image #row``: a million id strings take tens of seconds to
-    validate and serialize, a million integers well under one. :func:`core.selection_ids` with ``table=`` turns
-    either kind back into ids, so clicks and box/lasso selections stay exact.
+    Above :data:`selection.MAP_POINTS_DRAWN_MAX` rows, a log-scaled density image of every point lies under a
+    fixed random sample of that many points (:func:`selection.map_sample`); outliers, the chosen image and its
+    neighbours are always drawn. Up to :data:`selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE` points, each point's
+    ``customdata`` is ``[id]`` and hover shows the id. Above it (survey-sized caches), ``customdata`` is the
+    point's row position in ``table`` (int32, sent as a compact binary array) and hover shows ``image #row``: id
+    strings are slow to validate and serialize, integers are not. :func:`selection.selection_ids` with ``table=``
+    turns either kind back into ids, so clicks and box/lasso selections stay exact.
     """
     fig = go.Figure()
     n = len(table)
-    big = n > core.MAP_ROWS_AS_CUSTOMDATA_ABOVE
+    big = n > selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE
     key = np.arange(n, dtype=np.int32) if big else table["id"].to_numpy()[:, None]
     who = "image #%{customdata}" if big else "%{customdata[0]}"
     xs, ys = table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32)
     size, opacity = (3, 0.6) if big else (6, 0.9)  # a million full-size dots would be one blot
     base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
-    drawn = core.map_sample(n)
+    drawn = selection.map_sample(n)
     if len(drawn) < n:  # survey-sized: every point shades the density, a fixed sample is drawn as points
         fig.add_trace(_density(xs, ys))
     dx, dy, dkey = xs[drawn], ys[drawn], key[drawn]
@@ -208,7 +210,7 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
             rows = np.flatnonzero(id_text.isin([str(i) for i in sel_ids]).to_numpy())
             px, py, cd = xs[rows], ys[rows], key[rows]
         else:
-            sub = core.rows_for_ids(table, sel_ids)
+            sub = selection.rows_for_ids(table, sel_ids)
             px, py, cd = sub[x], sub[y], sub["id"].to_numpy()[:, None]
         if len(px):
             fig.add_trace(go.Scattergl(x=px, y=py, customdata=cd, name=name, marker=marker, mode="markers",
@@ -239,8 +241,8 @@ def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "s
     """Distributions of per-image metrics, one colour per ``by`` value (train / val...)."""
     metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
     # errors span decades (a few oddities 100x the rest): MSE is binned in log10, or one bar holds everything
-    logged = {m for m in metrics if m in core.SMALL_VALUE_COLUMNS}
-    titles = [("log₁₀ " if m in logged else "") + core.METRIC_LABELS.get(m, m) for m in metrics]
+    logged = {m for m in metrics if m in formatting.SMALL_VALUE_COLUMNS}
+    titles = [("log₁₀ " if m in logged else "") + formatting.METRIC_LABELS.get(m, m) for m in metrics]
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=titles, horizontal_spacing=0.06)
     groups = sorted(table[by].astype(str).unique()) if by in table.columns else ["all"]
     for j, g in enumerate(groups):
@@ -322,15 +324,16 @@ def baseline_bars(rows: dict, *, latent_dim: int = 8, skip_mode: str = "unet", h
 
 def influence_bars(influence, labels, tracked: dict | None = None, *, height: int = 300) -> go.Figure:
     """Each latent dimension's influence on the decoded image (relative to the images' spread), with the catalog
-    column it tracks most; the dotted line is 2% of the strongest."""
+    column it tracks most; the dotted line is :data:`~astroae_core.analysis.summary.WEAK_INFLUENCE` of the
+    strongest."""
     inf = np.asarray(influence, dtype=float)
     tracked = tracked or {}
     text = [f"{tracked[l][0]} (ρ={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
     fig = go.Figure(go.Bar(x=list(labels), y=inf, marker_color=ACCENT, text=text, textposition="outside",
                            hovertemplate="%{x}: %{y:.3g} of the data's spread<br>%{text}<extra></extra>"))
     if inf.size and np.nanmax(inf) > 0:
-        fig.add_hline(y=0.02 * float(np.nanmax(inf)), line=dict(color="#e05d5d", dash="dot"),
-                      annotation_text="2% of the strongest", annotation_position="top left")
+        fig.add_hline(y=WEAK_INFLUENCE * float(np.nanmax(inf)), line=dict(color="#e05d5d", dash="dot"),
+                      annotation_text=f"{WEAK_INFLUENCE:.0%} of the strongest", annotation_position="top left")
     fig.update_layout(yaxis_title="influence (fraction of the data's spread)")
     return _base_layout(fig, height)
 
@@ -339,26 +342,14 @@ def influence_bars(influence, labels, tracked: dict | None = None, *, height: in
 # labelled image grids (traversals, interpolations) sent as one PNG
 
 
-def png_data_uri(rgb) -> str:
-    """An RGB uint8 array as a ``data:image/png;base64,...`` URI (what ``go.Image(source=...)`` takes)."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def image_grid(tiles_rgb, ncols: int, *, row_labels=(), col_labels=(), pad: int = 2, height: int | None = None,
                title: str = "") -> go.Figure:
     """Tiles (N, h, w, 3) uint8 laid out ``ncols`` per row as one PNG, rows and columns labelled on the axes."""
     tiles = np.asarray(tiles_rgb, dtype=np.uint8)
     n, h, w = tiles.shape[:3]
-    grid = core.mosaic(tiles, ncols, pad=pad, fill=0)
+    grid = display.mosaic(tiles, ncols, pad=pad, fill=0)
     nrows = -(-n // ncols)
-    fig = go.Figure(go.Image(source=png_data_uri(grid), hoverinfo="skip"))
+    fig = go.Figure(go.Image(source=display.png_data_uri(grid), hoverinfo="skip"))
     fig.update_xaxes(tickvals=[c * (w + pad) + w / 2 for c in range(ncols)][: len(col_labels)],
                      ticktext=list(col_labels), ticks="", showgrid=False, zeroline=False, side="top")
     fig.update_yaxes(tickvals=[r * (h + pad) + h / 2 for r in range(nrows)][: len(row_labels)],

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .core import MODELS_DIR, REPO_ROOT
+from .paths import MODELS_DIR, REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -45,8 +45,8 @@ def build_demo_cache(root, *, n: int = 40, seed: int = 3, checkpoint=None) -> di
     root = Path(root)
     ckpt = Path(checkpoint) if checkpoint is not None else MODELS_DIR / "demo.pt"
     data = root / "data" / "demo"
-    generate_demo_data(data, n=n, seed=seed, progress=False)
-    cache = encode_folder(ckpt, data, root / "cache", progress=False)
+    generate_demo_data(data, n=n, seed=seed, progress=None)
+    cache = encode_folder(ckpt, data, root / "cache", progress=None)
     return {"data_root": root / "data", "data": data, "cache": Path(cache), "checkpoint": ckpt}
 
 

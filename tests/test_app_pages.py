@@ -66,7 +66,7 @@ def build_env(root: Path, *, skip_mode: str = "dropout", n: int = 48, epochs: in
     recipe.write_text(TINY_RECIPE.format(skip_mode=skip_mode, epochs=epochs).replace("latent_dim = 4",
                                                                                      "latent_dim = 8"))
     train(load_recipe(recipe), data, root / "run", progress=False, device="cpu")
-    cache = encode_folder(root / "run" / "best.pt", data, root / "cache", progress=False)
+    cache = encode_folder(root / "run" / "best.pt", data, root / "cache", progress=None)
     return {"data_root": data_root, "data": data, "cache": cache, "checkpoint": root / "run" / "best.pt"}
 
 
@@ -212,15 +212,15 @@ def test_start_the_sliders_from_the_image_on_screen(env):
 
 
 def test_reconstruction_download_is_fits_in_flux_units_with_the_header(env):
-    from dashboard import core
-
     from astroae_core import load_model, read_fits
+    from astroae_core.analysis import reconstruct
+    from astroae_core.io import reconstruction_fits_bytes
 
     model = load_model(env["checkpoint"])
     path = sorted(env["data"].glob("*.fits"))[0]
     image, header = read_fits(path)
-    rec = core.reconstruct(model, image)
-    raw = core.reconstruction_fits_bytes(rec.flux_hat, header, model_sha="x" * 64, source=path.name)
+    rec = reconstruct(model, image)
+    raw = reconstruction_fits_bytes(rec.flux_hat, header, model_sha="x" * 64, source=path.name)
     with fits.open(io.BytesIO(raw)) as hdul:
         assert hdul[0].data.shape == image.shape and hdul[0].header["OBJECT"] == header["OBJECT"]
         # flux units: the inverse of the model's normalization, inside the original's range, not [0, 1]
@@ -363,9 +363,9 @@ def test_map_click_and_selection(env):
     assert "Download the selection as CSV" in [d.proto.label for d in at.get("download_button")]
     assert len(at.image) >= 1 + 8 + 5  # chosen image, its neighbours, the selection's gallery
     # the same rows go to the CSV
-    from dashboard import core
+    from dashboard.selection import selection_csv
 
-    out = pd.read_csv(io.BytesIO(core.selection_csv(t, ids)))
+    out = pd.read_csv(io.BytesIO(selection_csv(t, ids)))
     assert list(out["id"].astype(str)) == ids and {"ra", "dec", "anomaly_score"} <= set(out.columns)
 
 

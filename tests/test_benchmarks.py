@@ -1,6 +1,6 @@
 """Benchmarks (their ``--quick`` smoke runs print the expected JSON) and the scale paths they chose: UMAP fitted on
 a sample with the rest transformed, the background UMAP warm-up, the latent map's compact customdata above
-``core.MAP_ROWS_AS_CUSTOMDATA_ABOVE`` points, BatchNorm folding."""
+``selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE`` points, BatchNorm folding."""
 
 from __future__ import annotations
 
@@ -244,9 +244,9 @@ def _map_table(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def test_big_map_sends_row_positions_and_selections_come_back_as_exact_ids(monkeypatch):
-    from dashboard import core, plots
+    from dashboard import plots, selection
 
-    monkeypatch.setattr(core, "MAP_ROWS_AS_CUSTOMDATA_ABOVE", 50)
+    monkeypatch.setattr(selection, "MAP_ROWS_AS_CUSTOMDATA_ABOVE", 50)
     t = _map_table(200)
     t.loc[7, "mse"] = np.nan
     fig = plots.latent_map(t, "umap_x", "umap_y", "mse", outlier_ids=["img_00003", "img_00150"],
@@ -262,23 +262,23 @@ def test_big_map_sends_row_positions_and_selections_come_back_as_exact_ids(monke
     assert "image #%{customdata}" in main.hovertemplate
     # what streamlit hands back for a click and a box: positions -> ids, in order, exact
     sel = {"points": [{"customdata": int(main.customdata[i])} for i in (0, 5, 5, 99)], "box": [{}]}
-    ids = core.selection_ids(sel, table=t)
+    ids = selection.selection_ids(sel, table=t)
     assert ids == [t["id"].iloc[int(main.customdata[i])] for i in (0, 5, 99)]
-    assert core.selection_ids(None, table=t) == []
+    assert selection.selection_ids(None, table=t) == []
     cat = plots.latent_map(t, "umap_x", "umap_y", "kind")
     assert sum(len(tr.x) for tr in cat.data) == 200
     assert sorted(np.concatenate([np.asarray(tr.customdata) for tr in cat.data])) == list(range(200))
 
 
 def test_small_map_keeps_ids_in_customdata():
-    from dashboard import core, plots
+    from dashboard import plots, selection
 
     t = _map_table(30)
-    assert len(t) <= core.MAP_ROWS_AS_CUSTOMDATA_ABOVE
+    assert len(t) <= selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE
     fig = plots.latent_map(t, "umap_x", "umap_y", None, outlier_ids=["img_00004"])
     assert np.ravel(fig.data[0].customdata)[4] == "img_00004"
     sel = {"points": [{"customdata": ["img_00002"]}, {"customdata": ["img_00004"]}]}
-    assert core.selection_ids(sel, table=t) == core.selection_ids(sel) == ["img_00002", "img_00004"]
+    assert selection.selection_ids(sel, table=t) == selection.selection_ids(sel) == ["img_00002", "img_00004"]
 
 
 def test_million_point_map_is_compact():
@@ -297,44 +297,44 @@ def test_million_point_map_is_compact():
 
 
 def test_rows_in_selection_boxes_and_a_concave_lasso_worked_by_hand():
-    from dashboard import core
+    from dashboard import selection
 
     # points on a 5x5 grid at 0..4
     gx, gy = np.meshgrid(np.arange(5.0), np.arange(5.0))
     xs, ys = gx.ravel(), gy.ravel()
     box = {"box": [{"x": [2.5, 0.5], "y": [0.5, 1.5]}]}  # corners in either order: x 1..2, y 1
-    assert sorted(zip(xs[core.rows_in_selection(xs, ys, box)], ys[core.rows_in_selection(xs, ys, box)])) == \
+    assert sorted(zip(xs[selection.rows_in_selection(xs, ys, box)], ys[selection.rows_in_selection(xs, ys, box)])) == \
         [(1.0, 1.0), (2.0, 1.0)]
     # an L-shaped (concave) lasso: the square 0.5..3.5 minus its upper-right quarter 2..3.5 x 2..3.5
     ell = {"lasso": [{"x": [0.5, 3.5, 3.5, 2.0, 2.0, 0.5], "y": [0.5, 0.5, 2.0, 2.0, 3.5, 3.5]}]}
-    got = set(zip(xs[core.rows_in_selection(xs, ys, ell)], ys[core.rows_in_selection(xs, ys, ell)]))
+    got = set(zip(xs[selection.rows_in_selection(xs, ys, ell)], ys[selection.rows_in_selection(xs, ys, ell)]))
     square = {(float(a), float(b)) for a in (1, 2, 3) for b in (1, 2, 3)}
     # (2, 2), (2, 3), (3, 2) lie on the cut's edges; the even-odd rule puts (3, 2) and (2, 3) outside,
     # (3, 3) is in the removed quarter
     assert {(3.0, 3.0), (3.0, 2.0), (2.0, 3.0)}.isdisjoint(got) and got <= square and (1.0, 1.0) in got
     both = {**box, **ell}
-    assert set(core.rows_in_selection(xs, ys, both)) == set(core.rows_in_selection(xs, ys, box)) | \
-        set(core.rows_in_selection(xs, ys, ell))
-    assert len(core.rows_in_selection(xs, ys, {"box": [], "lasso": []})) == 0
+    assert set(selection.rows_in_selection(xs, ys, both)) == set(selection.rows_in_selection(xs, ys, box)) | \
+        set(selection.rows_in_selection(xs, ys, ell))
+    assert len(selection.rows_in_selection(xs, ys, {"box": [], "lasso": []})) == 0
 
 
 def test_a_sampled_map_shades_every_point_draws_a_sample_and_selects_every_row_inside(monkeypatch):
-    from dashboard import core, plots
+    from dashboard import plots, selection
 
-    monkeypatch.setattr(core, "MAP_ROWS_AS_CUSTOMDATA_ABOVE", 50)
-    monkeypatch.setattr(core, "MAP_POINTS_DRAWN_MAX", 120)
+    monkeypatch.setattr(selection, "MAP_ROWS_AS_CUSTOMDATA_ABOVE", 50)
+    monkeypatch.setattr(selection, "MAP_POINTS_DRAWN_MAX", 120)
     t = _map_table(1000)
     fig = plots.latent_map(t, "umap_x", "umap_y", "mse", outlier_ids=["img_00999"])
     density, main, outl = fig.data
     assert density.type == "heatmap"
     assert np.nansum(10 ** np.asarray(density.z, dtype=float)) == pytest.approx(1000, rel=1e-3)  # every point
     assert len(main.x) == 120  # the fixed sample
-    np.testing.assert_array_equal(np.asarray(main.customdata), core.map_sample(1000))  # same sample every time
+    np.testing.assert_array_equal(np.asarray(main.customdata), selection.map_sample(1000))  # same sample every time
     assert list(np.asarray(outl.customdata)) == [999]  # overlays are drawn whether sampled or not
     # a box over the right half selects every row there, drawn or not
     sel = {"points": [{"customdata": int(main.customdata[0])}], "box": [{"x": [0.0, 10.0], "y": [-10.0, 10.0]}]}
-    ids = core.selection_ids(sel, table=t, axes=("umap_x", "umap_y"))
+    ids = selection.selection_ids(sel, table=t, axes=("umap_x", "umap_y"))
     assert set(ids) == set(t.loc[t["umap_x"] >= 0, "id"]) and len(ids) > 120
     # a click (no box or lasso) is the clicked point
     click = {"points": [{"customdata": int(main.customdata[3])}]}
-    assert core.selection_ids(click, table=t, axes=("umap_x", "umap_y")) == [t["id"].iloc[int(main.customdata[3])]]
+    assert selection.selection_ids(click, table=t, axes=("umap_x", "umap_y")) == [t["id"].iloc[int(main.customdata[3])]]

@@ -1,4 +1,5 @@
-"""Unit tests of the app's logic and figure builders (dashboard/core.py, dashboard/plots.py): no Streamlit run."""
+"""Unit tests of the app's modules without Streamlit (paths, display, formatting, sentences, selection, slider ranges,
+core) and its figure builders (plots): no Streamlit run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from dashboard import core, plots
+from astroae_core.analysis import top_outliers
+from astroae_core.io import sky_position
+from dashboard import core, display, formatting, paths, plots, selection, sentences, slider_ranges
 
 # ----------------------------------------------------------------------------------------------------------------
 # the path guard
@@ -19,24 +22,24 @@ from dashboard import core, plots
 def test_path_guard_accepts_paths_inside_the_root(tmp_path):
     (tmp_path / "data" / "sub").mkdir(parents=True)
     root = tmp_path / "data"
-    assert core.resolve_within("sub", [root]) == (root / "sub").resolve()
-    assert core.resolve_within(root / "sub" / "new.fits", [root]) == (root / "sub" / "new.fits").resolve()
-    assert core.resolve_within(".", [root]) == root.resolve()
+    assert paths.resolve_within("sub", [root]) == (root / "sub").resolve()
+    assert paths.resolve_within(root / "sub" / "new.fits", [root]) == (root / "sub" / "new.fits").resolve()
+    assert paths.resolve_within(".", [root]) == root.resolve()
 
 
 @pytest.mark.parametrize("bad", ["..", "../secret", "sub/../../secret", "/etc/passwd"])
 def test_path_guard_rejects_escapes_and_absolute_paths_elsewhere(tmp_path, bad):
     root = tmp_path / "data"
     (root / "sub").mkdir(parents=True)
-    with pytest.raises(core.PathNotAllowed, match="outside"):
-        core.resolve_within(bad, [root])
+    with pytest.raises(paths.PathNotAllowed, match="outside"):
+        paths.resolve_within(bad, [root])
 
 
 def test_path_guard_rejects_a_sibling_with_the_same_prefix(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data2").mkdir()
-    with pytest.raises(core.PathNotAllowed):
-        core.resolve_within(tmp_path / "data2", [tmp_path / "data"])
+    with pytest.raises(paths.PathNotAllowed):
+        paths.resolve_within(tmp_path / "data2", [tmp_path / "data"])
 
 
 def test_path_guard_follows_symlinks_out_of_the_root(tmp_path):
@@ -47,25 +50,25 @@ def test_path_guard_follows_symlinks_out_of_the_root(tmp_path):
     (outside / "x.fits").write_bytes(b"")
     os.symlink(outside, root / "link")
     os.symlink(outside / "x.fits", root / "file.fits")
-    with pytest.raises(core.PathNotAllowed):
-        core.resolve_within("link/x.fits", [root])
-    with pytest.raises(core.PathNotAllowed):
-        core.resolve_within(root / "file.fits", [root])
+    with pytest.raises(paths.PathNotAllowed):
+        paths.resolve_within("link/x.fits", [root])
+    with pytest.raises(paths.PathNotAllowed):
+        paths.resolve_within(root / "file.fits", [root])
     # a symlink that stays inside is fine
     (root / "real").mkdir()
     os.symlink(root / "real", root / "alias")
-    assert core.resolve_within("alias", [root]) == (root / "real").resolve()
+    assert paths.resolve_within("alias", [root]) == (root / "real").resolve()
 
 
 def test_data_root_and_configured_cache_from_env_and_argv(tmp_path):
-    assert core.data_root({"ASTROAE_DATA_ROOT": str(tmp_path)}) == tmp_path.resolve()
-    assert core.data_root({}) == (core.REPO_ROOT / "data").resolve()
-    p, src = core.configured_cache(["--cache", str(tmp_path / "c")], {"ASTROAE_CACHE": "/elsewhere"})
+    assert paths.data_root({"ASTROAE_DATA_ROOT": str(tmp_path)}) == tmp_path.resolve()
+    assert paths.data_root({}) == (paths.REPO_ROOT / "data").resolve()
+    p, src = paths.configured_cache(["--cache", str(tmp_path / "c")], {"ASTROAE_CACHE": "/elsewhere"})
     assert p == (tmp_path / "c").resolve() and src == "--cache"
-    p, src = core.configured_cache([], {"ASTROAE_CACHE": str(tmp_path / "e")})
+    p, src = paths.configured_cache([], {"ASTROAE_CACHE": str(tmp_path / "e")})
     assert p == (tmp_path / "e").resolve() and src == "ASTROAE_CACHE"
-    p, src = core.configured_cache(None, {})
-    assert p == core.DEFAULT_CACHE.resolve() and src == "demo cache"
+    p, src = paths.configured_cache(None, {})
+    assert p == paths.DEFAULT_CACHE.resolve() and src == "demo cache"
 
 
 def test_find_caches_and_data_folders(tmp_path):
@@ -81,15 +84,15 @@ def test_find_caches_and_data_folders(tmp_path):
     (root / ".hidden").mkdir()
     (root / ".hidden" / "meta.json").write_text("{}")
     (root / ".hidden" / "latents.parquet").write_bytes(b"")
-    assert core.find_caches([root]) == [c.resolve()]
-    assert core.find_data_folders(root) == [("set_a", 3)]
-    assert core.find_data_folders(tmp_path / "missing") == []
+    assert paths.find_caches([root]) == [c.resolve()]
+    assert paths.find_data_folders(root) == [("set_a", 3)]
+    assert paths.find_data_folders(tmp_path / "missing") == []
 
 
 def test_cache_slug_is_a_safe_name():
-    assert core.cache_slug("ceers/f200w band") == "ceers-f200w-band"
-    assert core.cache_slug(".") == "root"
-    assert "/" not in core.cache_slug("../../etc")
+    assert paths.cache_slug("ceers/f200w band") == "ceers-f200w-band"
+    assert paths.cache_slug(".") == "root"
+    assert "/" not in paths.cache_slug("../../etc")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -98,80 +101,80 @@ def test_cache_slug_is_a_safe_name():
 
 def test_stretch_values_by_hand():
     img = np.array([[0.0, 25.0], [50.0, 100.0]])
-    lim = core.stretch_limits(img, "linear")
+    lim = display.stretch_limits(img, "linear")
     assert lim == (0.0, 100.0)
-    np.testing.assert_allclose(core.apply_stretch(img, "linear", lim), [[0, 0.25], [0.5, 1]], atol=1e-6)
+    np.testing.assert_allclose(display.apply_stretch(img, "linear", lim), [[0, 0.25], [0.5, 1]], atol=1e-6)
     # astropy LogStretch(a=1000): log(a x + 1) / log(a + 1)
     expect_log = np.log(1000 * np.array([0, 0.25, 0.5, 1]) + 1) / np.log(1001)
-    np.testing.assert_allclose(core.apply_stretch(img, "log", lim).ravel(), expect_log, rtol=1e-5)
+    np.testing.assert_allclose(display.apply_stretch(img, "log", lim).ravel(), expect_log, rtol=1e-5)
     # astropy AsinhStretch(a=0.1): asinh(x / a) / asinh(1 / a)
     expect_asinh = np.arcsinh(np.array([0, 0.25, 0.5, 1]) / 0.1) / np.arcsinh(10)
-    np.testing.assert_allclose(core.apply_stretch(img, "asinh", lim).ravel(), expect_asinh, rtol=1e-5)
+    np.testing.assert_allclose(display.apply_stretch(img, "asinh", lim).ravel(), expect_asinh, rtol=1e-5)
 
 
 def test_shared_limits_clip_the_reconstruction_and_zscale_ignores_outliers():
     lim = (0.0, 10.0)
-    np.testing.assert_allclose(core.apply_stretch(np.array([-5.0, 5.0, 20.0]), "linear", lim), [0, 0.5, 1])
+    np.testing.assert_allclose(display.apply_stretch(np.array([-5.0, 5.0, 20.0]), "linear", lim), [0, 0.5, 1])
     rng = np.random.default_rng(0)
     sky = rng.normal(100, 1, (64, 64))
     sky[0, 0] = 1e6  # a hot pixel
-    lo, hi = core.stretch_limits(sky, "zscale")
+    lo, hi = display.stretch_limits(sky, "zscale")
     assert 90 < lo < 100 < hi < 110
-    assert core.stretch_limits(sky, "linear")[1] == 1e6
+    assert display.stretch_limits(sky, "linear")[1] == 1e6
 
 
 def test_constant_and_nonfinite_images_do_not_break_the_stretch():
-    lo, hi = core.stretch_limits(np.full((5, 5), 3.0), "linear")
+    lo, hi = display.stretch_limits(np.full((5, 5), 3.0), "linear")
     assert hi > lo
-    out = core.apply_stretch(np.array([np.nan, np.inf, 3.0]), "asinh", (0.0, 6.0))
+    out = display.apply_stretch(np.array([np.nan, np.inf, 3.0]), "asinh", (0.0, 6.0))
     assert np.isfinite(out).all() and out[0] == 0
     with pytest.raises(ValueError, match="stretch"):
-        core.stretch_limits(np.ones(3), "sqrtish")
+        display.stretch_limits(np.ones(3), "sqrtish")
 
 
 def test_residual_limit_is_symmetric_and_positive():
     r = np.concatenate([np.linspace(-1, 1, 1000), [50.0]])
-    m = core.residual_limit(r)
+    m = display.residual_limit(r)
     assert 0.9 < m < 2
-    assert core.residual_limit(np.zeros(10)) == 1.0
+    assert display.residual_limit(np.zeros(10)) == 1.0
 
 
 def test_colormaps_and_previews():
-    lut = core.colormap_lut("gray")
+    lut = display.colormap_lut("gray")
     assert lut.shape == (256, 3) and (lut[0] == 0).all() and (lut[-1] == 255).all()
-    inf = core.colormap_lut("inferno")
+    inf = display.colormap_lut("inferno")
     assert inf.shape == (256, 3) and inf.dtype == np.uint8 and inf[-1].sum() > inf[0].sum()
-    rgb = core.colorize(np.array([[0.0, 1.0]]), "gray")
+    rgb = display.colorize(np.array([[0.0, 1.0]]), "gray")
     assert rgb.shape == (1, 2, 3) and rgb[0, 1, 0] == 255
     prev = np.zeros((3, 8, 8), np.uint8)
     prev[:, 4, 4] = 200
-    out = core.preview_rgb(prev, "linear", "gray")
+    out = display.preview_rgb(prev, "linear", "gray")
     assert out.shape == (3, 8, 8, 3) and out[0, 4, 4, 0] == 255 and out[0, 0, 0, 0] == 0
 
 
 def test_decoded_tiles_share_one_stretch_and_labels():
     tiles = np.stack([np.full((4, 4), 0.2), np.full((4, 4), 0.8)])
-    rgb = core.decoded_rgb(tiles, "linear", "gray")
+    rgb = display.decoded_rgb(tiles, "linear", "gray")
     assert rgb[0, 0, 0, 0] == round(0.2 * 255) and rgb[1, 0, 0, 0] == round(0.8 * 255)  # not each stretched to white
-    assert core.model_label("/x/runs/tiny/best.pt") == "tiny/best.pt"
-    assert core.model_label("/x/models/demo.pt") == "demo.pt"
-    assert core.default_outlier_count(48) == 3 and core.default_outlier_count(100_000) == 20
+    assert formatting.model_label("/x/runs/tiny/best.pt") == "tiny/best.pt"
+    assert formatting.model_label("/x/models/demo.pt") == "demo.pt"
+    assert selection.default_outlier_count(48) == 3 and selection.default_outlier_count(100_000) == 20
 
 
 def test_mosaic_layout():
     tiles = np.ones((5, 2, 3), np.uint8)
-    m = core.mosaic(tiles, 2, pad=1)
+    m = display.mosaic(tiles, 2, pad=1)
     assert m.shape == (3 * 2 + 2, 2 * 3 + 1)
     assert m.sum() == 5 * 6
 
 
 def test_display_grid_shrinks_big_images_only():
-    assert core.display_grid(np.ones((50, 40))).shape == (50, 40)
-    assert core.display_grid(np.ones((1000, 500)), max_side=400).shape == (400, 200)
+    assert display.display_grid(np.ones((50, 40))).shape == (50, 40)
+    assert display.display_grid(np.ones((1000, 500)), max_side=400).shape == (400, 200)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# FITS out, sky positions, uploads
+# sky positions, values and names as text
 
 
 def _wcs_header():
@@ -181,170 +184,93 @@ def _wcs_header():
     return h
 
 
-def test_reconstruction_fits_keeps_header_and_flux():
-    data = np.arange(256, dtype=np.float32).reshape(16, 16) * 0.5
-    raw = core.reconstruction_fits_bytes(data, _wcs_header(), model_sha="ab" * 32, source="x.fits")
-    with fits.open(io.BytesIO(raw)) as hdul:
-        np.testing.assert_array_equal(hdul[0].data, data)
-        h = hdul[0].header
-        assert h["OBJECT"] == "blob" and h["CRVAL1"] == 150.0 and h["BUNIT"] == "e-/s"
-        assert any("astroae" in str(v) for v in h["HISTORY"])
-
-
-def test_reconstruction_fits_from_an_extension_header():
-    h = fits.ImageHDU(np.zeros((4, 4), np.float32), name="SCI").header
-    raw = core.reconstruction_fits_bytes(np.ones((4, 4), np.float32), h)
-    with fits.open(io.BytesIO(raw)) as hdul:
-        assert hdul[0].data.shape == (4, 4) and "XTENSION" not in hdul[0].header
-
-
 def test_sky_position_from_wcs_and_without():
-    pos = core.sky_position(_wcs_header(), (16, 16))
+    pos = sky_position(_wcs_header(), (16, 16))
     assert pos is not None and abs(pos["ra"] - 150.0) < 1e-3 and abs(pos["dec"] - 2.0) < 1e-3
     assert ":" in pos["text"]
-    assert core.sky_position(fits.Header(), (16, 16)) is None
-    assert "no sky position" in core.format_sky(None, None)
-    assert "RA 150.000000" in core.format_sky(150.0, 2.0)
-
-
-def test_read_upload_in_memory_names_the_upload_on_errors():
-    buf = io.BytesIO()
-    fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(buf)
-    image, header = core.read_upload("galaxy.fits", buf.getvalue())
-    assert image.shape == (8, 8)
-    from astroae_core.io import FitsReadError
-
-    with pytest.raises(FitsReadError, match="'notes.fits'.*not a FITS file") as err:
-        core.read_upload("notes.fits", b"hello world, not FITS")
-    assert "astroae-upload" not in str(err.value)
-    with pytest.raises(FitsReadError, match="empty"):
-        core.read_upload("empty.fits", b"")
-    assert core.upload_suffix("a.b.FITS.GZ") == ".fits.gz"
-    assert core.upload_suffix("../../evil") == ".fits"
+    assert sky_position(fits.Header(), (16, 16)) is None
+    assert "no sky position" in formatting.format_sky(None, None)
+    assert "RA 150.000000" in formatting.format_sky(150.0, 2.0)
 
 
 def test_markdown_escaping_of_user_names():
-    esc = core.md_escape("[x](javascript:alert(1)) *b* a_b.fits")
+    esc = formatting.md_escape("[x](javascript:alert(1)) *b* a_b.fits")
     assert "[" not in esc.replace("\\[", "") and "*" not in esc.replace("\\*", "")
     assert esc.replace("\\", "") == "[x](javascript:alert(1)) *b* a_b.fits"
 
 
 def test_metric_formatting():
-    assert core.format_metric("ms_ssim", float("nan")) == "n/a"
-    assert core.format_metric("psnr", float("inf")) == "∞ dB"
-    assert core.format_metric("psnr", 31.234) == "31.23 dB"
-    assert core.format_metric("ssim", 0.98765) == "0.9877"
+    assert formatting.format_metric("ms_ssim", float("nan")) == "n/a"
+    assert formatting.format_metric("psnr", float("inf")) == "∞ dB"
+    assert formatting.format_metric("psnr", 31.234) == "31.23 dB"
+    assert formatting.format_metric("ssim", 0.98765) == "0.9877"
 
 
 def test_table_values_have_a_fixed_precision_per_column():
-    assert core.format_value("mse", 0.000123456) == "1.23e-04"
-    assert core.format_value("ssim", 0.987654321) == "0.9877"
-    assert core.format_value("ra", 150.123456789) == "150.123457"
-    assert core.format_value("anomaly_rank", np.int64(3)) == "3"
-    assert core.format_value("is_anomaly", np.bool_(True)) == "yes"
-    assert core.format_value("flux", 123456.7) == "1.235e+05"
-    assert core.format_value("kind", None) == "—" and core.format_value("ra", float("nan")) == "—"
-    assert core.format_value("kind", "merger") == "merger"
+    assert formatting.format_value("mse", 0.000123456) == "1.23e-04"
+    assert formatting.format_value("ssim", 0.987654321) == "0.9877"
+    assert formatting.format_value("ra", 150.123456789) == "150.123457"
+    assert formatting.format_value("anomaly_rank", np.int64(3)) == "3"
+    assert formatting.format_value("is_anomaly", np.bool_(True)) == "yes"
+    assert formatting.format_value("flux", 123456.7) == "1.235e+05"
+    assert formatting.format_value("kind", None) == "—" and formatting.format_value("ra", float("nan")) == "—"
+    assert formatting.format_value("kind", "merger") == "merger"
     # gallery captions: every value of a column has the same width
-    caps = [core.format_value("anomaly_score", v, short=True) for v in (0.5, 12.345, 3.0)]
+    caps = [formatting.format_value("anomaly_score", v, short=True) for v in (0.5, 12.345, 3.0)]
     assert caps == ["0.50", "12.35", "3.00"]
-    assert {len(core.format_value("mse", v, short=True)) for v in (1e-4, 2.5e-3, 9.99e-5)} == {8}
+    assert {len(formatting.format_value("mse", v, short=True)) for v in (1e-4, 2.5e-3, 9.99e-5)} == {8}
 
 
 def test_short_names_for_captions():
-    assert core.short_name("set/galaxy_001.fits") == "galaxy_001"
-    assert core.short_name("a/b/x.FITS.gz") == "x" and core.short_name("y.fz") == "y"
-    assert core.short_name("notes.txt") == "notes.txt" and core.short_name(".fits") == ".fits"
+    assert formatting.short_name("set/galaxy_001.fits") == "galaxy_001"
+    assert formatting.short_name("a/b/x.FITS.gz") == "x" and formatting.short_name("y.fz") == "y"
+    assert formatting.short_name("notes.txt") == "notes.txt" and formatting.short_name(".fits") == ".fits"
 
 
 def test_png_bytes_round_trip():
     from PIL import Image
 
     rgb = np.random.default_rng(0).integers(0, 255, size=(7, 5, 3), dtype=np.uint8)
-    raw = core.png_bytes(rgb)
+    raw = display.png_bytes(rgb)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n"
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(raw))), rgb)
     import base64
 
-    uri = core.png_data_uri(rgb)
+    uri = display.png_data_uri(rgb)
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1]) == raw
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# latents: slider ranges, traversals, what dimensions track
+# slider ranges, summaries in plain words, progress
 
 
 def test_slider_ranges_use_percentiles_and_fall_back_to_std():
     stats = {"z0": {"mean": 0.0, "std": 1.0, "q01": -2.3, "q99": 2.4},
              "z1": {"mean": 5.0, "std": 2.0}}
-    r0, r1 = core.slider_ranges(stats, ["z0", "z1"])
+    r0, r1 = slider_ranges.slider_ranges(stats, ["z0", "z1"])
     assert r0.lo <= -2.3 and r0.hi >= 2.4 and r0.lo > -2.5 and r0.hi < 2.6
     assert r1.lo <= -1.0 and r1.hi >= 11.0 and r1.step > 0
-    assert core.clamp_to_ranges([100.0, -100.0], [r0, r1]) == [r0.hi, r1.lo]
+    assert slider_ranges.clamp_to_ranges([100.0, -100.0], [r0, r1]) == [r0.hi, r1.lo]
     # LatentCache.latent_stats() layout: one array per statistic
     arrays = {"mean": np.array([0.0, 5.0]), "std": np.array([1.0, 0.0]), "q01": np.array([-2.3, np.nan]),
               "q99": np.array([2.4, np.nan])}
-    a0, a1 = core.slider_ranges(arrays, ["z0", "z1"])
+    a0, a1 = slider_ranges.slider_ranges(arrays, ["z0", "z1"])
     assert (a0.lo, a0.hi) == (r0.lo, r0.hi)
     assert a1.lo < 5.0 < a1.hi  # zero std and no percentiles: a usable range around the mean
 
 
-def test_traversal_and_interpolation_latents():
-    z = core.traversal_latents(np.zeros(3), np.array([1.0, 2.0, 3.0]), steps=(-2, 0, 2))
-    assert z.shape == (9, 3)
-    np.testing.assert_allclose(z[0], [-2, 0, 0])
-    np.testing.assert_allclose(z[5], [0, 4, 0])
-    np.testing.assert_allclose(z[6], [0, 0, -6])
-    zi = core.interpolate_latents([0, 0], [1, 2], 5)
-    assert zi.shape == (5, 2)
-    np.testing.assert_allclose(zi[0], [0, 0])
-    np.testing.assert_allclose(zi[-1], [1, 2])
-    np.testing.assert_allclose(zi[2], [0.5, 1])
-
-
-def test_slider_influence_reads_the_cache_or_measures_it_on_the_previews():
-    from types import SimpleNamespace
-
-    from .test_inference import LinearDecoder
-
-    stored = {"vs_data": [0.5, 0.0], "relative": [2.0, 0.0], "decoded_vs_data": 0.25, "change": [0.1, 0.0]}
-    cache = SimpleNamespace(meta={"influence": stored})
-    out = core.slider_influence(cache, model=None)  # stored: the model is not even needed
-    assert out["stored"] and list(out["vs_data"]) == [0.5, 0.0] and out["decoded_vs_data"] == 0.25
-
-    # an older cache: measured now, the previews (uint8 thumbnails) standing in for the real images
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=(16, 3))
-    w[:, 1] = 0.0  # the decoder ignores z1
-    z = rng.normal(size=(40, 3)).astype(np.float32)
-    previews = np.zeros((40, 4, 4), dtype=np.uint8)
-    previews[::2] = 255  # half white, half black: every pixel deviates by 0.5 from the mean (all 40 sampled)
-    old = SimpleNamespace(meta={}, latents=lambda: z, previews=previews)
-    out = core.slider_influence(old, LinearDecoder(w, 4), max_images=40)
-    assert not out["stored"] and out["vs_data"][1] == 0.0
-    change = 2 * z.std(0) * np.abs(w).mean(0)  # linear decoder: the analytic change
-    np.testing.assert_allclose(out["vs_data"], change / 0.5, rtol=1e-4)
-
-
-def test_tracked_columns_pick_the_largest_absolute_correlation():
-    corr = pd.DataFrame({"flux": [0.1, -0.9], "hlr": [0.7, 0.2]}, index=["z0", "z1"])
-    tr = core.tracked_columns(corr, ["z0", "z1", "z2"])
-    assert tr == {"z0": ("hlr", 0.7), "z1": ("flux", -0.9)}
-    assert core.tracked_columns(None, ["z0"]) == {}
-
-
 def test_influence_verdict_mentions_skips():
-    text = core.influence_verdict([1.0, 0.5, 0.001], has_skips=True, decoded_vs_data=0.05)
+    text = sentences.influence_verdict([1.0, 0.5, 0.001], has_skips=True, decoded_vs_data=0.05)
     assert "1 of 3" in text and "skip connections" in text and "nearly the same image" in text
-    assert "skip" not in core.influence_verdict([1.0, 0.5], has_skips=False)
+    assert "skip" not in sentences.influence_verdict([1.0, 0.5], has_skips=False)
 
 
-def test_carry_summary_says_whether_the_latent_beats_pca():
+def test_carry_text_says_whether_the_latent_beats_pca():
     ev = {"latent_dim": 8, "skip_mode": "unet", "effective_dim": 1.2,
           "rows": {"full": {"mse": 1e-4}, "latent_only": {"mse": 0.02}, "pca": {"mse": 0.01},
                    "mean_image": {"mse": 0.04}}}
-    s = core.carry_summary(ev)
+    s = sentences.carry_text(ev)
     assert s["latent_vs_pca"] == pytest.approx(2.0) and not s["beats_pca"]
     assert "does NOT beat PCA-8" in s["sentence"] and "around the bottleneck" in s["sentence"]
     assert s["sentence"].count("50% of the error of the mean image") == 1  # said once, in the headline
@@ -356,16 +282,35 @@ def test_carry_summary_says_whether_the_latent_beats_pca():
                              "model, whose skip connections pass the image around the numbers, 100%.")
     assert s["sentence"].startswith(s["headline"])
     ev["decoded_vs_data"] = 0.05
-    assert "vary 5% as much as the real ones, so the sliders barely change" in core.carry_summary(ev)["sentence"]
+    assert "vary 5% as much as the real ones, so the sliders barely change" in sentences.carry_text(ev)["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.005
     ev["skip_mode"] = "none"
-    s = core.carry_summary(ev)
+    s = sentences.carry_text(ev)
     assert s["beats_pca"] and "beats PCA-8" in s["sentence"] and "bottleneck" not in s["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.08
-    assert "worse than simply predicting the mean image" in core.carry_summary(ev)["sentence"]
+    assert "worse than simply predicting the mean image" in sentences.carry_text(ev)["sentence"]
     ev["rows"]["latent_only"]["mse"] = 0.01
     del ev["rows"]["pca"]  # no baseline, no headline: the share is said in the details
-    assert "It removes 75% of the error of the mean image." in core.carry_summary(ev)["sentence"]
+    assert "It removes 75% of the error of the mean image." in sentences.carry_text(ev)["sentence"]
+
+
+def test_streamlit_progress_draws_stage_and_count():
+    from dashboard.jobs import StreamlitProgress
+
+    class Bar:
+        def __init__(self):
+            self.calls = []
+
+        def progress(self, value, text=""):
+            self.calls.append((value, text))
+
+    bar = Bar()
+    progress = StreamlitProgress(bar, "Encoding")
+    progress(5, 20, "encode")
+    progress(0, 0, "maps")  # unknown length: the bar stays where it was, the stage is named
+    progress(20, 20, "Encoding")
+    assert bar.calls == [(0.25, "Encoding — encode: 5 / 20"), (0.25, "Encoding — maps…"),
+                         (1.0, "Encoding: 20 / 20")]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -392,31 +337,31 @@ def test_latent_columns_sorted_numerically(table):
 
 def test_selection_ids_and_csv_export(table):
     sel = {"points": [{"customdata": [3]}, {"customdata": [7]}, {"customdata": [3]}, {"x": 1}], "box": [{}]}
-    ids = core.selection_ids(sel)
+    ids = selection.selection_ids(sel)
     assert ids == [3, 7]
-    assert core.selection_ids(None) == [] and core.selection_ids({"points": []}) == []
-    csv = pd.read_csv(io.BytesIO(core.selection_csv(table, ids)))
+    assert selection.selection_ids(None) == [] and selection.selection_ids({"points": []}) == []
+    csv = pd.read_csv(io.BytesIO(selection.selection_csv(table, ids)))
     assert list(csv["id"]) == [3, 7]
     assert {"id", "path", "ra", "dec", "mse", "anomaly_score", "anomaly_rank"} <= set(csv.columns)
     assert "z0" not in csv.columns
     # ids that travelled through JSON as strings still match
-    assert list(core.rows_for_ids(table, ["7", "3"])["id"]) == [7, 3]
+    assert list(selection.rows_for_ids(table, ["7", "3"])["id"]) == [7, 3]
 
 
 def test_pick_options_put_the_needed_ids_first_and_stay_short(table):
-    opts = core.pick_options(table, [7, 3], limit=5)
+    opts = selection.pick_options(table, [7, 3], limit=5)
     assert opts == [7, 3, 0, 1, 2]
-    assert len(core.pick_options(table, limit=1000)) == len(table)
+    assert len(selection.pick_options(table, limit=1000)) == len(table)
 
 
 def test_outliers_axes_colours_and_search(table):
-    top = core.top_outliers(table, 3)
+    top = top_outliers(table, 3)
     assert list(top["anomaly_rank"]) == [1, 2, 3]
-    assert core.map_axes(table, "UMAP") == ("umap_x", "umap_y")
-    assert core.map_axes(table.assign(umap_x=np.nan), "UMAP") == ("pca_x", "pca_y")
-    opts = core.color_options(table)
+    assert selection.map_axes(table, "UMAP") == ("umap_x", "umap_y")
+    assert selection.map_axes(table.assign(umap_x=np.nan), "UMAP") == ("pca_x", "pca_y")
+    opts = selection.color_options(table)
     assert opts[0] == "anomaly_score" and "kind" in opts and "path" not in opts and "pca_x" not in opts
-    hits = core.search_table(table, "OBJ_00", sort_by="mse", ascending=False)
+    hits = selection.search_table(table, "OBJ_00", sort_by="mse", ascending=False)
     assert len(hits) == 10 and hits["mse"].is_monotonic_decreasing
 
 

@@ -134,7 +134,7 @@ def _assert_previous_cache_intact(case: dict) -> None:
 
 def _assert_half_built_folder_is_never_read(case: dict) -> None:
     """What the killed build left is hidden, incomplete, refused by load_cache and not offered by the app."""
-    from dashboard import core
+    from dashboard import paths
 
     out = case["out"]
     for tmp in _temporaries(out):
@@ -142,7 +142,7 @@ def _assert_half_built_folder_is_never_read(case: dict) -> None:
         assert not (tmp / "meta.json").exists()  # meta.json is written last: the folder is not a cache
         with pytest.raises(ValueError, match="not a latent cache"):
             load_cache(tmp)
-    assert core.find_caches([out.parent]) == ([out.resolve()] if out.exists() else [])
+    assert paths.find_caches([out.parent]) == ([out.resolve()] if out.exists() else [])
 
 
 def _rerun_builds_the_new_cache(case: dict, setup) -> None:
@@ -243,7 +243,7 @@ def test_sigkill_during_a_first_encode_leaves_no_cache_then_a_rerun_builds_it(se
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the app's "Rebuild it now" button (dashboard/ui.build_cache -> encode_folder(force=True)), killed while the new
+# the app's "Rebuild it now" button (dashboard/jobs.build_cache -> encode_folder(force=True)), killed while the new
 # cache's files are being written
 
 

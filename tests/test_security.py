@@ -31,7 +31,7 @@ from astroae_core import load_model
 from astroae_core.model import CheckpointError, read_checkpoint, save_checkpoint
 from astroae_core.model import AutoEncoder, ModelConfig
 from astroae_core.data import PreprocessConfig
-from dashboard import core
+from dashboard import paths
 
 from .conftest import ROOT, blob_image
 
@@ -288,8 +288,8 @@ def test_resolve_within_never_returns_a_path_outside_the_root(tmp_path_factory, 
     path = str(data / raw) if absolute else raw
     real = Path(os.path.realpath(data / Path(path).expanduser()))  # the guard expands a leading "~" too
     try:
-        got = core.resolve_within(path, [data])
-    except core.PathNotAllowed as exc:
+        got = paths.resolve_within(path, [data])
+    except paths.PathNotAllowed as exc:
         assert str(path) in str(exc)
         assert not (real == data or real.is_relative_to(data)), f"{raw!r} -> {real} is inside but was refused"
         return
@@ -300,11 +300,11 @@ def test_resolve_within_never_returns_a_path_outside_the_root(tmp_path_factory, 
 def test_the_folder_finder_offers_no_folder_outside_the_root(tree):
     root, outside = tree
     (outside / "more.fits").write_bytes(b"SIMPLE")
-    found = core.find_data_folders(root)
+    found = paths.find_data_folders(root)
     assert [f for f, _ in found] == ["sub"]  # link_out (outside) and link_in (an alias) are not followed
     for folder, _ in found:
-        assert core.resolve_within(folder, [root]).is_relative_to(root)
-    assert core.find_caches([root]) == []
+        assert paths.resolve_within(folder, [root]).is_relative_to(root)
+    assert paths.find_caches([root]) == []
 
 
 def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
@@ -416,10 +416,10 @@ def test_uploads_that_are_not_usable_fits_give_a_message_not_a_crash(app_env):
 @pytest.mark.slow
 def test_a_file_type_the_uploader_does_not_accept_never_reaches_the_app(app_env):
     """The browser's picker only offers FITS suffixes; a request that bypasses it is refused by Streamlit itself."""
-    import dashboard.core
+    import astroae_core.analysis
 
     seen = []
-    real = dashboard.core.process_upload
+    real = astroae_core.analysis.process_upload
 
     def spy(name, data, *args, **kwargs):
         seen.append(name)
@@ -427,7 +427,7 @@ def test_a_file_type_the_uploader_does_not_accept_never_reaches_the_app(app_env)
 
     at = _app().run()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(dashboard.core, "process_upload", spy)
+        mp.setattr(astroae_core.analysis, "process_upload", spy)
         at.file_uploader(key="uploader").set_value([("script.py", b"import os\nos.system('id')\n", "text/x-python")])
         at.run()
     assert seen == []
@@ -442,13 +442,13 @@ def test_a_file_type_the_uploader_does_not_accept_never_reaches_the_app(app_env)
 @pytest.mark.slow
 def test_the_encode_button_refuses_folders_outside_the_data_root(app_env, monkeypatch):
     """Even if the picker offered a path out (a bug, a crafted state), the guard behind the button refuses it."""
-    from dashboard import ui
+    from dashboard import loaders
 
     outside = app_env["root"] / "outside"
     os.symlink(outside, app_env["data_root"] / "link_out")
     try:
         escapes = ["../outside", str(outside), "link_out", "blobs/../../outside"]
-        monkeypatch.setattr(ui, "find_data_folders", lambda root: [(e, 2) for e in escapes])
+        monkeypatch.setattr(loaders, "find_data_folders", lambda root: [(e, 2) for e in escapes])
         for escape in escapes:
             at = _app().run()
             at.selectbox(key="enc_folder").set_value(escape)
@@ -531,9 +531,9 @@ MUTATORS = {"append", "extend", "insert", "update", "setdefault", "pop", "popite
 def test_no_app_code_writes_state_shared_by_all_sessions():
     """The app's imported modules (dashboard/*.py) are shared by every session; its scripts (app.py, app_pages/)
     run per session. No function may write module-level state: no ``global``, no mutating a module-level name, no
-    assigning into an imported module. Allowed, with the reason: app.py fills ``ui.PAGES`` with the same pages on
-    every run; ``ui.tqdm_to_streamlit`` swaps tqdm's class only while a build holds ``_BUILD_LOCK``."""
-    allowed = {("app.py", "ui.PAGES.update"), ("ui.py", "tqdm_auto.tqdm ="), ("app.py", "sys.path.insert")}
+    assigning into an imported module. Allowed, with the reason: app.py fills ``state.PAGES`` with the same pages on
+    every run."""
+    allowed = {("app.py", "state.PAGES.update"), ("app.py", "sys.path.insert")}
     found = set()
     files = [*(ROOT / "dashboard").glob("*.py"), *(ROOT / "dashboard" / "app_pages").glob("*.py")]
     for path in files:
@@ -564,4 +564,4 @@ def test_no_app_code_writes_state_shared_by_all_sessions():
                             and not is_script:
                         found.add((path.name, f"{t.value.id}[...] ="))
     assert found <= allowed, f"code that writes state shared by every session: {sorted(found - allowed)}"
-    assert ("app.py", "ui.PAGES.update") in found  # the scan sees what it is meant to see
+    assert ("app.py", "state.PAGES.update") in found  # the scan sees what it is meant to see

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import core, plots, ui
+from astroae_core.analysis import UPLOAD_SUFFIXES, process_upload
+from dashboard import core, formatting as fmt, gallery, jobs, loaders, paths, plots, state
 
-ctx = ui.context()
+ctx = state.context()
 ss = st.session_state
 st.title("Datasets & upload")
-ui.flash()
+state.flash()
 
 # -- the cache in use ----------------------------------------------------------------------------------------------
 if ctx.cache is not None:
@@ -18,17 +19,17 @@ if ctx.cache is not None:
     c = st.columns(4)
     c[0].metric("images", f"{len(t):,}")
     c[1].metric("skipped files", len(meta.get("skipped", []) or []))
-    c[2].metric("model", core.model_label(core.cache_checkpoint(meta) or "?"))
+    c[2].metric("model", fmt.model_label(core.cache_checkpoint(meta) or "?"))
     c[3].metric("latent size", len(core.latent_columns(t)))
     st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · "
                 f"made {meta.get('created_utc', '?')}")
     if ctx.cache_stale:
         st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
         if st.button("Rebuild it now", type="primary"):
-            ui.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True,
+            jobs.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True,
                            allowed_roots=ctx.allowed_roots)
     with st.expander("A random sample of the images", expanded=True):
-        ui.show_previews(ctx, t.sample(min(8, len(t)), random_state=0), ncols=8, key="sample")
+        gallery.show_previews(ctx, t.sample(min(8, len(t)), random_state=0), ncols=8, key="sample")
     with st.expander("Table of the cache (first 200 rows)"):
         st.dataframe(t.head(200), hide_index=True)
     if meta.get("skipped"):
@@ -36,21 +37,21 @@ if ctx.cache is not None:
             st.dataframe(meta["skipped"], hide_index=True)
 else:
     st.info(f"No latent cache is loaded: {ctx.cache_error}.", icon=":material/folder_open:")
-    demo_model = core.MODELS_DIR / "demo.pt"
+    demo_model = paths.MODELS_DIR / "demo.pt"
     if ctx.configured_source == "demo cache" and demo_model.is_file():
         st.markdown("Build the demo cache: generate the GalSim demo stamps under the data root (if missing) and "
                     "encode them with `models/demo.pt` (a few minutes on a laptop).")
         if st.button("Build the demo cache", type="primary", icon=":material/rocket_launch:"):
-            ui.build_demo_cache(ctx)
+            jobs.build_demo_cache(ctx)
     else:
         st.markdown("Build one below from a folder of FITS files under the data root, or start the app with "
                     "`ASTROAE_CACHE=PATH` / `streamlit run dashboard/app.py -- --cache PATH`.")
 
 # -- build a cache from a folder -----------------------------------------------------------------------------------
 st.header("Encode a folder")
-folders = ui.find_data_folders(str(ctx.data_root))
+folders = loaders.find_data_folders(str(ctx.data_root))
 st.caption(f"Folders of FITS files under the data root `{ctx.data_root}` (set ASTROAE_DATA_ROOT to change it).")
-models = [p for p in [ctx.model_path] + core.find_models() if p is not None]
+models = [p for p in [ctx.model_path] + paths.find_models() if p is not None]
 models = list(dict.fromkeys(models))
 if not folders:
     st.info(f"No FITS files found under {ctx.data_root}. Copy a folder of FITS images there, then reload.")
@@ -60,14 +61,14 @@ else:
     a, b = st.columns(2)
     folder = a.selectbox("Folder", [f for f, _ in folders], key="enc_folder",
                          format_func=lambda f: f"{f}  ({dict(folders)[f]} FITS files)")
-    model_path = b.selectbox("Model", models, key="enc_model", format_func=core.model_label)
-    out = ctx.data_root / "caches" / core.cache_slug(f"{folder}-{core.model_label(model_path).removesuffix('.pt')}")
+    model_path = b.selectbox("Model", models, key="enc_model", format_func=fmt.model_label)
+    out = ctx.data_root / "caches" / paths.cache_slug(f"{folder}-{fmt.model_label(model_path).removesuffix('.pt')}")
     st.caption(f"The cache will be written to `{out}`.")
     if st.button("Encode", type="primary", icon=":material/memory:", key="enc_go"):
         try:
-            src = core.resolve_within(folder, [ctx.data_root])
-            ui.build_cache(Path(model_path), src, out, allowed_roots=ctx.allowed_roots)
-        except core.PathNotAllowed as exc:
+            src = paths.resolve_within(folder, [ctx.data_root])
+            jobs.build_cache(Path(model_path), src, out, allowed_roots=ctx.allowed_roots)
+        except paths.PathNotAllowed as exc:
             st.error(str(exc))
 
 # -- uploads -------------------------------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ if ctx.cache is None or ctx.cache_model is None:
     st.info("Uploads are encoded with the cache's model and placed on its map: load or build a cache first.")
     st.stop()
 files = st.file_uploader("FITS images (.fits, .fit, .fts, .fz, also .gz / .bz2)", accept_multiple_files=True,
-                         type=list(core.UPLOAD_SUFFIXES), key="uploader")
+                         type=list(UPLOAD_SUFFIXES), key="uploader")
 results = ss.setdefault("uploads", {})
 current = {f.file_id: f for f in files or []}
 for fid in [k for k in results if k not in current]:
@@ -84,20 +85,20 @@ for fid in [k for k in results if k not in current]:
 for fid, f in current.items():
     if fid not in results:
         with st.spinner(f"Encoding {f.name}…"):
-            results[fid] = core.process_upload(f.name, f.getvalue(), ctx.cache_model, ctx.cache)
+            results[fid] = process_upload(f.name, f.getvalue(), ctx.cache_model, ctx.cache)
 if not results:
     st.caption("Each uploaded file is read in memory, encoded, reconstructed, scored, and placed on the latent map "
                "with its nearest neighbours. Nothing is written to disk.")
 t = ctx.table
 for fid, r in results.items():
     if not r.ok:
-        st.error(f"**{core.md_escape(r.name)}**: {core.md_escape(r.error)}")
+        st.error(f"**{fmt.md_escape(r.name)}**: {fmt.md_escape(r.error)}")
         continue
     with st.container(border=True):
-        st.markdown(f"#### {core.md_escape(r.name)}")
+        st.markdown(f"#### {fmt.md_escape(r.name)}")
         cols = st.columns(5)
         for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
-            col.metric(core.METRIC_LABELS[key], core.format_metric(key, r.rec.metrics[key]))
+            col.metric(fmt.METRIC_LABELS[key], fmt.format_metric(key, r.rec.metrics[key]))
         if r.mse_percentile is not None:
             cols[4].metric("MSE percentile", f"{r.mse_percentile:.0f}%",
                            help="Share of the dataset reconstructed better than this upload: high means unusual.")
@@ -111,4 +112,4 @@ for fid, r in results.items():
             st.warning(f"Could not place it on the map: {r.place_error}")
         st.markdown("**Nearest neighbours in the dataset (latent space)**")
         nbr = t.iloc[[i for i, _ in r.neighbors]].assign(latent_distance=[d for _, d in r.neighbors])
-        ui.show_previews(ctx, nbr, ncols=8, caption_col="latent_distance", key=f"upn_{fid}")
+        gallery.show_previews(ctx, nbr, ncols=8, caption_col="latent_distance", key=f"upn_{fid}")

@@ -5,25 +5,26 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import core, plots, ui
+from astroae_core.analysis import top_outliers
+from dashboard import display, formatting as fmt, gallery, plots, selection, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Latent map")
-ui.require_cache(ctx)
+state.require_cache(ctx)
 t, cache = ctx.table, ctx.cache
 ss = st.session_state
 
 c1, c2, c3 = st.columns([1, 2, 1])
 kind = c1.segmented_control("Map", ["UMAP", "PCA"], default="UMAP", key="map_kind", required=True)
-x, y = core.map_axes(t, kind)
+x, y = selection.map_axes(t, kind)
 if kind == "UMAP" and x == "pca_x":
     c1.caption("This cache has no UMAP; showing PCA.")
-options = core.color_options(t)
+options = selection.color_options(t)
 color = c2.selectbox("Colour by", options, key="map_color")
-n_out = c3.number_input("Outliers to highlight", 0, 500, core.default_outlier_count(len(t)), key="map_nout")
-outliers = core.top_outliers(t, int(n_out))
+n_out = c3.number_input("Outliers to highlight", 0, 500, selection.default_outlier_count(len(t)), key="map_nout")
+outliers = top_outliers(t, int(n_out))
 
-sel_row = ui.selected_row(ctx) if ss.get("selected_id") is not None else None
+sel_row = state.selected_row(ctx) if ss.get("selected_id") is not None else None
 nbr_rows = None
 if sel_row is not None:
     idx, dist = cache.neighbors(cache.latents()[t.index.get_loc(sel_row.name)], k=9)
@@ -35,9 +36,9 @@ uploads = [{"name": u.name, "x": u.place[x], "y": u.place[y]} for u in ss.get("u
 
 def on_select():
     sel = ss["map_chart"]["selection"]
-    ids = core.selection_ids(sel, table=t, axes=(x, y))
+    ids = selection.selection_ids(sel, table=t, axes=(x, y))
     if len(ids) == 1 and not (sel.get("box") or sel.get("lasso")):
-        ui.select_image(ids[0])
+        state.select_image(ids[0])
     else:
         ss["map_selection_ids"] = ids
 
@@ -47,8 +48,9 @@ fig = plots.latent_map(t, x, y, color, outlier_ids=outliers["id"].tolist(),
                        neighbor_ids=nbr_rows["id"].tolist() if nbr_rows is not None else (), uploads=uploads)
 st.plotly_chart(fig, key="map_chart", on_select=on_select, selection_mode=("points", "box", "lasso"),
                 config={"displaylogo": False, "scrollZoom": True})
-sampled = (f" The shading shows all of them; a fixed random {core.MAP_POINTS_DRAWN_MAX:,} are drawn as points, and a "
-           "box or lasso selects every image inside it, drawn or not." if len(t) > core.MAP_POINTS_DRAWN_MAX else "")
+drawn_max = selection.MAP_POINTS_DRAWN_MAX
+sampled = (f" The shading shows all of them; a fixed random {drawn_max:,} are drawn as points, and a box or lasso "
+           "selects every image inside it, drawn or not." if len(t) > drawn_max else "")
 st.caption(f"{len(t):,} images.{sampled} Click a point to see it and its nearest neighbours in latent space; drag a "
            "box or lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly score.")
 
@@ -59,17 +61,17 @@ with left:
     else:
         st.subheader(f"Chosen: {Path(str(sel_row['path'])).name}")
         a, b = st.columns([1, 2])
-        a.image(core.preview_rgb(np.asarray(cache.previews[t.index.get_loc(sel_row.name)]), ctx.stretch, ctx.cmap),
+        a.image(display.preview_rgb(np.asarray(cache.previews[t.index.get_loc(sel_row.name)]), ctx.stretch, ctx.cmap),
                 width="stretch")
         facts = {c: sel_row[c] for c in ("mse", "ssim", "anomaly_score", "anomaly_rank", "kind", "split")
                  if c in sel_row.index}
         b.markdown("  \n".join(f"**{k}**: {v:.4g}" if isinstance(v, float) else f"**{k}**: {v}"
                                for k, v in facts.items()))
-        b.markdown(core.format_sky(sel_row.get("ra"), sel_row.get("dec")))
-        b.button("Open in Reconstructions", on_click=ui.open_in_reconstructions, args=(sel_row["id"],),
+        b.markdown(fmt.format_sky(sel_row.get("ra"), sel_row.get("dec")))
+        b.button("Open in Reconstructions", on_click=state.open_in_reconstructions, args=(sel_row["id"],),
                  icon=":material/compare:")
         st.markdown("**Nearest neighbours in latent space**")
-        ui.show_previews(ctx, nbr_rows, ncols=4, caption_col="latent_distance", key="nbr")
+        gallery.show_previews(ctx, nbr_rows, ncols=4, caption_col="latent_distance", key="nbr")
 with right:
     st.subheader("Outliers")
     # a narrow column: the file name (not the path) and a few fixed-precision numbers, so nothing is cut off
@@ -80,7 +82,7 @@ with right:
     def on_outlier():
         rows = ss["outlier_table"]["selection"]["rows"]
         if rows:
-            ui.select_image(outliers.iloc[rows[0]]["id"])
+            state.select_image(outliers.iloc[rows[0]]["id"])
 
     st.dataframe(shown, hide_index=True, height=min(420, 35 * (len(outliers) + 1) + 3), key="outlier_table",
                  on_select=on_outlier, selection_mode="single-row", width="stretch",
@@ -95,11 +97,11 @@ if not sel_ids:
     st.caption("Use the box or lasso tool on the map to select a group of images: they appear here, with a CSV "
                "export of their ids, paths, sky positions and scores.")
 else:
-    sel = core.rows_for_ids(t, sel_ids)
+    sel = selection.rows_for_ids(t, sel_ids)
     c_a, c_b = st.columns([1, 1])
-    c_a.download_button("Download the selection as CSV", core.selection_csv(t, sel_ids), file_name="selection.csv",
+    c_a.download_button("Download the selection as CSV", selection.selection_csv(t, sel_ids), file_name="selection.csv",
                         mime="text/csv", icon=":material/download:")
     c_b.button("Clear the selection", on_click=lambda: ss.update(map_selection_ids=[]))
     if len(sel) > 60:
         st.caption(f"Showing the first 60 of {len(sel)} (the CSV holds all).")
-    ui.show_previews(ctx, sel, ncols=8, caption_col="anomaly_score", key="selgal")
+    gallery.show_previews(ctx, sel, ncols=8, caption_col="anomaly_score", key="selgal")

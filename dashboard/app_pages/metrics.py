@@ -3,12 +3,13 @@
 import pandas as pd
 import streamlit as st
 
+from astroae_core.analysis import worst_images
 from astroae_core.model import CheckpointError
-from dashboard import core, plots, ui
+from dashboard import formatting as fmt, gallery, paths, plots, sentences, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Metrics")
-ui.require_cache(ctx)
+state.require_cache(ctx)
 t = ctx.table
 model = ctx.model if ctx.model is not None else ctx.cache_model
 k = model.config.latent_dim
@@ -28,7 +29,7 @@ evaluation = stored if stored and "rows" in stored else None
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
 if evaluation is None:
     why = (f"The cache could not measure it when it was built: {stored['error']}" if stored and stored.get("error")
-           else f"No evaluation is stored for `{core.model_label(ctx.model_path)}`"
+           else f"No evaluation is stored for `{fmt.model_label(ctx.model_path)}`"
            + (" (the cache was built before caches stored one)." if ctx.model_is_cache_model else
               " (the cache stores one for its own model only)."))
     st.info(f"{why} Computing it reconstructs the cache's images from the full model and from the latent alone, "
@@ -36,7 +37,7 @@ if evaluation is None:
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
         with st.spinner("Evaluating the model and fitting the baselines…"):
             try:
-                data_dir = core.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
+                data_dir = paths.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
                 evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"],
                                             tuple(str(r) for r in ctx.allowed_roots))
                 st.session_state[f"eval:{ctx.model_path}"] = evaluation
@@ -44,20 +45,20 @@ if evaluation is None:
             except (ValueError, CheckpointError, OSError) as exc:
                 st.error(f"Cannot evaluate: {exc}")
 if evaluation is not None:
-    summary = core.carry_summary(evaluation)
+    summary = sentences.carry_text(evaluation)
     (st.success if summary["beats_pca"] else st.warning)(summary["sentence"])
-    if evaluation.get("skip_mode", "none") != "none" and "Latent sliders" in ui.PAGES:
-        st.page_link(ui.PAGES["Latent sliders"], label="See it on the Latent sliders page: each slider's influence",
+    if evaluation.get("skip_mode", "none") != "none" and "Latent sliders" in state.PAGES:
+        st.page_link(state.PAGES["Latent sliders"], label="See it on the Latent sliders page: each slider's influence",
                      icon=":material/tune:")
     c = st.columns(4)
     rows = evaluation["rows"]
     c[0].metric("latent-only MSE ÷ PCA MSE", f"{summary['latent_vs_pca']:.2f}" if summary["latent_vs_pca"] else "n/a",
                 help="Below 1: the latent beats PCA with as many components.")
-    c[1].metric("latent-only SSIM", core.format_metric("ssim", rows["latent_only"]["ssim"]),
-                delta=f"PCA-{k}: {core.format_metric('ssim', rows['pca']['ssim'])}", delta_color="off",
+    c[1].metric("latent-only SSIM", fmt.format_metric("ssim", rows["latent_only"]["ssim"]),
+                delta=f"PCA-{k}: {fmt.format_metric('ssim', rows['pca']['ssim'])}", delta_color="off",
                 delta_arrow="off")
     if evaluation.get("skip_mode", "none") != "none":
-        c[2].metric("full-model MSE (with skips)", core.format_metric("mse", rows["full"]["mse"]),
+        c[2].metric("full-model MSE (with skips)", fmt.format_metric("mse", rows["full"]["mse"]),
                     help="The skips bypass the latent: this is not what the 8 numbers carry.")
     elif summary["explained_vs_mean"] is not None:
         c[2].metric("error removed vs the mean image", f"{summary['explained_vs_mean']:.0%}")
@@ -77,7 +78,7 @@ if evaluation is not None:
         st.subheader("Where the error lies, by the catalog's kind")
         st.caption("A mean over images is decided by the images with the largest errors: a few odd images (a "
                    "saturated star, a satellite trail) can outweigh all the ordinary ones.")
-        st.dataframe(core.by_kind_table(evaluation["by_kind"], latent_dim=k), hide_index=True, width="stretch",
+        st.dataframe(fmt.by_kind_table(evaluation["by_kind"], latent_dim=k), hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3e") for c in
                                     ("latent-only MSE", f"PCA-{k} MSE")}
                      | {c: st.column_config.NumberColumn(format="percent") for c in
@@ -94,7 +95,7 @@ st.plotly_chart(plots.metric_histograms(t), key="hist_fig")
 cols = [c for c in ("mse", "latent_mse", "ssim", "latent_ssim", "ms_ssim") if c in t.columns and t[c].notna().any()]
 if "split" in t.columns:
     by_split = t.groupby("split")[cols].agg(["mean", "median"])
-    st.dataframe(by_split.style.format({c: "{:.2e}" if c[0] in core.SMALL_VALUE_COLUMNS else "{:.4f}"
+    st.dataframe(by_split.style.format({c: "{:.2e}" if c[0] in fmt.SMALL_VALUE_COLUMNS else "{:.4f}"
                                         for c in by_split.columns}), width="stretch")
 
 # -- training curves -----------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ history = model.checkpoint_info.get("history") or []
 if history:
     st.plotly_chart(plots.training_curves(history), key="train_fig")
     last = history[-1]
-    st.caption(f"{len(history)} epochs recorded in `{core.model_label(ctx.model_path)}`; last validation MSE "
+    st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`; last validation MSE "
                f"{last.get('val_mse', float('nan')):.3g} (full) vs {last.get('val_latent_mse', float('nan')):.3g} "
                "(latent only).")
 else:
@@ -113,5 +114,5 @@ else:
 st.header("Worst reconstructions")
 metric = st.segmented_control("Worst by", [c for c in ("mse", "ssim", "latent_mse") if c in t.columns],
                               default="mse", key="worst_by", required=True)
-worst = t.nsmallest(12, metric) if "ssim" in metric else t.nlargest(12, metric)
-ui.show_previews(ctx, worst, caption_col=metric, key="worst")
+worst = worst_images(t, metric, 12)
+gallery.show_previews(ctx, worst, caption_col=metric, key="worst")

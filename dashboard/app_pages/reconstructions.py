@@ -5,24 +5,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from astroae_core.io import FitsReadError, read_fits
-from dashboard import core, plots, ui
+from astroae_core.analysis import reconstruct
+from astroae_core.io import FitsReadError, read_fits, reconstruction_fits_bytes, sky_position
+from dashboard import formatting as fmt, paths, plots, selection, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Reconstructions")
-ui.require_cache(ctx)
+state.require_cache(ctx)
 t = ctx.table
 model = ctx.model if ctx.model is not None else ctx.cache_model
 
 
 @st.cache_data(max_entries=16, show_spinner="Reconstructing…")
-def reconstruct(path: str, hdu, model_key: str, _model):
+def reconstructed(path: str, hdu, model_key: str, _model):
     image, header = read_fits(path, hdu=hdu)
-    return core.reconstruct(_model, image), header
+    return reconstruct(_model, image), header
 
 
 def on_pick():
-    ui.select_image(st.session_state["rec_pick"])
+    state.select_image(st.session_state["rec_pick"])
 
 
 # -- choose an image: search, sort, or arrive from another page with selected_id ---------------------------------
@@ -31,13 +32,13 @@ query = c1.text_input("Search by file name", key="rec_query", placeholder="part 
 sortable = [c for c in ("anomaly_rank", "mse", "ssim", "ms_ssim", "anomaly_score", "path") if c in t.columns]
 sort_by = c2.selectbox("Sort by", sortable, key="rec_sort")
 desc = c3.toggle("Descending", key="rec_desc", value=sort_by == "mse")
-rows = core.search_table(t, query, sort_by=sort_by, ascending=not desc)
+rows = selection.search_table(t, query, sort_by=sort_by, ascending=not desc)
 if rows.empty:
     st.warning(f"No image name contains {query!r}. Clear the search to see all {len(t):,} images.")
     st.stop()
 if st.session_state.get("selected_id") is None:  # nothing chosen yet: the top of the sorted list
-    ui.select_image(rows["id"].iloc[0])
-row = ui.selected_row(ctx)
+    state.select_image(rows["id"].iloc[0])
+row = state.selected_row(ctx)
 options = rows["id"].tolist()[:1000]
 if row["id"] not in options:
     options = [row["id"], *options]
@@ -53,9 +54,9 @@ st.selectbox(f"Image ({len(rows):,} match)", options, key="rec_pick", on_change=
 hdu = row.get("hdu")
 hdu = None if hdu is None or (isinstance(hdu, float) and hdu != hdu) else (int(hdu) if str(hdu).isdigit() else hdu)
 try:
-    src = ui.source_path(ctx, row)
-    rec, header = reconstruct(str(src), hdu, str(ctx.model_path), model)
-except core.PathNotAllowed as exc:
+    src = state.source_path(ctx, row)
+    rec, header = reconstructed(str(src), hdu, str(ctx.model_path), model)
+except paths.PathNotAllowed as exc:
     st.error(f"Cannot show this image: {exc}. Set ASTROAE_DATA_ROOT to a folder that holds the cache's data.")
     st.stop()
 except FitsReadError as exc:
@@ -66,7 +67,7 @@ except ValueError as exc:
     st.stop()
 
 if not ctx.model_is_cache_model:
-    st.caption(f"Reconstructed with `{core.model_label(ctx.model_path)}`, not the cache's own model; the cached "
+    st.caption(f"Reconstructed with `{fmt.model_label(ctx.model_path)}`, not the cache's own model; the cached "
                "scores in the table below come from the cache's model.")
 
 # -- metrics and the side-by-side images -----------------------------------------------------------------------------
@@ -74,8 +75,8 @@ cols = st.columns(4)
 for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
     delta = None
     if rec.metrics_latent is not None:
-        delta = f"latent only: {core.format_metric(key, rec.metrics_latent[key])}"
-    col.metric(core.METRIC_LABELS[key], core.format_metric(key, rec.metrics[key]), delta=delta, delta_color="off",
+        delta = f"latent only: {fmt.format_metric(key, rec.metrics_latent[key])}"
+    col.metric(fmt.METRIC_LABELS[key], fmt.format_metric(key, rec.metrics[key]), delta=delta, delta_color="off",
                delta_arrow="off", help="Measured in the model's normalized [0, 1] space, as in training."
                + (" MS-SSIM needs images larger than 160 pixels a side." if key == "ms_ssim" else ""))
 
@@ -95,21 +96,21 @@ st.caption(f"Shared **{ctx.stretch}** stretch from the original's values; residu
 # -- sky position, catalog values, header, downloads -------------------------------------------------------------
 left, right = st.columns([1, 1])
 with left:
-    sky = core.sky_position(header, rec.flux.shape)
+    sky = sky_position(header, rec.flux.shape)
     st.markdown("**Sky position** (image centre): " + (
-        core.format_sky(sky["ra"], sky["dec"]) if sky else core.format_sky(row.get("ra"), row.get("dec"))))
+        fmt.format_sky(sky["ra"], sky["dec"]) if sky else fmt.format_sky(row.get("ra"), row.get("dec"))))
     st.markdown(f"**File**: `{row['path']}`" + (f" (HDU {hdu})" if hdu is not None else ""))
     shown = row.drop(labels=[c for c in row.index if c.startswith("z") and c[1:].isdigit()] + ["path"])
-    st.dataframe({"value": {k: core.format_value(k, v) for k, v in shown.items()}}, height=260, width="stretch")
+    st.dataframe({"value": {k: fmt.format_value(k, v) for k, v in shown.items()}}, height=260, width="stretch")
 with right:
     name = Path(str(row["path"])).name.split(".")[0]
     sha = model.checkpoint_info.get("sha256", "")
     st.download_button("Download the reconstruction (FITS, original flux units and header)",
-                       core.reconstruction_fits_bytes(rec.flux_hat, header, model_sha=sha, source=str(row["path"])),
+                       reconstruction_fits_bytes(rec.flux_hat, header, model_sha=sha, source=str(row["path"])),
                        file_name=f"{name}_recon.fits", mime="application/fits", icon=":material/download:")
     if rec.flux_latent is not None:
         st.download_button("Download the latent-only reconstruction (FITS)",
-                           core.reconstruction_fits_bytes(rec.flux_latent, header, model_sha=sha,
+                           reconstruction_fits_bytes(rec.flux_latent, header, model_sha=sha,
                                                           source=str(row["path"]), latent_only=True),
                            file_name=f"{name}_latent_recon.fits", mime="application/fits")
     b1, b2 = st.columns(2)

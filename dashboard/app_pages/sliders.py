@@ -5,35 +5,37 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import core, plots, ui
+from astroae_core.analysis import (decode_latents, interpolate_latents, latent_influence, top_outliers,
+                                   tracked_columns, traversal_latents)
+from dashboard import core, display, plots, selection, sentences, slider_ranges, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Latent sliders")
-ui.require_cache(ctx)
+state.require_cache(ctx)
 t, cache, model = ctx.table, ctx.cache, ctx.cache_model
 zcols = core.latent_columns(t)
 Z = cache.latents()
-ranges = core.slider_ranges(cache.latent_stats(), zcols)
-tracked = core.tracked_columns(cache.correlations, zcols)
+ranges = slider_ranges.slider_ranges(cache.latent_stats(), zcols)
+tracked = tracked_columns(cache.correlations, zcols)
 key = f"{cache.path}:{model.checkpoint_info['sha256'][:16]}"
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def decode(z: tuple, model_key: str, _model) -> np.ndarray:
-    return core.decode_latents(_model, np.array(z, dtype=np.float32))
+    return decode_latents(_model, np.array(z, dtype=np.float32))
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
 def decoded_png_uri(z: tuple, model_key: str, stretch: str, cmap: str, _model) -> str:
     """The live image: a small PNG as a data URI, a function of the slider values (a slider moved back costs
     nothing). Inline, it arrives with the rerun's message: no second request to the server before it can be drawn
-    (a media-file URL cost the browser ~200 ms more per move, benchmarks/slider_latency.py)."""
-    return core.png_data_uri(core.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
+    (benchmarks/slider_latency.py; figures in benchmarks/RESULTS.md)."""
+    return display.png_data_uri(display.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image (an older cache)…")
 def influence(model_key: str, _cache, _model) -> dict:
-    return core.slider_influence(_cache, _model)
+    return latent_influence(_cache, _model)
 
 
 measured = influence(f"{key}:{cache.meta.get('created_utc')}", cache, model)
@@ -50,12 +52,13 @@ if ctx.model is not None and not ctx.model_is_cache_model:
 # -- where the sliders start ----------------------------------------------------------------------------------------
 c1, c2 = st.columns([1, 2])
 mode = c1.radio("Start from", ["dataset mean", "chosen image"], key="slider_start", horizontal=True)
-row = ui.selected_row(ctx)
+row = state.selected_row(ctx)
 if mode == "chosen image":
     names = dict(zip(t["id"], t["path"].astype(str)))
     st.session_state["sl_pick"] = row["id"]
-    c2.selectbox("Image", core.pick_options(t, [row["id"]]), key="sl_pick", format_func=lambda i: Path(names[i]).name,
-                 on_change=lambda: ui.select_image(st.session_state["sl_pick"]))
+    c2.selectbox("Image", selection.pick_options(t, [row["id"]]), key="sl_pick",
+                 format_func=lambda i: Path(names[i]).name,
+                 on_change=lambda: state.select_image(st.session_state["sl_pick"]))
     start = Z[t.index.get_loc(row.name)]
 else:
     start = np.array([r.mean for r in ranges], dtype=np.float32)
@@ -63,7 +66,7 @@ origin = (mode, str(row["id"]) if mode == "chosen image" else None, key)
 
 
 def reset():
-    for col, v in zip(zcols, core.clamp_to_ranges(start, ranges)):
+    for col, v in zip(zcols, slider_ranges.clamp_to_ranges(start, ranges)):
         st.session_state[f"sl_{col}"] = v
     st.session_state["slider_origin"] = origin
 
@@ -72,7 +75,7 @@ if st.session_state.get("slider_origin") != origin:
     reset()
 elif any(f"sl_{c}" not in st.session_state for c in zcols):  # back on the page: where the sliders were left
     last = st.session_state.get("slider_z") or start
-    for col, v in zip(zcols, core.clamp_to_ranges(last, ranges)):
+    for col, v in zip(zcols, slider_ranges.clamp_to_ranges(last, ranges)):
         st.session_state[f"sl_{col}"] = v
 
 
@@ -102,14 +105,14 @@ tab_trav, tab_interp, tab_inf = st.tabs(["Traversal grid", "Interpolation", "Sli
 with tab_trav:
     steps = (-2, -1, 0, 1, 2)
     std = np.array([r.std for r in ranges], dtype=np.float32)
-    tiles = decode(tuple(map(tuple, core.traversal_latents(start, std, steps).round(6).tolist())), key, model)
-    st.plotly_chart(plots.image_grid(core.decoded_rgb(tiles, ctx.stretch, ctx.cmap), len(steps),
+    tiles = decode(tuple(map(tuple, traversal_latents(start, std, steps).round(6).tolist())), key, model)
+    st.plotly_chart(plots.image_grid(display.decoded_rgb(tiles, ctx.stretch, ctx.cmap), len(steps),
                                      row_labels=zcols, col_labels=[f"{s:+d} σ" for s in steps]), key="trav_fig")
     st.caption(f"Each row moves one dimension from −2 to +2 standard deviations around the start ({mode}).")
 with tab_interp:
     names = dict(zip(t["id"], t["path"].astype(str)))
-    outl = core.top_outliers(t, 20)["id"].tolist()
-    ids = core.pick_options(t, [row["id"], *outl])
+    outl = top_outliers(t, 20)["id"].tolist()
+    ids = selection.pick_options(t, [row["id"], *outl])
     pos = {i: k for k, i in enumerate(t["id"])}
     a_col, b_col, n_col = st.columns([2, 2, 1])
     a = a_col.selectbox("From image", ids, index=0, format_func=lambda i: Path(names[i]).name, key="interp_a")
@@ -117,14 +120,14 @@ with tab_interp:
                         format_func=lambda i: Path(names[i]).name, key="interp_b")
     n = n_col.number_input("Steps", 3, 12, 7, key="interp_n")
     za, zb = Z[pos[a]], Z[pos[b]]
-    tiles = decode(tuple(map(tuple, core.interpolate_latents(za, zb, n).round(6).tolist())), key, model)
+    tiles = decode(tuple(map(tuple, interpolate_latents(za, zb, n).round(6).tolist())), key, model)
     labels = ["A"] + [f"{x:.2f}" for x in np.linspace(0, 1, n)[1:-1]] + ["B"]
-    st.plotly_chart(plots.image_grid(core.decoded_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),
+    st.plotly_chart(plots.image_grid(display.decoded_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),
                     key="interp_fig")
     st.caption("Straight line in latent space from A to B, decoded from the latent alone.")
 with tab_inf:
     st.plotly_chart(plots.influence_bars(inf, zcols, tracked), key="inf_fig")
-    st.markdown(core.influence_verdict(inf, model.config.has_skips, measured["decoded_vs_data"]))
+    st.markdown(sentences.influence_verdict(inf, model.config.has_skips, measured["decoded_vs_data"]))
     st.caption("Influence: mean absolute change of the decoded image when the dimension moves by ±2 standard "
                "deviations, divided by the spread of the dataset's images (their mean absolute deviation from the "
                "mean image). Tracked column: the catalog column with the largest |Spearman ρ| with that dimension.")

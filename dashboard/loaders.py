@@ -1,0 +1,95 @@
+"""What the app loads once and shares between sessions (Streamlit's caches): latent caches, models, freshness checks
+and the folder listings. Shared objects are read, never modified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from . import core, paths
+
+
+def mtime(path: Path) -> float:
+    """``path``'s modification time (0 when missing): part of a cache key, so a rebuilt file is loaded again."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the latent cache…")
+def load_cache(path: str, stamp: float):
+    """The latent cache at ``path``, with UMAP's compilation started in the background."""
+    from astroae_core.analysis.projections import warm_umap_in_background
+    from astroae_core.cache import load_cache as load
+
+    cache = load(path)
+    # numba compiles UMAP's transform on first use: pay it on a background thread, once per process, rather than
+    # at the first upload placed on the map (benchmarks/projections.py, umap_cold_start)
+    warm_umap_in_background(cache.umap_model)
+    return cache
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def load_model(path: str, stamp: float):
+    """The checkpoint at ``path`` with its BatchNorms folded in: a slider's decode costs about a third less
+    (benchmarks/inference.py, decode_one)."""
+    from astroae_core.model import fused_for_inference
+    from astroae_core.model import load_model as load
+
+    return fused_for_inference(load(path))
+
+
+def load_model_checked(path: Path) -> tuple[object, str | None]:
+    """:func:`load_model`, or None and the reason it cannot be loaded."""
+    from astroae_core.model import CheckpointError
+
+    try:
+        return load_model(str(path), mtime(path)), None
+    except (CheckpointError, OSError, ValueError) as exc:
+        return None, str(exc)
+
+
+@st.cache_data(ttl=120, max_entries=8, show_spinner=False)
+def cache_status(cache: str, checkpoint: str, data_dir: str, stamp: float) -> tuple[bool, str]:
+    """Whether the cache still matches its checkpoint and data folder, and if not why (checked every 2 minutes)."""
+    from astroae_core.cache import cache_status as status
+
+    return status(cache, checkpoint, data_dir)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def configured_trust(cache: str, stamp: float) -> list[Path]:
+    """The files the operator's configured cache names (its checkpoint, its data folder): the app may read them."""
+    try:
+        meta = json.loads((Path(cache) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    ck = core.cache_checkpoint(meta)
+    if ck is not None:
+        out.append(ck if ck.is_absolute() else Path(cache) / ck)
+    if meta.get("data_dir"):
+        out.append(Path(meta["data_dir"]))
+    return [p.resolve() for p in out]
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def find_caches(root: str) -> list[Path]:
+    """:func:`dashboard.paths.find_caches` under ``root``, listed again at most every 30 s."""
+    return paths.find_caches([Path(root)])
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def find_data_folders(root: str) -> list[tuple[str, int]]:
+    """:func:`dashboard.paths.find_data_folders` under ``root``, listed again at most every 30 s."""
+    return paths.find_data_folders(Path(root))
+
+
+def forget_caches() -> None:
+    """Drop what is known about caches after one was built, so the sidebar finds and loads it."""
+    load_cache.clear()
+    cache_status.clear()
+    find_caches.clear()

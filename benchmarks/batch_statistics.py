@@ -12,7 +12,7 @@ one image depends on the others in its batch. This measures, on a checkpoint's o
     python benchmarks/batch_statistics.py --checkpoint models/ceers.pt --train-data ../shared/data/ceers_jwst
 
 ``benchmarks/RESULTS.md`` ("Batch statistics were what limited the fit") has the figures and what they led to
-(``freeze_norm_epochs``).
+(a recipe's ``[train.frozen_norm]``).
 """
 
 from __future__ import annotations

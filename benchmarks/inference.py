@@ -36,14 +36,14 @@ def models(*, quick: bool) -> dict:
     depend on their values)."""
     import torch
 
-    from astroae_core.model import load_model
-    from astroae_core.model import AutoEncoder, ModelConfig
+    from astroae_core.model import AutoEncoder, ModelConfig, load_model
 
     out = {"demo": load_model(ROOT / "models" / "demo.pt")}
     if not quick:
         out["demo-unet"] = load_model(ROOT / "models" / "demo-unet.pt")
         torch.manual_seed(0)
-        out["seed-16-32-64-128-unet"] = AutoEncoder(ModelConfig(channels=(16, 32, 64, 128), skip_mode="unet")).eval()
+        seed = ModelConfig(channels=(16, 32, 64, 128), skip_mode="unet", standardize_latent=False)
+        out["seed-16-32-64-128-unet"] = AutoEncoder(seed).eval()
     return out
 
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_recipe(item).replace(epochs=args.epochs)
             run_dir = Path(args.out) / Path(item).stem
             t0 = time.perf_counter()
-            res = train(cfg, args.data, run_dir, progress=False, resume=(run_dir / "last.pt").exists())
+            res = train(cfg, args.data, run_dir, resume=(run_dir / "last.pt").exists())
             entry.update(train_seconds=round(time.perf_counter() - t0, 1), epochs=res.epochs_done,
                          train_images_per_s=round(res.train_images_per_s, 2))
             # The last epoch's model: best.pt was picked on the very galaxies it is evaluated on.

@@ -55,7 +55,7 @@ def main() -> None:
     distributed.shard = recorded_shard
 
     cfg = load_recipe(args.recipe).replace(epochs=args.epochs)
-    loop.train(cfg, args.data, args.run_dir, device="cpu", resume=args.resume, progress=False)
+    loop.train(cfg, args.data, args.run_dir, device="cpu", resume=args.resume)
     rank = int(os.environ["RANK"])
     state = {k: v.detach().cpu().clone() for k, v in made[-1].state_dict().items()}
     out = Path(args.state_dir)

@@ -30,6 +30,22 @@ def test_round_trip_rebuilds_the_same_model_from_plain_data(tmp_path):
         # (channels_last vs NCHW kernels may differ in the last bits)
         torch.testing.assert_close(loaded(x)["x_hat"], m(x)["x_hat"], atol=1e-6, rtol=1e-5)
     assert len(loaded.checkpoint_info["sha256"]) == 64
+    assert loaded.checkpoint_info["path"] == str(path) and loaded.checkpoint_info["history"] == [{"epoch": 1}]
+
+
+def test_a_model_built_in_memory_has_an_empty_checkpoint_info():
+    assert _model().checkpoint_info == {}
+
+
+def test_a_checkpoint_with_a_retired_option_in_use_is_refused_naming_it(tmp_path):
+    from astroae_core.model import RETIRED_IN
+
+    path = save_checkpoint(tmp_path / "m.pt", _model())
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["upsample"] = "bilinear"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=f"m.pt.*upsample = 'bilinear' was retired.*{RETIRED_IN}"):
+        load_model(path)
 
 
 class _Exploit:

@@ -4,9 +4,10 @@ import torch
 from astroae_core.model import AutoEncoder, ModelConfig, count_parameters
 
 
-def test_default_config_is_the_seed_architecture():
+def test_default_config_is_the_shipped_architecture():
     c = ModelConfig()
-    assert (c.in_size, c.latent_dim, c.channels) == (187, 8, (16, 32, 64, 128))
+    assert (c.in_size, c.latent_dim, c.channels) == (187, 8, (8, 16, 32, 64))
+    assert (c.skip_mode, c.standardize_latent) == ("none", True)
     assert c.sizes == (187, 93, 46, 23)
 
 
@@ -116,45 +117,22 @@ def test_standardized_latent_has_zero_mean_unit_variance_in_training_and_round_t
 def test_checkpoints_without_standardize_latent_rebuild_with_it_off():
     d = ModelConfig().to_dict()
     del d["standardize_latent"]
-    assert ModelConfig.from_dict(d).standardize_latent is False
+    assert ModelConfig.from_stored(d).standardize_latent is False
+    # a stored config lacking a key means what it meant when it was written, not today's default
+    assert ModelConfig.from_stored({"skip_mode": "unet"}).channels == (16, 32, 64, 128)
+    assert ModelConfig.from_stored(ModelConfig().to_dict()) == ModelConfig()
 
 
-def test_bottleneck_hidden_layer_adds_exactly_its_weights_and_round_trips(tmp_path):
-    from astroae_core.model import load_model, save_checkpoint
+def test_retired_options_are_accepted_at_their_remaining_value_only():
+    from astroae_core.model import RETIRED_IN
 
-    base = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none")
-    deep = ModelConfig(in_size=32, channels=(4, 8, 8), latent_dim=3, skip_mode="none", bottleneck_hidden=5)
-    flat = 8 * 8 * 8  # 8 channels at 32 >> 2 = 8 pixels a side
-    # One linear map each way: flat*3 + 3 and 3*flat + flat. With a hidden layer of 5: flat*5 + 5 + 5*3 + 3 and
-    # 3*5 + 5 + 5*flat + flat.
-    extra = (flat * 5 + 5 + 5 * 3 + 3 + 3 * 5 + 5 + 5 * flat + flat) - (flat * 3 + 3 + 3 * flat + flat)
-    assert count_parameters(AutoEncoder(deep)) - count_parameters(AutoEncoder(base)) == extra
-    torch.manual_seed(0)
-    m = AutoEncoder(deep).eval()
-    x = torch.rand(2, 1, 32, 32)
-    save_checkpoint(tmp_path / "deep.pt", m)
-    back = load_model(tmp_path / "deep.pt").eval()
-    assert back.config.bottleneck_hidden == 5
-    with torch.no_grad():
-        assert torch.equal(m(x)["x_hat"], back(x)["x_hat"])
-    with pytest.raises(ValueError, match="bottleneck_hidden must be >= 0, got -1"):
-        ModelConfig(bottleneck_hidden=-1)
-
-
-@pytest.mark.parametrize("mode", ["none", "unet", "dropout"])
-def test_latent_broadcast_feeds_the_decoder_z_and_coordinates(mode):
-    cfg = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode=mode, latent_broadcast=True)
-    m = AutoEncoder(cfg).eval()
-    # the deepest block takes 8 decoded channels (+ 8 skip channels) + 3 latent copies + 2 coordinates
-    assert m.bottom[0].in_channels == 8 * (1 if mode == "none" else 2) + 3 + 2
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 32, 32)
-    with torch.no_grad():
-        out = m(x)
-        assert out["x_hat"].shape == (2, 1, 32, 32)
-        z = out["z"].clone()
-        z[:, 0] += 1.0
-        assert not torch.allclose(m.decode(z), m.decode(out["z"]))
+    old = {**ModelConfig().to_dict(), "conv_norm": "batch", "upsample": "transposed", "bottleneck_hidden": 0,
+           "latent_broadcast": False}
+    assert ModelConfig.from_stored(old) == ModelConfig.from_dict(old) == ModelConfig()
+    for name, value in (("conv_norm", "group"), ("upsample", "bilinear"), ("bottleneck_hidden", 256),
+                        ("latent_broadcast", True)):
+        with pytest.raises(ValueError, match=f"{name} = {value!r} was retired.*commit {RETIRED_IN}"):
+            ModelConfig.from_stored({**old, name: value})
 
 
 def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
@@ -176,65 +154,3 @@ def test_fused_for_inference_matches_and_keeps_the_checkpoint_info(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(fused.encode(x), back.encode(x), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fused(x)["x_hat"], back(x)["x_hat"], rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("norm", ["batch", "group", "none"])
-def test_conv_norm_picks_the_normalization_and_round_trips(norm, tmp_path):
-    from astroae_core.model import load_model, save_checkpoint
-
-    cfg = ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode="none", conv_norm=norm)
-    m = AutoEncoder(cfg)
-    kinds = {type(mod) for mod in m.modules()}
-    assert (torch.nn.BatchNorm2d in kinds) == (norm == "batch")
-    assert (torch.nn.GroupNorm in kinds) == (norm == "group")
-    # A convolution has a bias only where no normalization follows it to supply the shift.
-    assert all((conv.bias is not None) == (norm == "none") for conv in m.enc[0] if isinstance(conv, torch.nn.Conv2d))
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 32, 32)
-    m.eval()
-    back = load_model(save_checkpoint(tmp_path / "m.pt", m))
-    assert back.config.conv_norm == norm
-    with torch.no_grad():
-        out = m(x)
-        assert out["x_hat"].shape == (2, 1, 32, 32)
-        torch.testing.assert_close(back(x)["x_hat"], out["x_hat"], rtol=0, atol=0)
-    if norm != "batch":  # each image on its own: its reconstruction does not depend on its batch, even in training
-        m.train()
-        with torch.no_grad():
-            torch.testing.assert_close(m(x[:1])["x_hat"], m(x)["x_hat"][:1], rtol=1e-5, atol=1e-6)
-
-
-def test_conv_norm_default_is_batchnorm_for_old_checkpoints_and_bad_values_are_named():
-    d = ModelConfig().to_dict()
-    del d["conv_norm"]
-    assert ModelConfig.from_dict(d).conv_norm == "batch"
-    with pytest.raises(ValueError, match="conv_norm must be one of .* got 'layer'"):
-        ModelConfig(conv_norm="layer")
-
-
-def test_bilinear_upsampling_replaces_the_transposed_convolutions_and_round_trips(tmp_path):
-    from astroae_core.model import load_model, save_checkpoint
-    from astroae_core.model.network import BilinearUp, TransposedUp
-
-    base = dict(in_size=37, channels=(4, 8, 8), latent_dim=3, skip_mode="none")  # odd sizes: 37 -> 18 -> 9
-    t, b = AutoEncoder(ModelConfig(**base)), AutoEncoder(ModelConfig(**base, upsample="bilinear"))
-    assert all(isinstance(u, TransposedUp) for u in t.up) and all(isinstance(u, BilinearUp) for u in b.up)
-    # per upsampling: a 2x2 kernel (c_in*c_out*4 + c_out) against a 1x1 one (c_in*c_out + c_out)
-    assert count_parameters(t) - count_parameters(b) == (8 * 8 * 3) + (8 * 4 * 3)
-    # a constant map stays constant through bilinear interpolation (no 2x2 pattern): the 1x1 projection's value
-    up = b.up[0]
-    h = torch.ones(1, 8, 9, 9)
-    out = up(h, output_size=(18, 18))
-    assert out.shape == (1, 8, 18, 18)
-    expected = up.proj.weight.sum(dim=(1, 2, 3)) + up.proj.bias
-    torch.testing.assert_close(out, expected.view(1, 8, 1, 1).expand(1, 8, 18, 18))
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 37, 37)
-    b.eval()
-    back = load_model(save_checkpoint(tmp_path / "b.pt", b))
-    assert back.config.upsample == "bilinear"
-    with torch.no_grad():
-        assert b(x)["x_hat"].shape == (2, 1, 37, 37)
-        torch.testing.assert_close(back(x)["x_hat"], b(x)["x_hat"], rtol=0, atol=0)
-    with pytest.raises(ValueError, match="upsample must be one of .* got 'nearest'"):
-        ModelConfig(upsample="nearest")

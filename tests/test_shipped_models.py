@@ -39,4 +39,33 @@ def test_shipped_checkpoint_loads_decodes_and_is_documented(path):
     recipe = re.search(r"--config (train/configs/\S+\.toml)", section)
     assert recipe and (ROOT / recipe.group(1)).is_file()
     # ... and that recipe, today, is still the one the checkpoint was trained with.
-    assert TrainConfig.from_dict(ckpt["train_config"]) == load_recipe(ROOT / recipe.group(1))
+    assert TrainConfig.from_stored(ckpt["train_config"]) == load_recipe(ROOT / recipe.group(1))
+
+
+# What each shipped checkpoint computed before the retired model options were deleted (commit 0ed22ef): the sums
+# of decode(z) for 3 seeded latents, of the full and the latent-only reconstructions of 2 seeded images, and the
+# first image's latent.
+REFERENCE = {
+    "ceers.pt": (11025.302779, 38835.106828, 38835.106828,
+                 [5.530954, 4.155175, -6.866227, -10.504244, -10.076034, 50.87574, -4.718743, 1.392776]),
+    "demo.pt": (2506.901785, 61851.007028, 61851.007028,
+                [-11.147554, -12.8902, 15.175589, -5.623177, 2.311524, 14.219865, 16.869381, 4.934109]),
+    "demo-unet.pt": (1935.649154, 31956.565094, 1284.693678,
+                     [299.136261, -181.532364, -190.999344, 206.911758, -182.608841, 215.097885, -151.133789,
+                      19.408401]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_shipped_checkpoint_computes_what_it_always_did(name):
+    model = load_model(ROOT / "models" / name)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, model.config.latent_dim, generator=g)
+    x = torch.rand(2, 1, 187, 187, generator=g)
+    with torch.inference_mode():
+        decoded, out = model.decode(z), model(x)
+    got = (float(decoded.double().sum()), float(out["x_hat"].double().sum()),
+           float(out["x_hat_latent"].double().sum()), out["z"][0].tolist())
+    want = REFERENCE[name]
+    assert got[:3] == pytest.approx(want[:3], rel=1e-5)
+    assert got[3] == pytest.approx(want[3], rel=1e-4, abs=1e-4)

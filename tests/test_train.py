@@ -11,7 +11,7 @@ import torch
 
 from astroae_core.model import read_checkpoint
 from train.__main__ import main as train_main
-from train.config import TrainConfig, load_recipe
+from train.config import FrozenNorm, TrainConfig, load_recipe
 from train.loop import train
 
 from .conftest import ROOT
@@ -24,10 +24,57 @@ def test_seed_recipe_is_the_seeds_recipe_exactly():
     assert cfg.val_fraction == 0.2 and cfg.augment and cfg.preprocess.method == "minmax"
 
 
+# What each recipe in train/configs/ resolved to before the defaults became the shipped recipes' and the
+# frozen-statistics settings moved into [train.frozen_norm] (commit 0ed22ef): the recipes must train the same.
+_RESOLVED_COMMON = {
+    "model.in_size": 187, "model.latent_dim": 8, "model.skip_dropout": 0.5, "preprocess.size": 187,
+    "preprocess.method": "minmax", "preprocess.asinh_softening": 3.0, "preprocess.asinh_min_sigma": 5.0,
+    "preprocess.asinh_max_sigma": None, "preprocess.asinh_min_range_sigma": 10.0, "weight_decay": 0.0,
+    "batch_size": 16, "val_fraction": 0.2, "seed": 0, "augment": True, "group_regex": "auto", "max_files": 0}
+_SHIPPED = {"model.channels": [8, 16, 32, 64], "model.skip_mode": "none", "model.standardize_latent": True,
+            "loss": "mse", "lr": 2e-3, "lr_schedule": "cosine", "decorrelation": 1.0, "threads": 1}
+_SEED = {"model.skip_mode": "unet", "model.standardize_latent": False, "loss": "bce", "lr": 1e-3,
+         "lr_schedule": "constant", "decorrelation": 0.0, "threads": 0, "frozen_norm.epochs": 0,
+         "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0}
+RESOLVED = {
+    "ceers.toml": {**_SHIPPED, "epochs": 120, "checkpoint_every": 20, "frozen_norm.epochs": 110,
+                   "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0},
+    "demo.toml": {**_SHIPPED, "epochs": 48, "checkpoint_every": 8, "frozen_norm.epochs": 40,
+                  "frozen_norm.warmup_epochs": 2, "frozen_norm.lr_scale": 0.35},
+    "demo-unet.toml": {**_SEED, "model.channels": [8, 16, 32, 64], "epochs": 2, "checkpoint_every": 1},
+    "seed.toml": {**_SEED, "model.channels": [16, 32, 64, 128], "epochs": 150, "checkpoint_every": 10},
+}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(RESOLVED))
+def test_each_recipe_resolves_to_the_values_it_always_had(name):
+    assert _flat(load_recipe(ROOT / "train/configs" / name).to_dict()) == {**_RESOLVED_COMMON, **RESOLVED[name]}
+
+
+def test_the_defaults_are_what_the_shipped_recipes_share():
+    d = _flat(TrainConfig().to_dict())
+    assert {k: d[k] for k in {**_RESOLVED_COMMON, **_SHIPPED}} == {**_RESOLVED_COMMON, **_SHIPPED}
+    assert TrainConfig().frozen_norm.epochs == 0  # where ceers.toml and demo.toml differ, off
+
+
 def test_every_shipped_recipe_loads():
     recipes = sorted((ROOT / "train/configs").glob("*.toml"))
     assert recipes
     for path in recipes:
+        assert isinstance(load_recipe(path), TrainConfig)
+
+
+def test_every_benchmark_variant_loads():
+    variants = sorted((ROOT / "benchmarks/variants").glob("*.toml"))
+    assert variants
+    for path in variants:
         assert isinstance(load_recipe(path), TrainConfig)
 
 
@@ -82,12 +129,12 @@ def test_training_writes_the_run_folder_and_the_loss_falls(blob_folder, tiny_rec
 
 def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path):
     cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(lr_schedule="cosine")
-    straight = train(cfg, blob_folder, tmp_path / "a", progress=False)
-    train(cfg, blob_folder, tmp_path / "b", progress=False, stop_after_epochs=2)
+    straight = train(cfg, blob_folder, tmp_path / "a")
+    train(cfg, blob_folder, tmp_path / "b", stop_after_epochs=2)
     assert read_checkpoint(tmp_path / "b/last.pt")["epoch"] == 2
     with pytest.raises(FileExistsError, match="already holds a run"):
-        train(cfg, blob_folder, tmp_path / "b", progress=False)
-    resumed = train(cfg, blob_folder, tmp_path / "b", progress=False, resume=True)
+        train(cfg, blob_folder, tmp_path / "b")
+    resumed = train(cfg, blob_folder, tmp_path / "b", resume=True)
     assert resumed.epochs_done == 4
     a = read_checkpoint(tmp_path / "a/last.pt")
     b = read_checkpoint(tmp_path / "b/last.pt")
@@ -166,9 +213,9 @@ def test_freeze_batchnorm_makes_each_image_independent_of_its_batch():
     assert model.enc[0][1].weight.grad is not None and model.enc[0][0].weight.grad.abs().sum() > 0
 
 
-def test_freeze_norm_epochs_freeze_the_statistics_of_the_last_epochs_only(blob_folder, tiny_recipe, tmp_path):
-    cfg = load_recipe(tiny_recipe(epochs=3)).replace(freeze_norm_epochs=1)
-    train(cfg, blob_folder, tmp_path / "run", progress=False)
+def test_frozen_norm_epochs_freeze_the_statistics_of_the_last_epochs_only(blob_folder, tiny_recipe, tmp_path):
+    cfg = load_recipe(tiny_recipe(epochs=3)).replace(frozen_norm_epochs=1)
+    train(cfg, blob_folder, tmp_path / "run")
     e2 = read_checkpoint(tmp_path / "run/epoch_002.pt")["state_dict"]
     e3 = read_checkpoint(tmp_path / "run/epoch_003.pt")["state_dict"]
     running = [k for k in e3 if "running_" in k]
@@ -177,39 +224,23 @@ def test_freeze_norm_epochs_freeze_the_statistics_of_the_last_epochs_only(blob_f
         torch.testing.assert_close(e3[k], e2[k], rtol=0, atol=0, msg=k)
     assert any(not torch.equal(e3[k], e2[k]) for k in e3 if k.endswith("weight"))  # while the weights trained
     # Adam starts afresh at the switch: its step count is one epoch's, where a run without freezing has three.
-    plain = train(cfg.replace(freeze_norm_epochs=0), blob_folder, tmp_path / "plain", progress=False)
+    plain = train(cfg.replace(frozen_norm_epochs=0), blob_folder, tmp_path / "plain")
     assert plain.epochs_done == 3
     steps = [read_checkpoint(tmp_path / f"{run}/last.pt")["optimizer"]["state"][0]["step"] for run in ("run", "plain")]
     assert 3 * float(steps[0]) == float(steps[1]) > 0
 
 
-def test_freeze_norm_epochs_must_fit_in_the_run():
-    with pytest.raises(ValueError, match="freeze_norm_epochs.*epochs=5.*6"):
-        TrainConfig(epochs=5, freeze_norm_epochs=6)
-    with pytest.raises(ValueError, match="freeze_norm_epochs"):
-        TrainConfig(freeze_norm_epochs=-1)
-
-
-def test_freeze_latent_norm_after_freezes_only_the_latent_statistics(blob_folder, tiny_recipe, tmp_path):
-    cfg = load_recipe(tiny_recipe(epochs=3)).replace(model_standardize_latent=True, freeze_latent_norm_after=1,
-                                                     checkpoint_every=1)
-    train(cfg, blob_folder, tmp_path / "run", progress=False)
-    e = {k: read_checkpoint(tmp_path / f"run/epoch_00{k}.pt")["state_dict"] for k in (1, 2, 3)}
-    latent = [k for k in e[3] if k.startswith("latent_norm.running_")]
-    conv = [k for k in e[3] if "running_mean" in k and not k.startswith("latent_norm.")]
-    assert latent and conv
-    for k in latent:  # frozen after epoch 1
-        torch.testing.assert_close(e[3][k], e[1][k], rtol=0, atol=0, msg=k)
-        torch.testing.assert_close(e[2][k], e[1][k], rtol=0, atol=0, msg=k)
-    assert all(not torch.equal(e[3][k], e[2][k]) for k in conv)  # the convolutions' statistics still move
-    with pytest.raises(ValueError, match="freeze_latent_norm_after must be in .*epochs=3.*4"):
-        cfg.replace(freeze_latent_norm_after=4)
+def test_frozen_norm_epochs_must_fit_in_the_run():
+    with pytest.raises(ValueError, match="frozen_norm.epochs.*epochs=5.*6"):
+        TrainConfig(epochs=5, frozen_norm=FrozenNorm(epochs=6))
+    with pytest.raises(ValueError, match="frozen_norm.epochs"):
+        TrainConfig(frozen_norm=FrozenNorm(epochs=-1))
 
 
 def test_learning_rate_warms_up_and_scales_after_the_switch_to_frozen_statistics():
     from train.loop import _learning_rate
 
-    cfg = TrainConfig(epochs=10, freeze_norm_epochs=4, freeze_warmup_epochs=2, lr=1.0)
+    cfg = TrainConfig(epochs=10, frozen_norm=FrozenNorm(epochs=4, warmup_epochs=2), lr=1.0, lr_schedule="constant")
     # epochs 7-10 are frozen; over epochs 7 and 8 (4 steps each) the rate climbs 1/8, 2/8, ... 8/8
     lrs = {(e, s): _learning_rate(cfg, e, s, 4) for e in range(1, 11) for s in range(4)}
     assert [lrs[(7, s)] for s in range(4)] + [lrs[(8, s)] for s in range(4)] == [k / 8 for k in range(1, 9)]
@@ -217,12 +248,49 @@ def test_learning_rate_warms_up_and_scales_after_the_switch_to_frozen_statistics
     cosine = cfg.replace(lr_schedule="cosine")
     assert _learning_rate(cosine, 1, 0, 4) == 1.0 and _learning_rate(cosine, 6, 0, 4) == pytest.approx(0.5)
     assert _learning_rate(cosine, 7, 0, 4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.6)) / 8)
-    assert _learning_rate(cfg.replace(freeze_warmup_epochs=0), 7, 0, 4) == 1.0
-    # freeze_lr_scale lowers the frozen epochs' rate only, warm-up included
-    scaled = cfg.replace(freeze_lr_scale=0.25)
+    assert _learning_rate(cfg.replace(frozen_norm_warmup_epochs=0), 7, 0, 4) == 1.0
+    # frozen_norm.lr_scale lowers the frozen epochs' rate only, warm-up included
+    scaled = cfg.replace(frozen_norm_lr_scale=0.25)
     assert _learning_rate(scaled, 6, 3, 4) == 1.0 and _learning_rate(scaled, 9, 0, 4) == 0.25
     assert _learning_rate(scaled, 7, 1, 4) == pytest.approx(0.25 * 2 / 8)
-    with pytest.raises(ValueError, match="freeze_lr_scale must be in \\(0, 1\\], got 0"):
-        cfg.replace(freeze_lr_scale=0)
-    with pytest.raises(ValueError, match="freeze_warmup_epochs must be in .*freeze_norm_epochs=4.*5"):
-        cfg.replace(freeze_warmup_epochs=5)
+    with pytest.raises(ValueError, match="frozen_norm.lr_scale must be in \\(0, 1\\], got 0"):
+        cfg.replace(frozen_norm_lr_scale=0)
+    with pytest.raises(ValueError, match="frozen_norm.warmup_epochs must be in .*frozen_norm.epochs=4.*5"):
+        cfg.replace(frozen_norm_warmup_epochs=5)
+
+
+def test_training_reports_progress_and_each_epoch(blob_folder, tiny_recipe, tmp_path):
+    calls, rows = [], []
+    res = train(load_recipe(tiny_recipe(epochs=2)), blob_folder, tmp_path / "run",
+                progress=lambda done, total, stage: calls.append((done, total, stage)), on_epoch=rows.append)
+    assert rows == res.history and [r["epoch"] for r in rows] == [1, 2]
+    epoch_calls = [c for c in calls if c[2].startswith("epoch ")]
+    stages = sorted({c[2] for c in epoch_calls})
+    assert stages == ["epoch 1/2", "epoch 2/2"]
+    # counted in images: each epoch ends with done == total == the steps' images
+    last = [c for c in epoch_calls if c[2] == "epoch 2/2"][-1]
+    assert last[0] == last[1] == res.n_train // 4 * 4
+
+
+def test_retired_training_options_are_accepted_at_their_remaining_value_only(tmp_path):
+    from astroae_core.model import RETIRED_IN
+
+    old = {"channels_last": True, "early_stopping_patience": 0, "freeze_latent_norm_after": 0}
+    assert TrainConfig.from_dict({"train": old}) == TrainConfig()
+    for name, value in (("channels_last", False), ("early_stopping_patience", 5), ("freeze_latent_norm_after", 3)):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(f"[train]\n{name} = {str(value).lower()}\n")
+        with pytest.raises(ValueError, match=f"{name}.toml.*{name} = {value!r} was retired.*commit {RETIRED_IN}"):
+            load_recipe(recipe)
+
+
+def test_stored_train_configs_of_older_versions_read_as_they_were_written():
+    # flat freeze_* keys, retired keys at their remaining value, and keys missing that were not there yet
+    old = {"loss": "mse", "epochs": 48, "freeze_norm_epochs": 40, "freeze_warmup_epochs": 2, "freeze_lr_scale": 0.35,
+           "channels_last": True, "model": {"channels": [8, 16, 32, 64], "conv_norm": "batch"},
+           "preprocess": {"method": "minmax", "size": 187}}
+    cfg = TrainConfig.from_stored(old)
+    assert cfg.frozen_norm == FrozenNorm(epochs=40, warmup_epochs=2, lr_scale=0.35)
+    assert (cfg.lr, cfg.lr_schedule, cfg.decorrelation, cfg.threads) == (1e-3, "constant", 0.0, 0)
+    assert cfg.model.standardize_latent is False and cfg.model.channels == (8, 16, 32, 64)
+    assert TrainConfig.from_stored(cfg.to_dict()) == cfg == TrainConfig.from_dict(cfg.to_dict())

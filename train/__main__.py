@@ -63,15 +63,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(plan, indent=2))
         return 0
     from astroae_core.distributed import is_main_process
+    from astroae_core.progress import TqdmProgress
 
     from .loop import train
 
+    bars = TqdmProgress()
     try:
-        res = train(cfg, data, args.out, device=args.device, resume=args.resume, progress=not args.quiet)
+        res = train(cfg, data, args.out, device=args.device, resume=args.resume,
+                    progress=None if args.quiet else bars,
+                    on_epoch=None if args.quiet else lambda row: _print_epoch(row, cfg.epochs))
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         if is_main_process() or not hasattr(exc, "from_rank"):  # rank 0's error: said once, by rank 0
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        bars.close()
     if not is_main_process():
         return 0
     last = res.history[-1] if res.history else {}
@@ -80,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                       "skipped_files": res.n_skipped, "train_images_per_s": round(res.train_images_per_s, 2)},
                      indent=2))
     return 0
+
+
+def _print_epoch(row: dict, epochs: int) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"epoch {row['epoch']}/{epochs}  train {row['train_loss']:.5g}  val {row['val_loss']:.5g}  "
+               f"val MSE {row['val_mse']:.3g} (latent only {row['val_latent_mse']:.3g})  "
+               f"{row['train_images_per_s']:.1f} img/s")
 
 
 if __name__ == "__main__":

@@ -7,64 +7,96 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astroae_core.model import ModelConfig
 from astroae_core.data import PreprocessConfig
+from astroae_core.model import ModelConfig, drop_retired
 
-__all__ = ["TrainConfig", "load_recipe", "LOSSES"]
+__all__ = ["TrainConfig", "FrozenNorm", "load_recipe", "LOSSES"]
 
 LOSSES = ("bce", "mse", "l1", "ms_ssim_l1")
+
+# Retired training options and the only value they may still carry (see astroae_core.model.RETIRED_IN).
+_RETIRED = {"early_stopping_patience": 0, "channels_last": True, "freeze_latent_norm_after": 0}
+
+# What a stored train_config meant by a key it lacks (the defaults until astroae_core.model.RETIRED_IN), and the
+# flat names the frozen-statistics settings were stored under then.
+_STORED_DEFAULTS = {"loss": "bce", "lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0, "decorrelation": 0.0,
+                    "batch_size": 16, "epochs": 150, "checkpoint_every": 10, "val_fraction": 0.2, "seed": 0,
+                    "augment": True, "group_regex": "auto", "max_files": 0, "threads": 0}
+_STORED_FROZEN_NORM = {"freeze_norm_epochs": "epochs", "freeze_warmup_epochs": "warmup_epochs",
+                       "freeze_lr_scale": "lr_scale"}
+
+
+def _default_preprocess() -> PreprocessConfig:
+    return PreprocessConfig(method="minmax")
+
+
+@dataclass(frozen=True)
+class FrozenNorm:
+    """The last epochs of a run normalize with every BatchNorm's running statistics, as evaluation does, instead
+    of the batch's (a recipe's ``[train.frozen_norm]`` table).
+
+    With 16 images a batch, the batch statistics shift each image's latent and features by a different amount
+    every step, noise the model cannot fit through; frozen, the training loss keeps falling
+    (``benchmarks/RESULTS.md``). The optimizer's state starts afresh at the switch.
+
+    Parameters
+    ----------
+    epochs : int
+        How many of the run's last epochs are frozen; 0 = none.
+    warmup_epochs : int
+        Over this many of the frozen epochs the learning rate rises linearly from 0 to the schedule's: Adam
+        starts afresh at the switch, and its first steps move every weight by about the learning rate with
+        nothing left to renormalize the activations. 0 = no warm-up.
+    lr_scale : float
+        The frozen epochs' learning rate as a fraction of the schedule's: a rate that batch statistics tolerated
+        can make the frozen training loss jump from one epoch to the next. 1 = the schedule's rate.
+    """
+
+    epochs: int = 0
+    warmup_epochs: int = 0
+    lr_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError(f"frozen_norm.epochs must be >= 0, got {self.epochs!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"frozen_norm.warmup_epochs must be in [0, frozen_norm.epochs={self.epochs}], "
+                             f"got {self.warmup_epochs!r}")
+        if not 0.0 < self.lr_scale <= 1.0:
+            raise ValueError(f"frozen_norm.lr_scale must be in (0, 1], got {self.lr_scale!r}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs besides the data folder; stored in the run folder and every checkpoint.
 
-    The defaults are the seed's recipe: BCE, Adam lr 1e-3, batch 16, 150 epochs, a checkpoint every 10 epochs,
-    an 80/20 split, flips and rotations.
+    The defaults are what the shipped recipes (``train/configs/ceers.toml`` and ``demo.toml``) share: a pure
+    bottleneck with a standardized latent, MSE on min-max images, Adam 2e-3 with cosine decay, batch 16, a
+    decorrelation penalty, flips and rotations, an 80/20 split, one thread. Frozen statistics, where the two
+    differ, are off by default. ``train/configs/seed.toml`` is the seed's recipe.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    loss: str = "bce"
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": decays to 0 over the run (a short CPU budget converges further)
+    preprocess: PreprocessConfig = field(default_factory=_default_preprocess)
+    loss: str = "mse"
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"  # or "constant"; cosine decays to 0 over the run
     weight_decay: float = 0.0
     # Weight of a penalty on the correlations between latent numbers within a batch (mean squared off-diagonal
     # correlation), relative to the reconstruction loss: 8 numbers that repeat each other carry fewer than 8.
-    decorrelation: float = 0.0
+    decorrelation: float = 1.0
     batch_size: int = 16
-    epochs: int = 150
-    checkpoint_every: int = 10
+    epochs: int = 120
+    checkpoint_every: int = 20
     val_fraction: float = 0.2
     seed: int = 0
     augment: bool = True
-    early_stopping_patience: int = 0  # epochs without a better validation loss before stopping; 0 = never
-    # The last N epochs normalize with every BatchNorm's running statistics, as evaluation does, instead of the
-    # batch's. With 16 images a batch, the batch statistics shift each image's latent and features by a different
-    # amount every step (the latent's batch mean strays by 0.22 standard deviations), noise the model cannot fit
-    # through; frozen, the training loss keeps falling (benchmarks/RESULTS.md). The optimizer's state starts
-    # afresh at the switch. 0 = never.
-    freeze_norm_epochs: int = 0
-    # The latent's BatchNorm (``standardize_latent``) alone normalizes with its running statistics from this epoch
-    # on, while the convolutions' BatchNorms keep their batch statistics (until ``freeze_norm_epochs``). Its
-    # batch statistics are the largest source of the noise above (they double the error the decoder sees), and
-    # it needs only a few epochs to learn the latent's scale. 0 = never (before ``freeze_norm_epochs``).
-    freeze_latent_norm_after: int = 0
-    # After the switch to frozen statistics the learning rate rises linearly from 0 to the schedule's over this many
-    # epochs. Adam starts afresh there and its first steps move every weight by about the learning rate, which,
-    # with nothing left to renormalize the activations, threw the CEERS training loss from 1.5e-3 to 1.3e-2 and
-    # cost ten epochs to recover (benchmarks/RESULTS.md). 0 = no warm-up.
-    freeze_warmup_epochs: int = 0
-    # The learning rate of the frozen epochs, as a fraction of the schedule's: with nothing left to renormalize the
-    # activations, a rate BatchNorm's batch statistics tolerated makes the frozen training loss jump by 2-3x from
-    # one epoch to the next. 1 = the schedule's rate.
-    freeze_lr_scale: float = 1.0
+    frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
     max_files: int = 0  # 0 = all files
-    threads: int = 0  # 0 = one per core
-    channels_last: bool = True
+    threads: int = 1  # 0 = one per core; 1 makes a run bit-for-bit reproducible
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -76,52 +108,64 @@ class TrainConfig:
         for name in ("lr", "batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 0 <= self.freeze_norm_epochs <= self.epochs:
-            raise ValueError(f"freeze_norm_epochs must be in [0, epochs={self.epochs}], got {self.freeze_norm_epochs!r}")
-        if not 0 <= self.freeze_latent_norm_after <= self.epochs:
-            raise ValueError(f"freeze_latent_norm_after must be in [0, epochs={self.epochs}], "
-                             f"got {self.freeze_latent_norm_after!r}")
-        if not 0 <= self.freeze_warmup_epochs <= self.freeze_norm_epochs:
-            raise ValueError(f"freeze_warmup_epochs must be in [0, freeze_norm_epochs={self.freeze_norm_epochs}], "
-                             f"got {self.freeze_warmup_epochs!r}")
-        if not 0.0 < self.freeze_lr_scale <= 1.0:
-            raise ValueError(f"freeze_lr_scale must be in (0, 1], got {self.freeze_lr_scale!r}")
+        if self.frozen_norm.epochs > self.epochs:
+            raise ValueError(f"frozen_norm.epochs must be in [0, epochs={self.epochs}], "
+                             f"got {self.frozen_norm.epochs!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:
             raise ValueError(f"model.in_size ({self.model.in_size}) must equal preprocess.size ({self.preprocess.size})")
 
     def to_dict(self) -> dict:
+        """Plain data (JSON- and ``weights_only``-safe): the loop's settings, with ``model``, ``preprocess`` and
+        ``frozen_norm`` as nested dicts."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["model"] = self.model.to_dict()
         d["preprocess"] = self.preprocess.to_dict()
+        d["frozen_norm"] = dataclasses.asdict(self.frozen_norm)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """A config from a recipe (the loop's settings under ``train``) or :meth:`to_dict`; missing keys take
+        today's defaults.
+
+        Raises
+        ------
+        ValueError
+            For an unknown key, a retired option with a value other than its remaining one, or a bad value.
+        """
         d = dict(d)
         train = d.pop("train", {})  # TOML recipes keep the loop's settings under [train]
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted((set(d) | set(train)) - known)
+        d = drop_retired({**d, **train}, _RETIRED, what="train config")
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown recipe keys: {unknown}")
-        d.update(train)
         model = ModelConfig.from_dict(d.pop("model", {}))
-        pre = d.pop("preprocess", {})
-        pre.setdefault("size", model.in_size)
-        return cls(model=model, preprocess=PreprocessConfig.from_dict(pre), **d)
+        pre = {**_default_preprocess().to_dict(), "size": model.in_size, **d.pop("preprocess", {})}
+        frozen = FrozenNorm(**d.pop("frozen_norm", {}))
+        return cls(model=model, preprocess=PreprocessConfig.from_dict(pre), frozen_norm=frozen, **d)
+
+    @classmethod
+    def from_stored(cls, d: dict) -> "TrainConfig":
+        """The config a checkpoint's ``train_config`` records, whichever version wrote it: a key it lacks means
+        what it meant then, and the flat ``freeze_*`` keys of older files fill :attr:`frozen_norm`."""
+        d = {**_STORED_DEFAULTS, **d}
+        frozen = {new: d.pop(old) for old, new in _STORED_FROZEN_NORM.items() if old in d}
+        return cls.from_dict({**d, "model": ModelConfig.from_stored(d.get("model", {})).to_dict(),
+                              "preprocess": PreprocessConfig.from_dict(d.get("preprocess", {})).to_dict(),
+                              "frozen_norm": {**frozen, **d.get("frozen_norm", {})}})
 
     def replace(self, **overrides) -> "TrainConfig":
-        """A copy with top-level fields, or ``model_*`` / ``preprocess_*`` fields, overridden (None = keep)."""
+        """A copy with top-level fields, or ``model_*`` / ``preprocess_*`` / ``frozen_norm_*`` fields, overridden
+        (None = keep)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        model = {k[6:]: overrides.pop(k) for k in list(overrides) if k.startswith("model_")}
-        pre = {k[11:]: overrides.pop(k) for k in list(overrides) if k.startswith("preprocess_")}
+        nested = {}
+        for name in ("model", "preprocess", "frozen_norm"):
+            prefix = name + "_"
+            nested[name] = {k[len(prefix):]: overrides.pop(k) for k in list(overrides) if k.startswith(prefix)}
         return dataclasses.replace(
-            self,
-            model=dataclasses.replace(self.model, **model),
-            preprocess=dataclasses.replace(self.preprocess, **pre),
-            **overrides,
-        )
+            self, **{name: dataclasses.replace(getattr(self, name), **kw) for name, kw in nested.items()}, **overrides)
 
 
 def load_recipe(path) -> TrainConfig:

@@ -8,6 +8,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,13 @@ import torch
 import torch.distributed as dist
 from pytorch_msssim import ms_ssim
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from astroae_core import distributed
-from astroae_core.io import atomic_write_text
-from astroae_core.model import read_checkpoint, save_checkpoint
-from astroae_core.data import augment, group_keys, load_folder, split_by_group
 from astroae_core.analysis import image_metrics
-from astroae_core.model import AutoEncoder, batchnorm_layers
+from astroae_core.data import augment, group_keys, load_folder, split_by_group
+from astroae_core.io import atomic_write_text
+from astroae_core.model import AutoEncoder, batchnorm_layers, read_checkpoint, save_checkpoint
+from astroae_core.progress import Progress, report
 
 from .config import TrainConfig
 
@@ -118,7 +118,7 @@ def _validate(model: AutoEncoder, cfg: TrainConfig, x_val: torch.Tensor, device,
     model.eval()
     full, latent_only, losses = [], [], []
     for i in range(0, x_val.shape[0], batch):
-        x = _to_device(x_val[i : i + batch], device, cfg)
+        x = _to_device(x_val[i : i + batch], device)
         out = model(x)
         loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], x)
         if model.config.has_skips:
@@ -145,13 +145,13 @@ def _validate(model: AutoEncoder, cfg: TrainConfig, x_val: torch.Tensor, device,
     return res
 
 
-def _to_device(x: torch.Tensor, device, cfg: TrainConfig) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+def _to_device(x: torch.Tensor, device) -> torch.Tensor:
+    return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: bool = False,
-          progress: bool = True, stop_after_epochs: int | None = None) -> TrainResult:
+          progress: Progress | None = None, on_epoch: Callable[[dict], None] | None = None,
+          stop_after_epochs: int | None = None) -> TrainResult:
     """Train an autoencoder on the FITS files under ``data_dir`` and write the run to ``run_dir``.
 
     Parameters
@@ -167,8 +167,11 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     resume : bool
         Continue from ``run_dir/last.pt`` (model, optimizer, epoch, RNG state): the resumed run ends where an
         uninterrupted one would.
-    progress : bool
-        Show a progress bar per epoch.
+    progress : Progress, optional
+        Called on rank 0 as files are read (stage ``"reading FITS"``) and as each epoch's images are trained
+        (stage ``"epoch E/N"``, counted in images).
+    on_epoch : callable, optional
+        Called on rank 0 with each epoch's history row once it is written.
     stop_after_epochs : int, optional
         Stop (as if killed) after this many epochs of this call; used by tests of ``resume``.
 
@@ -181,125 +184,130 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     rank, world = distributed.rank_world()
     dev = distributed.local_device(dev)
     run_dir = Path(run_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    elif world > 1 and dev.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-
-    last_path = run_dir / "last.pt"
+    _set_threads(cfg, dev, world)
+    if rank != 0:
+        progress, on_epoch = None, None
     # Rank 0 decides and reads for all: every rank raises the same error, none waits for one that gave up.
     distributed.agree(_check_run_dir, run_dir, resume=resume)
-
-    loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress and rank == 0,
-                         max_files=cfg.max_files or None)
-    if len(loaded.paths) < 2:
-        raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
-    groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
-    train_idx, val_idx = split_by_group(groups, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    x_all = torch.from_numpy(loaded.x)
-    x_train, x_val = x_all[train_idx], x_all[val_idx]
-
+    data = _load_data(cfg, data_dir, progress)
     torch.manual_seed(cfg.seed)
     gens = {"shuffle": torch.Generator().manual_seed(cfg.seed), "augment": torch.Generator().manual_seed(cfg.seed + 1)}
-
-    model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.init_output_bias(float(x_train.mean()))
+    model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev).to(memory_format=torch.channels_last)
+    model.init_output_bias(float(data.x_train.mean()))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[dict] = []
-    start_epoch, best, since_best = 0, math.inf, 0
+    history, start_epoch, best = [], 0, math.inf
     if resume:
-        ckpt = distributed.agree(read_checkpoint, last_path)
+        ckpt = distributed.agree(read_checkpoint, run_dir / "last.pt")
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
-        history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
-        best, since_best = float(ckpt["best_val_loss"]), int(ckpt["since_best"])
+        history, start_epoch, best = list(ckpt["history"]), int(ckpt["epoch"]), float(ckpt["best_val_loss"])
         _set_rng_state(ckpt["rng"], gens)
         if rank == 0:
             log.info("resuming %s at epoch %d", run_dir, start_epoch)
-
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    data_info = {"root": str(Path(data_dir).resolve()), "train_paths": [loaded.paths[i] for i in train_idx],
-                 "val_paths": [loaded.paths[i] for i in val_idx], "skipped": [list(s) for s in loaded.skipped]}
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
 
-    n_train = x_train.shape[0]
-    steps = max(1, n_train // (cfg.batch_size * world))  # drop the ragged last batch: BatchNorm dislikes size 1
+    steps = max(1, data.x_train.shape[0] // (cfg.batch_size * world))  # no ragged last batch: BatchNorm dislikes 1
     images_seen, train_time = 0, 0.0
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        perm = torch.randperm(n_train, generator=gens["shuffle"])
-        # Every rank draws the same permutation (the same seeded generators on every rank, so rank 0's saved
-        # state resumes them all) and takes its own block of it, as DistributedSampler would.
-        mine = distributed.shard(perm, rank=rank, world=world)
-        model.train()
-        if epoch > cfg.epochs - cfg.freeze_norm_epochs:
-            freeze_batchnorm(model)
-            if epoch == cfg.epochs - cfg.freeze_norm_epochs + 1:
-                # Adam's step sizes were learned while BatchNorm made each layer blind to its weights' scale;
-                # kept, they throw the first frozen steps far off (validation MSE 5e-4 -> 1.9e-3 on CEERS).
-                opt.state.clear()
-        elif cfg.freeze_latent_norm_after and epoch > cfg.freeze_latent_norm_after:
-            freeze_batchnorm(model.latent_norm)
-        t0, total = time.perf_counter(), 0.0
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress or rank != 0,
-                   leave=False, mininterval=1.0)
-        for s in bar:
-            lr = _learning_rate(cfg, epoch, s, steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
-            if cfg.augment:
-                xb = augment(xb, generator=gens["augment"])
-            xb = _to_device(xb, dev, cfg)
-            out = net(xb)
-            loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
-            if cfg.decorrelation:
-                # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
-                loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            bar.set_postfix(loss=f"{total / (s + 1):.4g}", refresh=False)
-        dt = time.perf_counter() - t0
+        train_loss, dt = _train_epoch(net, model, opt, cfg, data.x_train, epoch, steps, gens, dev, progress)
         train_time += dt
         images_seen += steps * cfg.batch_size * world
         distributed.broadcast_buffers(model)  # rank 0's BatchNorm statistics: the model it saves, on every rank
-        val_part = distributed.shard(x_val, rank=rank, world=world) if x_val.shape[0] >= world else x_val
+        val_part = distributed.shard(data.x_val, rank=rank, world=world) if data.x_val.shape[0] >= world else data.x_val
         val = distributed.reduce_means(_validate(model, cfg, val_part, dev), weight=val_part.shape[0])
-        train_loss = distributed.reduce_means({"train_loss": total / steps}, weight=steps)["train_loss"]
+        train_loss = distributed.reduce_means({"train_loss": train_loss}, weight=steps)["train_loss"]
         row = {"epoch": epoch, "train_loss": train_loss, **val,
                "seconds": dt, "train_images_per_s": steps * cfg.batch_size * world / dt}
         history.append(row)
         improved = row["val_loss"] < best
-        if improved:
-            best, since_best = row["val_loss"], 0
-        else:
-            since_best += 1
-        stop = bool(cfg.early_stopping_patience) and since_best >= cfg.early_stopping_patience
+        best = min(best, row["val_loss"])
         if rank == 0:
-            _write_epoch(run_dir, model, opt, cfg, epoch, history, best, since_best, gens, data_info,
-                         improved=improved, periodic=epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or stop)
+            _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data.info,
+                         improved=improved, periodic=epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs)
             log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if isinstance(v, float)})
-            if progress:
-                tqdm.write(f"epoch {epoch}/{cfg.epochs}  train {row['train_loss']:.5g}  val {row['val_loss']:.5g}  "
-                           f"val MSE {row['val_mse']:.3g} (latent only {row['val_latent_mse']:.3g})  "
-                           f"{row['train_images_per_s']:.1f} img/s")
-        if stop or (stop_after_epochs is not None and epoch - start_epoch >= stop_after_epochs):
+            if on_epoch is not None:
+                on_epoch(row)
+        if stop_after_epochs is not None and epoch - start_epoch >= stop_after_epochs:
             break
     if world > 1:
         dist.barrier()
         if started_dist:
             dist.destroy_process_group()
-    return TrainResult(run_dir, epoch, best, history, len(train_idx), len(val_idx), len(loaded.skipped),
+    return TrainResult(run_dir, epoch, best, history, data.x_train.shape[0], data.x_val.shape[0], data.n_skipped,
                        images_seen / train_time if train_time else float("nan"))
+
+
+def _set_threads(cfg: TrainConfig, dev: torch.device, world: int) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif world > 1 and dev.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+
+
+@dataclass
+class _Data:
+    x_train: torch.Tensor
+    x_val: torch.Tensor
+    info: dict  # stored in every checkpoint: the data root, the split's paths, the skipped files
+    n_skipped: int
+
+
+def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
+    """Read and preprocess the folder, and split it by group into training and validation images."""
+    loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress, max_files=cfg.max_files or None)
+    if len(loaded.paths) < 2:
+        raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
+    groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
+    train_idx, val_idx = split_by_group(groups, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    x_all = torch.from_numpy(loaded.x)
+    info = {"root": str(Path(data_dir).resolve()), "train_paths": [loaded.paths[i] for i in train_idx],
+            "val_paths": [loaded.paths[i] for i in val_idx], "skipped": [list(s) for s in loaded.skipped]}
+    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped))
+
+
+def _train_epoch(net, model, opt, cfg: TrainConfig, x_train: torch.Tensor, epoch: int, steps: int, gens: dict,
+                 dev, progress: Progress | None) -> tuple[float, float]:
+    """One epoch of optimizer steps on this rank's block of a fresh permutation; returns (mean loss, seconds)."""
+    rank, world = distributed.rank_world()
+    perm = torch.randperm(x_train.shape[0], generator=gens["shuffle"])
+    # Every rank draws the same permutation (the same seeded generators on every rank, so rank 0's saved
+    # state resumes them all) and takes its own block of it, as DistributedSampler would.
+    mine = distributed.shard(perm, rank=rank, world=world)
+    model.train()
+    first_frozen = cfg.epochs - cfg.frozen_norm.epochs + 1
+    if epoch >= first_frozen:
+        freeze_batchnorm(model)
+        if epoch == first_frozen:
+            # Adam's step sizes were learned while BatchNorm made each layer blind to its weights' scale; kept,
+            # they throw the first frozen steps far off (benchmarks/RESULTS.md, section 2).
+            opt.state.clear()
+    t0, total = time.perf_counter(), 0.0
+    stage, per_step = f"epoch {epoch}/{cfg.epochs}", cfg.batch_size * world
+    for s in range(steps):
+        lr = _learning_rate(cfg, epoch, s, steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
+        if cfg.augment:
+            xb = augment(xb, generator=gens["augment"])
+        xb = _to_device(xb, dev)
+        out = net(xb)
+        loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
+        if cfg.decorrelation:
+            # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
+            loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item()
+        report(progress, (s + 1) * per_step, steps * per_step, stage)
+    return total / steps, time.perf_counter() - t0
 
 
 def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
@@ -308,17 +316,18 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
     lr = cfg.lr
     if cfg.lr_schedule == "cosine":
         lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1 + step / steps) / cfg.epochs))
-    since_freeze = epoch - 1 - (cfg.epochs - cfg.freeze_norm_epochs)  # whole epochs frozen before this one
-    if cfg.freeze_norm_epochs and since_freeze >= 0:
-        lr *= cfg.freeze_lr_scale
-        if since_freeze < cfg.freeze_warmup_epochs:
-            lr *= (since_freeze * steps + step + 1) / (cfg.freeze_warmup_epochs * steps)
+    frozen = cfg.frozen_norm
+    since_freeze = epoch - 1 - (cfg.epochs - frozen.epochs)  # whole epochs frozen before this one
+    if frozen.epochs and since_freeze >= 0:
+        lr *= frozen.lr_scale
+        if since_freeze < frozen.warmup_epochs:
+            lr *= (since_freeze * steps + step + 1) / (frozen.warmup_epochs * steps)
     return lr
 
 
-def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, since_best, gens, data_info, *, improved, periodic):
+def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data_info, *, improved, periodic):
     common = {"epoch": epoch, "history": history, "train_config": cfg.to_dict(), "data": data_info,
-              "best_val_loss": best, "since_best": since_best}
+              "best_val_loss": best}
     # Write the resume point last: if killed in between, the older last.pt still matches its own history.
     if improved:
         save_checkpoint(run_dir / "best.pt", model, **common)

@@ -1,9 +1,11 @@
-"""The autoencoder: its configuration and network, and checkpoints that rebuild it."""
+"""The autoencoder: its configuration (config), its network (network), and checkpoints that rebuild it
+(checkpoint)."""
 
 from astroae_core.model.checkpoint import (CheckpointError, file_sha256, load_model, model_from_checkpoint,
                                            read_checkpoint, save_checkpoint)
-from astroae_core.model.network import (AutoEncoder, ModelConfig, batchnorm_layers, count_parameters,
-                                        fused_for_inference)
+from astroae_core.model.config import RETIRED_IN, SKIP_MODES, ModelConfig, drop_retired
+from astroae_core.model.network import AutoEncoder, batchnorm_layers, count_parameters, fused_for_inference
 
-__all__ = ["AutoEncoder", "CheckpointError", "ModelConfig", "batchnorm_layers", "count_parameters", "file_sha256",
-           "fused_for_inference", "load_model", "model_from_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = ["AutoEncoder", "CheckpointError", "ModelConfig", "RETIRED_IN", "SKIP_MODES", "batchnorm_layers",
+           "count_parameters", "drop_retired", "file_sha256", "fused_for_inference", "load_model",
+           "model_from_checkpoint", "read_checkpoint", "save_checkpoint"]

@@ -11,7 +11,8 @@ import torch
 
 from astroae_core import __version__
 from astroae_core.io.atomic import atomic_path
-from astroae_core.model.network import AutoEncoder, ModelConfig
+from astroae_core.model.config import ModelConfig
+from astroae_core.model.network import AutoEncoder
 
 __all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "model_from_checkpoint",
            "file_sha256", "FORMAT"]
@@ -98,7 +99,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> AutoEnco
         if not isinstance(ckpt[key], dict):
             raise CheckpointError(f"{source}: bad configuration: {key} is a {type(ckpt[key]).__name__}, not a dict")
     try:
-        config = ModelConfig.from_dict(ckpt["model_config"])
+        config = ModelConfig.from_stored(ckpt["model_config"])
         pre = PreprocessConfig.from_dict(ckpt["preprocess_config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: bad configuration: {exc}") from None
@@ -148,15 +149,15 @@ def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:
     Returns
     -------
     AutoEncoder
-        Also carries ``model.checkpoint_info``: the checkpoint's ``history``, ``epoch``, ``data``, ``train_config``
-        and ``version`` (when present) and the file's ``sha256``.
+        Its ``checkpoint_info`` holds the checkpoint's ``history``, ``epoch``, ``data``, ``train_config``,
+        ``version`` and ``evaluation`` (those present), the file's ``sha256`` and its ``path``.
     """
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt, source=f"checkpoint {str(path)!r}").to(device)
     info = {k: ckpt[k] for k in ("history", "epoch", "data", "train_config", "version", "evaluation") if k in ckpt}
     info["sha256"] = file_sha256(path)
     info["path"] = str(path)
-    model.checkpoint_info = info
+    model.checkpoint_info.update(info)
     return model
 
 

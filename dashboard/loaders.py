@@ -21,15 +21,10 @@ def mtime(path: Path) -> float:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the latent cache…")
 def load_cache(path: str, stamp: float):
-    """The latent cache at ``path``, with UMAP's compilation started in the background."""
-    from astroae_core.analysis.projections import warm_umap_in_background
+    """The latent cache at ``path``."""
     from astroae_core.cache import load_cache as load
 
-    cache = load(path)
-    # numba compiles UMAP's transform on first use: pay it on a background thread, once per process, rather than
-    # at the first upload placed on the map (benchmarks/projections.py, umap_cold_start)
-    warm_umap_in_background(cache.umap_model)
-    return cache
+    return load(path)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

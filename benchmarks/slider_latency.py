@@ -3,9 +3,9 @@
 The app runs with ``streamlit run`` on a demo cache (40 GalSim stamps encoded with ``models/demo.pt``, built in a
 temporary folder, or ``--cache``); Playwright drives Debian's chromium (``/usr/bin/chromium``). For each of
 ``--moves`` slider moves (arrow key on a slider thumb, each to a value not decoded before), once at once after the
-page opens (the app's one-off UMAP warm-up may then still hold a core) and once ``--settle`` seconds after it
-opened, the page itself records the key press (``performance.now()`` in a capturing ``keydown`` listener) and the
-moment the live image shows the new picture: a MutationObserver sees the ``<img>``'s new ``src``, then ``img.decode()`` and the next animation frame.
+page opens and once ``--settle`` seconds after it opened, the page itself records the key press
+(``performance.now()`` in a capturing ``keydown`` listener) and the moment the live image shows the new picture: a
+MutationObserver sees the ``<img>``'s new ``src``, then ``img.decode()`` and the next animation frame.
 Prints JSON: median, p95, min, max and every latency in ms, with the load average and whether training ran.
 
 With ``--map-rows N`` it also builds an N-row cache (the demo cache's rows repeated with jitter, small previews)
@@ -104,8 +104,7 @@ def _moves(page, moves: int) -> dict:
 
 
 def slider_latency(browser, url: str, moves: int, *, settle: float) -> dict:
-    """Two series of ``moves``: at once after the page opens (while the app's one-off UMAP warm-up may still run in
-    the background), and again ``settle`` seconds after it opened."""
+    """Two series of ``moves``: at once after the page opens, and again ``settle`` seconds after it opened."""
     page = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=url).new_page()
     page.set_default_timeout(T)
     opened = time.perf_counter()

@@ -18,7 +18,7 @@ def tiny_run(tmp_path_factory):
     from .conftest import TINY_RECIPE
 
     recipe.write_text(TINY_RECIPE.format(skip_mode="unet", epochs=10))
-    train(load_recipe(recipe), data, root / "run", progress=False)
+    train(load_recipe(recipe), data, root / "run")
     return root, data
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from astroae_core.analysis import dimension_influence, image_spread, measure_influence
+from astroae_core.analysis import image_spread, measure_influence, run_model
 
 
 class LinearDecoder(torch.nn.Module):
@@ -68,11 +68,23 @@ def test_given_std_and_images_normalize_by_the_data():
     assert out["decoded_vs_data"] == pytest.approx(out["decoded_spread"] / out["data_spread"], rel=1e-6)
 
 
-def test_dimension_influence_is_the_relative_measure():
-    model, _ = _linear()
-    z = np.random.default_rng(6).normal(size=(12, 3)).astype(np.float32)
-    np.testing.assert_allclose(dimension_influence(model, z, max_images=8, seed=1),
-                               measure_influence(model, z, max_images=8, seed=1)["relative"])
+@pytest.mark.parametrize("mode", ["none", "unet"])
+def test_run_model_batches_full_and_latent_only_reconstructions(mode):
+    import torch
+
+    from astroae_core.model import AutoEncoder, ModelConfig
+
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(in_size=32, channels=(4, 8), latent_dim=3, skip_mode=mode)).eval()
+    x = np.random.default_rng(7).uniform(size=(5, 1, 32, 32)).astype(np.float32)
+    calls = []
+    out = run_model(model, x, batch_size=2, progress=lambda *c: calls.append(c))
+    assert calls == [(2, 5, "inference"), (4, 5, "inference"), (5, 5, "inference")]
+    assert out["z"].shape == (5, 3) and out["x_hat"].shape == out["x_latent"].shape == (5, 1, 32, 32)
+    with torch.no_grad():
+        alone = model.decode(model.encode(torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(out["x_latent"], alone, rtol=1e-5, atol=1e-6)
+    assert (out["x_latent"] is out["x_hat"]) == (mode == "none")
 
 
 def test_bad_shapes_are_named():

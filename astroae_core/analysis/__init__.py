@@ -6,8 +6,7 @@ from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
 from astroae_core.analysis.correlations import latent_correlations
 from astroae_core.analysis.evaluate import (compare_with_baselines, error_by_kind, evaluate, ratio_by_group,
                                             training_images)
-from astroae_core.analysis.inference import (dimension_influence, image_spread, measure_influence,
-                                             participation_ratio, run_model)
+from astroae_core.analysis.inference import image_spread, measure_influence, participation_ratio, run_model
 from astroae_core.analysis.metrics import METRICS, image_metrics, summarize
 from astroae_core.analysis.outliers import anomaly_scores, knn_distance, robust_z
 from astroae_core.analysis.projections import (MIN_UMAP_POINTS, fit_pca, fit_umap, nearest_neighbors,
@@ -20,7 +19,7 @@ from astroae_core.analysis.upload import UPLOAD_SUFFIXES, UploadResult, process_
 
 __all__ = ["METRICS", "MIN_UMAP_POINTS", "MeanImageBaseline", "PCABaseline", "Reconstruction", "UPLOAD_SUFFIXES",
            "UploadResult", "WEAK_INFLUENCE", "anomaly_scores", "carry_summary", "compare_with_baselines",
-           "decode_latents", "dimension_influence", "error_by_kind", "evaluate", "fit_pca", "fit_umap", "image_metrics",
+           "decode_latents", "error_by_kind", "evaluate", "fit_pca", "fit_umap", "image_metrics",
            "image_spread", "influence_summary", "interpolate_latents", "knn_distance", "latent_correlations",
            "latent_influence", "measure_influence", "nearest_neighbors", "participation_ratio", "pca_transform",
            "place_by_neighbors", "process_upload", "ratio_by_group", "read_upload", "reconstruct", "robust_z",

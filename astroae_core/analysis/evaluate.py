@@ -85,7 +85,7 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
                        confine_to=confine_to)
     if len(data.paths) < 2:
         raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")
-    out = run_model(model, data.x, batch_size=batch_size, progress=progress)
+    out = run_model(model, data.x, batch_size=batch_size, progress=TqdmProgress(disable=not progress))
     # objects grouped as the training split grouped them (the galaxy of a multi-band cutout)
     train_config = model.checkpoint_info.get("train_config")
     rule = train_config.get("group_regex", "auto") if isinstance(train_config, dict) else "auto"

@@ -1,12 +1,14 @@
-"""Batched inference on the CPU or GPU: latents, full reconstructions and latent-only reconstructions."""
+"""Batched inference on the CPU or GPU (latents, full and latent-only reconstructions), and what the latent
+carries: its effective dimensionality and each dimension's influence on the decoded image."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-__all__ = ["run_model", "participation_ratio", "dimension_influence", "measure_influence", "image_spread"]
+from astroae_core.progress import Progress, report
+
+__all__ = ["run_model", "participation_ratio", "measure_influence", "image_spread"]
 
 
 def _device(model) -> torch.device:
@@ -14,28 +16,39 @@ def _device(model) -> torch.device:
 
 
 @torch.inference_mode()
-def run_model(model, x, *, batch_size: int = 64, latent_only: bool = True, progress: bool = False) -> dict:
+def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = None) -> dict:
     """Run ``model`` over images ``x`` (N, 1, S, S) in batches.
+
+    Parameters
+    ----------
+    model : AutoEncoder
+        In eval mode.
+    x : array_like, shape (N, 1, S, S)
+        Images in the model's [0, 1] input units.
+    batch_size : int
+        Images per forward pass.
+    progress : Progress, optional
+        Called ``progress(done, total, "inference")`` with images done.
 
     Returns
     -------
     dict of ndarray
-        ``"z"`` (N, latent_dim), ``"x_hat"`` (N, 1, S, S) full reconstruction and, if ``latent_only``,
-        ``"x_latent"``: the image decoded from the latent alone (identical to ``x_hat`` for ``skip_mode="none"``).
+        ``"z"`` (N, latent_dim), ``"x_hat"`` (N, 1, S, S) full reconstruction and ``"x_latent"``: the image decoded
+        from the latent alone (the same array as ``x_hat`` for ``skip_mode="none"``).
     """
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     dev = _device(model)
     zs, full, lat = [], [], []
-    for i in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="inference", leave=False):
+    for i in range(0, x.shape[0], batch_size):
         xb = x[i : i + batch_size].to(dev).contiguous(memory_format=torch.channels_last)
         out = model(xb)
         zs.append(out["z"].float().cpu())
         full.append(out["x_hat"].float().cpu())
-        if latent_only:
-            lat.append(full[-1] if out["x_hat_latent"] is out["x_hat"] else out["x_hat_latent"].float().cpu())
+        if out["x_hat_latent"] is not out["x_hat"]:
+            lat.append(out["x_hat_latent"].float().cpu())
+        report(progress, min(i + batch_size, x.shape[0]), x.shape[0], "inference")
     res = {"z": torch.cat(zs).numpy(), "x_hat": torch.cat(full).numpy()}
-    if latent_only:
-        res["x_latent"] = torch.cat(lat).numpy()
+    res["x_latent"] = torch.cat(lat).numpy() if lat else res["x_hat"]
     return res
 
 
@@ -124,14 +137,3 @@ def measure_influence(model, z, *, images=None, std=None, n_sigma: float = 2.0, 
                    decoded_vs_data=decoded_spread / data_spread if data_spread > 0 else 0.0)
     return out
 
-
-def dimension_influence(model, z, *, n_sigma: float = 2.0, max_images: int = 64, seed: int = 0) -> np.ndarray:
-    """Each latent dimension's influence relative to the decoded images' spread (``measure_influence``'s
-    ``relative``): the mean absolute change of the decoded image when the dimension moves by plus and minus
-    ``n_sigma`` standard deviations, divided by the mean absolute deviation of the decoded images from their mean.
-
-    Returns
-    -------
-    ndarray of shape (latent_dim,)
-    """
-    return measure_influence(model, z, n_sigma=n_sigma, max_images=max_images, seed=seed)["relative"]

@@ -413,7 +413,7 @@ def test_encode_lists_every_bad_file_with_its_reason_and_encodes_every_good_one(
     assert len(expected_bad) >= 13 and len(expected_good) >= 2  # the hand-made ones at least
 
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt")
-    cache = load_cache(encode_folder(ckpt, data, tmp_path / "cache", progress=False))
+    cache = load_cache(encode_folder(ckpt, data, tmp_path / "cache"))
     assert sorted(cache.table["path"]) == sorted(expected_good)
     assert {s["path"]: s["reason"] for s in cache.meta["skipped"]} == expected_bad
     assert cache.meta["n_files"] == len(expected_bad) + len(expected_good)

@@ -33,6 +33,8 @@ __all__ = ["train", "loss_fn", "latent_correlation_penalty", "freeze_batchnorm",
 
 @dataclass
 class TrainResult:
+    """What a run did: its folder, epochs, best validation loss, history, split sizes and training speed."""
+
     run_dir: Path
     epochs_done: int
     best_val_loss: float
@@ -168,7 +170,7 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         Continue from ``run_dir/last.pt`` (model, optimizer, epoch, RNG state): the resumed run ends where an
         uninterrupted one would.
     progress : Progress, optional
-        Called on rank 0 as files are read (stage ``"reading FITS"``) and as each epoch's images are trained
+        Called on rank 0 as the files are read (``load_folder``'s stages) and as each epoch's images are trained
         (stage ``"epoch E/N"``, counted in images).
     on_epoch : callable, optional
         Called on rank 0 with each epoch's history row once it is written.
@@ -195,15 +197,7 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev).to(memory_format=torch.channels_last)
     model.init_output_bias(float(data.x_train.mean()))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history, start_epoch, best = [], 0, math.inf
-    if resume:
-        ckpt = distributed.agree(read_checkpoint, run_dir / "last.pt")
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        history, start_epoch, best = list(ckpt["history"]), int(ckpt["epoch"]), float(ckpt["best_val_loss"])
-        _set_rng_state(ckpt["rng"], gens)
-        if rank == 0:
-            log.info("resuming %s at epoch %d", run_dir, start_epoch)
+    history, start_epoch, best = _resume(run_dir, model, opt, gens) if resume else ([], 0, math.inf)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -241,6 +235,17 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
             dist.destroy_process_group()
     return TrainResult(run_dir, epoch, best, history, data.x_train.shape[0], data.x_val.shape[0], data.n_skipped,
                        images_seen / train_time if train_time else float("nan"))
+
+
+def _resume(run_dir: Path, model, opt, gens: dict) -> tuple[list[dict], int, float]:
+    """Load ``run_dir/last.pt`` into the model, the optimizer and the generators; return (history, epoch, best)."""
+    ckpt = distributed.agree(read_checkpoint, run_dir / "last.pt")
+    model.load_state_dict(ckpt["state_dict"])
+    opt.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(ckpt["rng"], gens)
+    if distributed.rank_world()[0] == 0:
+        log.info("resuming %s at epoch %d", run_dir, int(ckpt["epoch"]))
+    return list(ckpt["history"]), int(ckpt["epoch"]), float(ckpt["best_val_loss"])
 
 
 def _set_threads(cfg: TrainConfig, dev: torch.device, world: int) -> None:

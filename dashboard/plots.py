@@ -8,6 +8,7 @@ selection can be turned back into images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import plotly.graph_objects as go
@@ -136,6 +137,84 @@ def _density(xs, ys, *, bins: int = 256) -> go.Heatmap:
                       hoverinfo="skip", name="density of all images", opacity=0.8)
 
 
+@dataclass
+class _MapPoints:
+    """Every row of the map as plotly gets it: coordinates, ``customdata`` keys (ids, or row positions above
+    :data:`selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE` rows) and the hover text naming a point."""
+
+    table: object
+    x: str
+    y: str
+    xs: np.ndarray
+    ys: np.ndarray
+    key: np.ndarray
+    big: bool
+
+    @classmethod
+    def of(cls, table, x: str, y: str) -> "_MapPoints":
+        big = len(table) > selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE
+        key = np.arange(len(table), dtype=np.int32) if big else table["id"].to_numpy()[:, None]
+        return cls(table, x, y, table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32), key, big)
+
+    @property
+    def who(self) -> str:
+        return "image #%{customdata}" if self.big else "%{customdata[0]}"
+
+    @property
+    def size_opacity(self) -> tuple[int, float]:
+        return (3, 0.6) if self.big else (6, 0.9)  # a million full-size dots would be one blot
+
+    @cached_property
+    def id_text(self):
+        # once per figure: comparing a million ids as strings is the costly part
+        return self.table["id"].astype(str)
+
+
+def _point_traces(fig: go.Figure, pts: _MapPoints, color: str | None, drawn: np.ndarray) -> None:
+    """The drawn points, coloured by a numeric column (one scale), a label column (a trace per value) or not."""
+    table, who = pts.table, pts.who
+    size, opacity = pts.size_opacity
+    base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
+    dx, dy, dkey = pts.xs[drawn], pts.ys[drawn], pts.key[drawn]
+    if color and color in table.columns and table[color].dtype.kind in "biuf":
+        vals = table[color].to_numpy(dtype=float)[drawn]
+        ok = np.isfinite(vals)
+        if (~ok).any():
+            fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{color} missing",
+                                       marker=dict(size=size - 1, color="#555b6e"), **base))
+        fig.add_trace(go.Scattergl(
+            x=dx[ok], y=dy[ok], customdata=dkey[ok], name=color, showlegend=False, mode="markers",
+            hovertemplate=f"{who}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
+            marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
+                        colorbar=dict(title=dict(text=color), thickness=12))))
+    elif color and color in table.columns:
+        labels = table[color].astype("string").fillna("(none)").to_numpy()[drawn]
+        for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
+            m = labels == lab
+            fig.add_trace(go.Scattergl(
+                x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
+                hovertemplate=f"{who}<br>{color} = {lab}<extra></extra>",
+                marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
+    else:
+        fig.add_trace(go.Scattergl(x=dx, y=dy, customdata=dkey, name="images",
+                                   marker=dict(size=size - 1, color="#9bb0d6", opacity=min(opacity, 0.8)), **base))
+
+
+def _overlay(fig: go.Figure, pts: _MapPoints, ids: list, name: str, marker: dict) -> None:
+    """The rows with ``ids`` drawn again on top (drawn as points or not), as one trace named ``name``."""
+    if not len(ids):
+        return
+    if pts.big:
+        rows = np.flatnonzero(pts.id_text.isin([str(i) for i in ids]).to_numpy())
+        px, py, cd = pts.xs[rows], pts.ys[rows], pts.key[rows]
+    else:
+        sub = selection.rows_for_ids(pts.table, ids)
+        px, py, cd = sub[pts.x], sub[pts.y], sub["id"].to_numpy()[:, None]
+    if len(px):
+        fig.add_trace(go.Scattergl(x=px, y=py, customdata=cd, name=name, marker=marker, mode="markers",
+                                   hovertemplate=f"{pts.who}<br>{name}<extra></extra>"))
+
+
 def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), highlight_id=None, neighbor_ids=(),
                uploads=(), height: int = 620) -> go.Figure:
     """WebGL scatter of the dataset on a 2-D map; every point of the table is drawn and carries ``customdata``.
@@ -164,63 +243,17 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
     turns either kind back into ids, so clicks and box/lasso selections stay exact.
     """
     fig = go.Figure()
-    n = len(table)
-    big = n > selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE
-    key = np.arange(n, dtype=np.int32) if big else table["id"].to_numpy()[:, None]
-    who = "image #%{customdata}" if big else "%{customdata[0]}"
-    xs, ys = table[x].to_numpy(dtype=np.float32), table[y].to_numpy(dtype=np.float32)
-    size, opacity = (3, 0.6) if big else (6, 0.9)  # a million full-size dots would be one blot
-    base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
-    drawn = selection.map_sample(n)
-    if len(drawn) < n:  # survey-sized: every point shades the density, a fixed sample is drawn as points
-        fig.add_trace(_density(xs, ys))
-    dx, dy, dkey = xs[drawn], ys[drawn], key[drawn]
-    if color and color in table.columns and table[color].dtype.kind in "biuf":
-        vals = table[color].to_numpy(dtype=float)[drawn]
-        ok = np.isfinite(vals)
-        if (~ok).any():
-            fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{color} missing",
-                                       marker=dict(size=size - 1, color="#555b6e"), **base))
-        fig.add_trace(go.Scattergl(
-            x=dx[ok], y=dy[ok], customdata=dkey[ok], name=color, showlegend=False, mode="markers",
-            hovertemplate=f"{who}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
-            marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
-                        colorbar=dict(title=dict(text=color), thickness=12))))
-    elif color and color in table.columns:
-        labels = table[color].astype("string").fillna("(none)").to_numpy()[drawn]
-        for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
-            m = labels == lab
-            fig.add_trace(go.Scattergl(
-                x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
-                hovertemplate=f"{who}<br>{color} = {lab}<extra></extra>",
-                marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
-    else:
-        fig.add_trace(go.Scattergl(x=dx, y=dy, customdata=dkey, name="images",
-                                   marker=dict(size=size - 1, color="#9bb0d6", opacity=min(opacity, 0.8)), **base))
-
-    id_text = None
-
-    def overlay(sel_ids, name, marker):
-        nonlocal id_text
-        if not len(sel_ids):
-            return
-        if big:
-            if id_text is None:  # once per figure: comparing a million ids as strings is the costly part
-                id_text = table["id"].astype(str)
-            rows = np.flatnonzero(id_text.isin([str(i) for i in sel_ids]).to_numpy())
-            px, py, cd = xs[rows], ys[rows], key[rows]
-        else:
-            sub = selection.rows_for_ids(table, sel_ids)
-            px, py, cd = sub[x], sub[y], sub["id"].to_numpy()[:, None]
-        if len(px):
-            fig.add_trace(go.Scattergl(x=px, y=py, customdata=cd, name=name, marker=marker, mode="markers",
-                                       hovertemplate=f"{who}<br>{name}<extra></extra>"))
-
-    overlay(list(outlier_ids), "outliers", dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
-    overlay(list(neighbor_ids), "nearest neighbours", dict(size=13, symbol="diamond-open", color="#59c9a5",
-                                                            line=dict(width=2)))
+    pts = _MapPoints.of(table, x, y)
+    drawn = selection.map_sample(len(table))
+    if len(drawn) < len(table):  # survey-sized: every point shades the density, a fixed sample is drawn as points
+        fig.add_trace(_density(pts.xs, pts.ys))
+    _point_traces(fig, pts, color, drawn)
+    _overlay(fig, pts, list(outlier_ids), "outliers",
+             dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
+    _overlay(fig, pts, list(neighbor_ids), "nearest neighbours",
+             dict(size=13, symbol="diamond-open", color="#59c9a5", line=dict(width=2)))
     if highlight_id is not None:
-        overlay([highlight_id], "chosen image", dict(size=18, symbol="x", color=ACCENT, line=dict(width=1)))
+        _overlay(fig, pts, [highlight_id], "chosen image", dict(size=18, symbol="x", color=ACCENT, line=dict(width=1)))
     ups = list(uploads)
     if ups:
         fig.add_trace(go.Scattergl(x=[u["x"] for u in ups], y=[u["y"] for u in ups], mode="markers+text",

@@ -89,7 +89,7 @@ def generate_demo_data(
     progress : Progress, optional
         Called as ``progress(done, total, "demo-data")`` as stamps are written (see :mod:`astroae_core.progress`).
     kinds : sequence of str, optional
-        The kind of every stamp (length ``n``), one of :data:`KINDS`; overrides the random assignment. Meant for
+        The kind of every stamp (length ``n``), one of :data:`~astroae_core.demo.KINDS`; overrides the random assignment. Meant for
         tests and for making a gallery of each oddity.
     workers : int, optional
         Worker processes. Default: the CPUs available to this process (at most 8), or 1 for small ``n``.
@@ -98,7 +98,7 @@ def generate_demo_data(
     Returns
     -------
     pandas.DataFrame
-        The catalog, one row per stamp, columns :data:`CATALOG_COLUMNS` (``hlr``, ``bulge_hlr``, ``disk_hlr``
+        The catalog, one row per stamp, columns :data:`~astroae_core.demo.CATALOG_COLUMNS` (``hlr``, ``bulge_hlr``, ``disk_hlr``
         and ``psf_fwhm`` in arcsec; ``x_offset``/``y_offset`` in pixels from the stamp centre; ``flux``,
         ``sky_level``, ``noise_sigma`` in electrons; ``snr`` is the optimal S/N of the central galaxy). The
         galaxy columns describe the central galaxy (for a merger, the first of the pair; for a ring, the
@@ -120,7 +120,8 @@ def generate_demo_data(
 
     rows = []
     report(progress, 0, len(specs), "demo-data")
-    for row in map(make_stamp, specs) if workers == 1 else run_workers(specs, workers):
+    stamps = map(make_stamp, specs) if workers == 1 else run_workers(specs, workers)
+    for row in stamps:
         rows.append(row)
         report(progress, len(rows), len(specs), "demo-data")
     rows.sort(key=lambda r: r["id"])

@@ -89,8 +89,8 @@ def generate_demo_data(
     progress : Progress, optional
         Called as ``progress(done, total, "demo-data")`` as stamps are written (see :mod:`astroae_core.progress`).
     kinds : sequence of str, optional
-        The kind of every stamp (length ``n``), one of :data:`~astroae_core.demo.KINDS`; overrides the random assignment. Meant for
-        tests and for making a gallery of each oddity.
+        The kind of every stamp (length ``n``), one of :data:`~astroae_core.demo.KINDS`; overrides the random
+        assignment. Meant for tests and for making a gallery of each oddity.
     workers : int, optional
         Worker processes. Default: the CPUs available to this process (at most 8), or 1 for small ``n``.
         The result does not depend on it.
@@ -98,12 +98,12 @@ def generate_demo_data(
     Returns
     -------
     pandas.DataFrame
-        The catalog, one row per stamp, columns :data:`~astroae_core.demo.CATALOG_COLUMNS` (``hlr``, ``bulge_hlr``, ``disk_hlr``
-        and ``psf_fwhm`` in arcsec; ``x_offset``/``y_offset`` in pixels from the stamp centre; ``flux``,
-        ``sky_level``, ``noise_sigma`` in electrons; ``snr`` is the optimal S/N of the central galaxy). The
-        galaxy columns describe the central galaxy (for a merger, the first of the pair; for a ring, the
-        ``bulge_*`` columns describe its nucleus and ``disk_hlr`` is the ring radius). ``psf_beta`` is NaN for a
-        Kolmogorov PSF; ``detail`` says what was injected (empty, read back as NaN, for normal galaxies).
+        The catalog, one row per stamp, columns :data:`~astroae_core.demo.CATALOG_COLUMNS` (``hlr``,
+        ``bulge_hlr``, ``disk_hlr`` and ``psf_fwhm`` in arcsec; ``x_offset``/``y_offset`` in pixels from the stamp
+        centre; ``flux``, ``sky_level``, ``noise_sigma`` in electrons; ``snr`` is the optimal S/N of the central
+        galaxy). The galaxy columns describe the central galaxy (for a merger, the first of the pair; for a ring,
+        the ``bulge_*`` columns describe its nucleus and ``disk_hlr`` is the ring radius). ``psf_beta`` is NaN for
+        a Kolmogorov PSF; ``detail`` says what was injected (empty, read back as NaN, for normal galaxies).
 
     Raises
     ------

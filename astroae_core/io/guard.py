@@ -1,16 +1,15 @@
 """The structural guard: a hand-written pre-parse of FITS headers, run before astropy touches a file.
 
 A FITS file says how big it is in its own headers, and astropy believes it. A corrupt or hostile file can
-therefore hang the reader or make it allocate gigabytes: ``NAXIS = 6479602929`` or ``TFIELDS = 1139935`` makes
-astropy loop for hours over keywords, a header without an END card makes it read to the end of a huge
-decompressed stream, an image size larger than the file is only noticed when the pixels are read (after a
-memory map or an allocation of that size), and a tile table with fewer rows than the image needs feeds the
-decoders garbage. This module is the defence. It reads the header blocks itself (80-byte cards, 2880-byte
-blocks; only the structural keywords are parsed), walks from HDU to HDU up to the one
-:func:`~astroae_core.io.read_fits` will use, and raises :class:`~astroae_core.io.FitsReadError` for impossible
-values, headers with no END card, and data that would run past the end of the file (or of the decompressed
+therefore hang the reader or make it allocate far more than the file holds: ``NAXIS = 6479602929`` or
+``TFIELDS = 1139935`` makes astropy loop for hours over keywords, and an image larger than the file is only
+noticed when the pixels are read (after a memory map or an allocation of that size). This module is the
+defence. It reads the header blocks itself (80-byte cards, 2880-byte blocks; only the structural keywords are
+parsed), walks from HDU to HDU up to the one :func:`~astroae_core.io.read_fits` will use, and raises
+:class:`~astroae_core.io.FitsReadError` for impossible values, headers with no END card, a tile-compressed
+image its table of tiles cannot hold, and data that would run past the end of the file (or of the decompressed
 stream). It returns how many HDUs it checked, and the reader lets astropy look no further. Only impossible
-files are refused, never unusual ones: every check is one that astropy would fail later, worse.
+files are refused, never unusual ones.
 
 :func:`sniff_compression` runs first: it recognises whole-file compression by its magic bytes and checks that
 what is (or decompresses to) the first card is ``SIMPLE``.

@@ -1,11 +1,10 @@
 """Checks of a tile-compressed (``.fz``) image that astropy's C decoders do not make.
 
 A tile-compressed image is a binary table of compressed tiles. astropy hands each tile to a C decoder with
-the parameters the header gives, and the decoders trust them: a RICE block size of zero, a tile table that
-points outside its heap, or an HCOMPRESS stream announcing more pixels than its tile holds corrupts memory and
-kills the process (glibc aborts) instead of raising. :func:`check_tile_compression` runs after astropy has
-parsed the headers and before any tile is decoded, and raises :class:`~astroae_core.io.FitsReadError` for
-those settings.
+the parameters the header gives, and settings the decoders do not check can crash the process instead of
+raising (an HCOMPRESS stream that announces more pixels than its tile holds corrupts memory: glibc aborts).
+:func:`check_tile_compression` runs after astropy has parsed the headers and before any tile is decoded, and
+raises :class:`~astroae_core.io.FitsReadError` for such settings.
 
 astropy has no public access to the binary table behind a :class:`~astropy.io.fits.CompImageHDU` (its header,
 the heap bytes); those two are read through its private ``_bintable`` and ``_get_raw_data``. Everything else

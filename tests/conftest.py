@@ -53,6 +53,7 @@ in_size = 32
 latent_dim = 4
 channels = [4, 8]
 skip_mode = "{skip_mode}"
+standardize_latent = false
 
 [preprocess]
 size = 32
@@ -61,6 +62,8 @@ method = "minmax"
 [train]
 loss = "mse"
 lr = 3e-3
+lr_schedule = "constant"
+decorrelation = 0.0
 batch_size = 4
 epochs = {epochs}
 checkpoint_every = 2

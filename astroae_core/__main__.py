@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "demo-data":
         from astroae_core.demo.generate import main as run
     elif cmd == "encode":
-        from astroae_core.cache.encode import main as encode
+        from astroae_core.cache import main as encode
 
         def run(args):
             from .distributed import process_group

@@ -9,12 +9,12 @@ temporary folder: the table from :func:`benchmarks.projections.clustered_latents
 ``previews.npy`` (memory-mapped by the cache, so its contents do not change load time or memory), the checkpoint
 ``models/demo.pt``. Each measurement runs in a fresh process whose peak RSS (``VmHWM``) is its own:
 
-``load``     :func:`astroae_core.cache.encode.load_cache` plus ``latents()``;
+``load``     :func:`astroae_core.cache.load_cache` plus ``latents()``;
 ``apptest``  ``streamlit.testing`` AppTest: the app's first run, then the Latent map page (figure built and
              serialized, not drawn);
 ``browser``  ``streamlit run`` and Debian's chromium (Playwright): server start, then the Latent map page opened
              in a fresh browser until its WebGL map is drawn; the server's peak RSS;
-``encode``   :func:`astroae_core.cache.encode.encode_folder` on N tiny synthetic FITS files with a tiny model (32x32
+``encode``   :func:`astroae_core.cache.encode_folder` on N tiny synthetic FITS files with a tiny model (32x32
              input), so that the peak RSS measures what grows with N (the streamed reading, the per-image results,
              the maps), not a big model.
 """
@@ -22,7 +22,7 @@ temporary folder: the table from :func:`benchmarks.projections.clustered_latents
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import shutil
 import signal
@@ -52,9 +52,9 @@ def make_cache(out: Path, n: int, *, seed: int = 0, preview_size: int = 64) -> P
     import numpy as np
     import pandas as pd
 
-    from astroae_core.cache.encode import CACHE_FORMAT, FILES, _fingerprint_of, _manifest
-    from astroae_core.model import file_sha256, read_checkpoint
     from astroae_core.analysis import fit_pca, pca_transform
+    from astroae_core.cache import CACHE_FORMAT, FILES, CacheMeta, dataset_fingerprint, write_cache
+    from astroae_core.model import file_sha256, read_checkpoint
     from benchmarks.projections import clustered_latents
 
     rng = np.random.default_rng(seed)
@@ -65,9 +65,11 @@ def make_cache(out: Path, n: int, *, seed: int = 0, preview_size: int = 64) -> P
     paths = [f"f{i % 4}/ceers_f{150 + 50 * (i % 4)}w_{i:07d}.fits" for i in range(n)]
     t = pd.DataFrame({"id": pd.Series([p.rsplit("/", 1)[1][:-5] for p in paths], dtype="str"),
                       "path": pd.Series(paths, dtype="str"), "hdu": np.zeros(n, np.int64),
-                      "split": pd.Series(np.where(rng.random(n) < 0.8, "train", "val"), dtype="str")})
-    for d in range(z.shape[1]):
-        t[f"z{d}"] = z[:, d]
+                      "split": pd.Series(np.where(rng.random(n) < 0.8, "train", "val"), dtype="str"),
+                      "ra": rng.uniform(214.8, 215.2, n), "dec": rng.uniform(52.8, 53.0, n)})
+    latent = [f"z{d}" for d in range(z.shape[1])]
+    for d, c in enumerate(latent):
+        t[c] = z[:, d]
     t["mse"] = rng.lognormal(-6, 0.5, n)
     t["ssim"] = rng.uniform(0.5, 1.0, n)
     t["ms_ssim"] = rng.uniform(0.5, 1.0, n)
@@ -76,36 +78,38 @@ def make_cache(out: Path, n: int, *, seed: int = 0, preview_size: int = 64) -> P
     pca = fit_pca(sample)
     p = pca_transform(pca, z)
     t["pca_x"], t["pca_y"] = p[:, 0].astype(np.float32), p[:, 1].astype(np.float32)
-    # a stand-in for UMAP coordinates: a fixed non-linear squash of the PCA map (the app only draws them)
+    # a stand-in for UMAP coordinates: a fixed non-linear squash of the PCA map (uploads are placed on it from
+    # their neighbours, as on a real one)
     t["umap_x"] = np.tanh(p[:, 0] / 4).astype(np.float32) * 10
     t["umap_y"] = np.tanh(p[:, 1] / 4).astype(np.float32) * 10
-    for c in ("score_recon", "score_density", "score_peak", "score_flat"):
+    scores = ["score_recon", "score_density", "score_peak", "score_flat"]
+    for c in scores:
         t[c] = rng.lognormal(0, 1, n)
     t["anomaly_score"] = rng.normal(0, 1, n)
     t["anomaly_rank"] = (-t["anomaly_score"].to_numpy()).argsort().argsort() + 1
-    t["ra"] = rng.uniform(214.8, 215.2, n)
-    t["dec"] = rng.uniform(52.8, 53.0, n)
-    t.to_parquet(out / FILES["table"], index=False)
     # sparse: only the .npy header is written; the cache memory-maps it
     prev = np.lib.format.open_memmap(out / FILES["previews"], mode="w+", dtype=np.uint8,
                                      shape=(n, preview_size, preview_size))
     del prev
-    manifest = _manifest(data_dir)
-    (out / FILES["manifest"]).write_text(json.dumps(manifest))
     ckpt = ROOT / "models" / "demo.pt"
     info = read_checkpoint(ckpt)
-    meta = {"format": CACHE_FORMAT, "package_version": "benchmark", "created_utc": "synthetic",
-            "checkpoint": {"path": str(ckpt), "sha256": file_sha256(ckpt), "epoch": info.get("epoch")},
-            "model_config": info["model_config"], "preprocess_config": info["preprocess_config"], "latent_dim": 8,
-            "data_dir": str(data_dir.resolve()), "dataset_fingerprint": _fingerprint_of(manifest), "n_files": n,
-            "n_images": n, "skipped": [], "split": {"counts": t["split"].value_counts().to_dict()}, "options": {},
-            "preview_size": preview_size, "pca": {k: (v.tolist() if hasattr(v, "tolist") else v)
-                                                  for k, v in pca.items()},
-            "umap": {"method": "synthetic", "note": "benchmark cache: umap_x/umap_y are a squashed PCA map"},
-            "anomaly": {"scores": ["score_recon", "score_density", "score_peak", "score_flat"]},
-            "correlations": None, "catalog": None, "columns": list(t.columns),
-            "files": {k: v for k, v in FILES.items() if k not in ("umap", "correlations")}}
-    (out / FILES["meta"]).write_text(json.dumps(meta))
+    meta = CacheMeta.from_dict({
+        "format": CACHE_FORMAT, "package_version": "benchmark", "created_utc": "synthetic",
+        "checkpoint": {"path": os.path.relpath(ckpt, out.resolve()), "sha256": file_sha256(ckpt),
+                       "epoch": info.get("epoch")},
+        "data_dir": os.path.relpath(data_dir.resolve(), out.resolve()),
+        "dataset_fingerprint": dataset_fingerprint(data_dir), "n_files": n, "n_images": n,
+        "columns": {"image": ["id", "path", "hdu", "split", "ra", "dec"], "latent": latent,
+                    "metrics": ["mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim"],
+                    "maps": ["pca_x", "pca_y", "umap_x", "umap_y"],
+                    "scores": scores + ["anomaly_score", "anomaly_rank"], "catalog": []},
+        "options": {"preview_size": preview_size, "hdu": None, "plane": None, "umap_max_fit": 50_000, "seed": seed},
+        "pca": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in pca.items()},
+        "umap": {"method": "umap", "n_neighbors": 15, "min_dist": 0.1, "n_fit": n},
+        "split": {"data_is_training_root": False, "counts": t["split"].value_counts().to_dict()},
+        "timing": {"encode_seconds": 0, "maps_seconds": 0, "report_seconds": 0, "total_seconds": 0},
+        "model_config": info["model_config"], "preprocess_config": info["preprocess_config"]})
+    write_cache(out, meta, table=t[list(meta.columns.all)], manifest={"files": [], "catalog": None})
     return out
 
 
@@ -148,7 +152,9 @@ def write_tiny_checkpoint(path: Path, *, seed: int = 0) -> Path:
 
 def _data_root(cache: str) -> str:
     """The synthetic cache's own (empty) data folder: the app's data root, so that no other folder is scanned."""
-    return json.loads((Path(cache) / "meta.json").read_text())["data_dir"]
+    from astroae_core.cache import read_meta
+
+    return str(read_meta(cache).data_path(cache))
 
 
 def case_load(cache: str) -> dict:
@@ -184,13 +190,13 @@ def case_apptest(cache: str) -> dict:
 
 
 def case_encode(folder: str, checkpoint: str, out: str) -> dict:
-    from astroae_core.cache import encode_folder
+    from astroae_core.cache import encode_folder, read_meta
 
     t0 = time.perf_counter()
-    encode_folder(checkpoint, folder, out, progress=False, force=True)
-    meta = json.loads((Path(out) / "meta.json").read_text())
-    return {"seconds": time.perf_counter() - t0, "n_images": meta["n_images"], "timing": meta["timing"],
-            "umap": {k: meta["umap"].get(k) for k in ("method", "n_fit")}, "peak_rss_mb": peak_rss_mb()}
+    encode_folder(checkpoint, folder, out, force=True)
+    meta = read_meta(out)
+    return {"seconds": time.perf_counter() - t0, "n_images": meta.n_images, "timing": dataclasses.asdict(meta.timing),
+            "umap": {"method": meta.umap.method, "n_fit": meta.umap.n_fit}, "peak_rss_mb": peak_rss_mb()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

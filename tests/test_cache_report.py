@@ -24,17 +24,17 @@ def run(tmp_path_factory):
     data = write_blob_folder(root / "data", 30, groups=2)
     recipe = root / "r.toml"
     recipe.write_text(TINY_RECIPE.format(skip_mode="unet", epochs=3))
-    train(load_recipe(recipe), data, root / "run", progress=False, device="cpu")
+    train(load_recipe(recipe), data, root / "run", device="cpu")
     return root, data, root / "run" / "best.pt"
 
 
 def test_the_cache_stores_the_evaluation_of_its_validation_split(run):
     root, data, ckpt = run
-    cache = load_cache(encode_folder(ckpt, data, root / "cache", progress=False))
-    ev = cache.meta["evaluation"]
+    cache = load_cache(encode_folder(ckpt, data, root / "cache"))
+    ev = cache.meta.evaluation
     ref = evaluate(ckpt, data)  # the CLI's evaluation of the same checkpoint on the same validation images
     assert ev["n_images"] == ref["n_images"] == int((cache.table["split"] == "val").sum())
-    assert ev["images"].startswith("validation split")
+    assert ev["images"] == "validation" and ref["images"].startswith("validation split")
     assert ev["n_train_images_for_baselines"] == ref["n_train_images_for_baselines"]
     for row in ("full", "latent_only", "pca", "mean_image"):
         for m in ("mse", "ssim"):
@@ -48,15 +48,16 @@ def test_the_cache_stores_the_evaluation_of_its_validation_split(run):
 
 def test_the_cache_stores_each_dimensions_influence(run):
     root, data, ckpt = run
-    cache = load_cache(encode_folder(ckpt, data, root / "cache", progress=False))
-    inf = cache.meta["influence"]
+    cache = load_cache(encode_folder(ckpt, data, root / "cache"))
+    inf = cache.meta.influence
     d = cache.latent_dim
     assert len(inf["change"]) == len(inf["relative"]) == len(inf["vs_data"]) == d
     assert inf["data_spread"] > 0 and inf["decoded_spread"] >= 0
     np.testing.assert_allclose(inf["vs_data"], np.array(inf["change"]) / inf["data_spread"], rtol=1e-6)
     np.testing.assert_allclose(inf["relative"], np.array(inf["change"]) / inf["decoded_spread"], rtol=1e-6)
     assert inf["decoded_vs_data"] == pytest.approx(inf["decoded_spread"] / inf["data_spread"], rel=1e-6)
-    assert "dataset standard deviations" in inf["method"]
+    # how it was measured, as numbers: moves of +/-2 dataset standard deviations, on the validation images
+    assert inf["n_sigma"] == 2.0 and inf["n_images"] == int((cache.table["split"] == "val").sum())
 
 
 def test_without_the_training_images_the_evaluation_says_why(run, tmp_path):
@@ -64,9 +65,9 @@ def test_without_the_training_images_the_evaluation_says_why(run, tmp_path):
     other = write_blob_folder(tmp_path / "new", 8, seed=9)
     moved = shutil.move(str(data), str(tmp_path / "elsewhere"))  # the checkpoint's training folder is gone
     try:
-        cache = load_cache(encode_folder(ckpt, other, tmp_path / "cache", progress=False))
+        cache = load_cache(encode_folder(ckpt, other, tmp_path / "cache"))
     finally:
         shutil.move(moved, str(data))
-    ev = cache.meta["evaluation"]
+    ev = cache.meta.evaluation
     assert "rows" not in ev and "is not on this machine" in ev["error"] and str(data) in ev["error"]
-    assert len(cache.meta["influence"]["vs_data"]) == cache.latent_dim  # the influence needs only the model
+    assert len(cache.meta.influence["vs_data"]) == cache.latent_dim  # the influence needs only the model

@@ -100,7 +100,7 @@ def checkpoint(tmp_path_factory):
     data = write_blob_folder(root / "train", 12, groups=3)
     recipe = root / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(skip_mode="unet", epochs=1))
-    train(load_recipe(recipe), data, root / "run", device="cpu", progress=False)
+    train(load_recipe(recipe), data, root / "run", device="cpu")
     return root / "run" / "best.pt"
 
 
@@ -114,7 +114,7 @@ def test_distributed_encode_writes_the_single_process_cache(checkpoint, tmp_path
     for name in ("aaa_bad.fits", "obj_001_bad.fits", "zzz_bad.fits"):
         (data / name).write_bytes(b"SIMPLE  = T" + b"\0" * 100)
     one, two = tmp_path / "out" / "one", tmp_path / "out" / "two"
-    encode_folder(checkpoint, data, one, batch_size=1, progress=False)
+    encode_folder(checkpoint, data, one, batch_size=1)
     res = torchrun("-m", "astroae_core", "encode", "--checkpoint", checkpoint, "--data", data, "--out", two,
                    "--batch-size", "1", "--quiet")
     assert res.stdout.count("wrote ") == 1  # rank 0 reports, once
@@ -131,13 +131,13 @@ def test_distributed_encode_writes_the_single_process_cache(checkpoint, tmp_path
         else:
             assert list(b.table[col]) == list(a.table[col]), col
     np.testing.assert_array_equal(b.previews, a.previews)
-    assert b.meta["skipped"] == a.meta["skipped"] and len(a.meta["skipped"]) == 3
-    assert [s["path"] for s in b.meta["skipped"]] == ["aaa_bad.fits", "obj_001_bad.fits", "zzz_bad.fits"]
+    assert b.meta.skipped == a.meta.skipped and len(a.meta.skipped) == 3
+    assert [s.path for s in b.meta.skipped] == ["aaa_bad.fits", "obj_001_bad.fits", "zzz_bad.fits"]
     for key in ("n_images", "n_files", "dataset_fingerprint", "columns", "pca", "split"):
-        assert b.meta[key] == a.meta[key], key
+        assert getattr(b.meta, key) == getattr(a.meta, key), key
     # the report on the latent uses the same sample, gathered from both ranks
-    assert b.meta["influence"]["n_images"] == a.meta["influence"]["n_images"] == 4
-    np.testing.assert_allclose(b.meta["influence"]["change"], a.meta["influence"]["change"], rtol=1e-4)
+    assert b.meta.influence["n_images"] == a.meta.influence["n_images"] == 4
+    np.testing.assert_allclose(b.meta.influence["change"], a.meta.influence["change"], rtol=1e-4)
     # one cache, swapped in atomically: nothing else left beside it but the lock file
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".one.lock", ".two.lock", "one", "two"]
 

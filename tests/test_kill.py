@@ -111,7 +111,7 @@ def _previous_cache(setup, name: str, *, n_old: int = 3, n_new: int = 1) -> dict
     """A fresh data folder with a complete cache of its ``n_old`` images, then ``n_new`` more: the cache is stale."""
     root = setup["root"] / name
     data = _images(root / "data", n_old)
-    out = encode_folder(setup["ckpt"], data, root / "cache", progress=False)
+    out = encode_folder(setup["ckpt"], data, root / "cache")
     before = {"table": load_cache(out).table.copy(),
               "files": {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}}
     _images(data, n_new, start=n_old)
@@ -147,9 +147,9 @@ def _assert_half_built_folder_is_never_read(case: dict) -> None:
 
 def _rerun_builds_the_new_cache(case: dict, setup) -> None:
     """Encoding again builds the new cache, with every image."""
-    out = encode_folder(setup["ckpt"], case["data"], case["out"], progress=False)
+    out = encode_folder(setup["ckpt"], case["data"], case["out"])
     cache = load_cache(out)
-    assert len(cache.table) == case["n"] and len(cache.previews) == case["n"] and cache.meta["skipped"] == []
+    assert len(cache.table) == case["n"] and len(cache.previews) == case["n"] and cache.meta.skipped == ()
     assert cache_status(out, setup["ckpt"], case["data"])[0]
     assert _temporaries(out) == []  # the killed build's hidden folder went with the rerun (it held the lock)
     # the previous images' rows are unchanged in the new cache (same model, same files)
@@ -165,8 +165,9 @@ def _rerun_builds_the_new_cache(case: dict, setup) -> None:
 _CLI_CHILD = textwrap.dedent("""
     import sys, threading, time
     import pandas as pd
-    import astroae_core.cache.encode as cache
-    import astroae_core.analysis.outliers as outliers
+    import astroae_core.analysis as analysis
+    import astroae_core.cache as cache
+    import astroae_core.cache.shard as shard
 
     def pause(what):
         print("PAUSED " + what, flush=True)
@@ -174,22 +175,22 @@ _CLI_CHILD = textwrap.dedent("""
 
     moment = sys.argv[1]
     if moment == "reading":  # after the second image is read and preprocessed (the others are in flight)
-        read, lock, count = cache._read_one, threading.Lock(), [0]
-        def read_one(*args):
-            out = read(*args)
+        read, lock, count = shard.read_image, threading.Lock(), [0]
+        def read_one(*args, **kwargs):
+            out = read(*args, **kwargs)
             with lock:
                 count[0] += 1
                 n = count[0]
             if n == 2:
                 pause(moment)
             return out
-        cache._read_one = read_one
+        shard.read_image = read_one
     elif moment == "scoring":  # latents computed, maps fitted, anomaly scores being computed
-        score = outliers.anomaly_scores
+        score = analysis.anomaly_scores
         def anomaly_scores(*args, **kwargs):
             pause(moment)
             return score(*args, **kwargs)
-        outliers.anomaly_scores = anomaly_scores
+        analysis.anomaly_scores = anomaly_scores
     elif moment == "writing":  # latents.parquet complete in the temporary folder, meta.json not yet written
         to_parquet = pd.DataFrame.to_parquet
         def write(self, path, *args, **kwargs):

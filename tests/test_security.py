@@ -97,7 +97,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     data.mkdir()
     fits.PrimaryHDU(blob_image(np.random.default_rng(0), 32)).writeto(data / "a.fits")
     with pytest.raises(CheckpointError, match=path.name):
-        encode_folder(path, data, tmp_path / "cache", progress=False)
+        encode_folder(path, data, tmp_path / "cache")
     assert not marker.exists() and not (tmp_path / "cache").exists()
 
 
@@ -328,18 +328,19 @@ def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
                            data={"root": str(outside), "train_paths": [f"secret{i}.fits" for i in range(5)],
                                  "val_paths": []})
 
-    plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli", progress=False))
+    plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli"))
     assert "linked.fits" in set(plain.table["path"])  # the command line follows the user's own links
-    assert plain.meta["evaluation"].get("n_train_images_for_baselines") == 5
+    assert "catalog.size" in plain.table.columns
+    assert plain.meta.evaluation.get("n_train_images_for_baselines") == 5
 
-    confined = load_cache(encode_folder(ckpt, data, tmp_path / "app", progress=False, confine_to=[root]))
+    confined = load_cache(encode_folder(ckpt, data, tmp_path / "app", confine_to=[root]))
     assert "linked.fits" not in set(confined.table["path"]) and len(confined.table) == 6
-    reasons = {s["path"]: s["reason"] for s in confined.meta["skipped"]}
+    reasons = {s.path: s.reason for s in confined.meta.skipped}
     assert "outside the folders that may be read" in reasons["linked.fits"]
-    assert "size" not in confined.table.columns  # the linked catalog was not joined
-    assert "outside the folders that may be read" in confined.meta["evaluation"]["error"]
+    assert "catalog.size" not in confined.table.columns and confined.catalog_columns == []  # not joined
+    assert "outside the folders that may be read" in confined.meta.evaluation["error"]
     with pytest.raises(ValueError, match="lies outside the folders that may be read"):
-        encode_folder(ckpt, outside, tmp_path / "app2", progress=False, confine_to=[root])
+        encode_folder(ckpt, outside, tmp_path / "app2", confine_to=[root])
     with pytest.raises(ValueError, match="training folder .* lies outside"):
         evaluate(ckpt, data, confine_to=[root])
 
@@ -359,7 +360,7 @@ def app_env(tmp_path_factory):
     data_root = root / "data"
     data = write_galaxies(data_root / "blobs", 4)
     ckpt = save_checkpoint(root / "model" / "tiny.pt", _model(latent_dim=8))
-    cache = encode_folder(ckpt, data, root / "cache", progress=False)
+    cache = encode_folder(ckpt, data, root / "cache")
     (root / "outside").mkdir()
     for i in range(2):
         fits.PrimaryHDU(blob_image(np.random.default_rng(i), 32)).writeto(root / "outside" / f"o{i}.fits")

@@ -1,8 +1,15 @@
-"""The latent cache: one folder per (checkpoint, dataset) holding every image's latents, scores, map positions and
-previews; encoding a folder into it, reading it back, and knowing when it is stale."""
+"""The latent cache: one folder per (checkpoint, dataset) holding every image's latents, metrics, map positions,
+scores and previews. Its layout and typed ``meta.json`` (``layout``, ``meta``), opening it (``store``), knowing
+when it is stale (``fingerprint``), and encoding a folder into it (``encode``: ``shard`` -> ``assemble`` ->
+``report`` -> ``store``; ``previews``; ``command`` is ``python -m astroae_core encode``)."""
 
-from astroae_core.cache.encode import (CACHE_FORMAT, FILES, LatentCache, cache_status, dataset_fingerprint,
-                                       encode_folder, latent_correlations, load_cache)
+from astroae_core.cache.command import main
+from astroae_core.cache.encode import encode_folder
+from astroae_core.cache.fingerprint import cache_status, dataset_fingerprint
+from astroae_core.cache.layout import CACHE_FORMAT, CATALOG_PREFIX, FILES
+from astroae_core.cache.meta import CacheMeta, MetaFormatError, read_meta
+from astroae_core.cache.store import LatentCache, is_cache_dir, load_cache, write_cache
 
-__all__ = ["CACHE_FORMAT", "FILES", "LatentCache", "cache_status", "dataset_fingerprint", "encode_folder",
-           "latent_correlations", "load_cache"]
+__all__ = ["CACHE_FORMAT", "CATALOG_PREFIX", "FILES", "CacheMeta", "LatentCache", "MetaFormatError",
+           "cache_status", "dataset_fingerprint", "encode_folder", "is_cache_dir", "load_cache", "main",
+           "read_meta", "write_cache"]

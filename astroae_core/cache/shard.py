@@ -1,0 +1,238 @@
+"""The first stages of an encode, on one process's shard of the files: read and preprocess each file (on a few
+threads, one batch ahead), run the model, measure each reconstruction. The result is one :class:`EncodedShard`;
+under torchrun the ranks' shards are concatenated in rank order on rank 0."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from astroae_core.cache.meta import Skipped
+from astroae_core.cache.previews import PreviewSpool, make_previews
+from astroae_core.io import LINKED_FROM_OUTSIDE, FitsReadError, is_within, read_fits_with_index, sky_position
+from astroae_core.progress import Progress, report
+
+__all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "ReportSample", "encode_shard", "flat_fraction",
+           "read_image"]
+
+log = logging.getLogger(__name__)
+
+#: Per-image metrics of the full reconstruction, then of the latent-only one.
+METRIC_COLUMNS = ("mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim")
+
+
+@dataclass
+class ReadImage:
+    """One file read and preprocessed: the model's input ``x`` (1, S, S), its sky position (NaN without a WCS),
+    the index of the HDU read, and its :func:`flat_fraction`."""
+
+    x: np.ndarray
+    ra: float
+    dec: float
+    hdu: int
+    flat: float
+
+
+@dataclass
+class ReportSample:
+    """Images kept for the cache's latent report: table ``rows``, inputs ``x``, full and latent-only
+    reconstructions ``x_hat`` and ``x_latent``."""
+
+    rows: np.ndarray
+    x: np.ndarray
+    x_hat: np.ndarray
+    x_latent: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: Sequence[ReportSample], offsets: Sequence[int]) -> ReportSample:
+        """One sample of several, each part's rows shifted by its offset."""
+        return cls(rows=np.concatenate([p.rows + o for p, o in zip(parts, offsets)]).astype(np.int64),
+                   **{k: np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "x_hat", "x_latent")})
+
+
+@dataclass
+class EncodedShard:
+    """Everything encoded from a run of files, row for row.
+
+    Attributes
+    ----------
+    paths : list of str
+        The images encoded (relative to the data folder), in file order.
+    hdu, ra, dec, flat, peak : numpy.ndarray
+        Per image: index of the HDU read, sky position, flat fraction, largest absolute residual.
+    z : numpy.ndarray
+        float32 latents ``(n, latent_dim)``.
+    metrics : dict of str to numpy.ndarray
+        :data:`METRIC_COLUMNS`, float64.
+    skipped : list of Skipped
+        The files of the run that could not be used.
+    sample : ReportSample
+        The report sample's images among them (rows relative to this shard).
+    previews : numpy.ndarray or None
+        uint8 thumbnails, or None where they went to a :class:`~astroae_core.cache.previews.PreviewSpool`.
+    """
+
+    paths: list[str]
+    hdu: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    flat: np.ndarray
+    peak: np.ndarray
+    z: np.ndarray
+    metrics: dict[str, np.ndarray]
+    skipped: list[Skipped]
+    sample: ReportSample
+    previews: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of images."""
+        return len(self.paths)
+
+    @classmethod
+    def empty(cls, model, *, preview_size: int, with_previews: bool, skipped=()) -> EncodedShard:
+        """No image (only ``skipped`` files), with arrays shaped for ``model``'s images and latents."""
+        side = model.preprocess_config.size
+        img = np.zeros((0, 1, side, side), np.float32)
+        return cls(paths=[], hdu=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flat=np.zeros(0),
+                   peak=np.zeros(0), z=np.zeros((0, model.config.latent_dim), np.float32),
+                   metrics={k: np.zeros(0) for k in METRIC_COLUMNS}, skipped=list(skipped),
+                   sample=ReportSample(rows=np.zeros(0, np.int64), x=img, x_hat=img, x_latent=img),
+                   previews=np.zeros((0, preview_size, preview_size), np.uint8) if with_previews else None)
+
+    @classmethod
+    def concat(cls, parts: Sequence[EncodedShard]) -> EncodedShard:
+        """The shards one after the other (their report samples' rows shifted to match)."""
+        offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
+        arrays = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("hdu", "ra", "dec", "flat", "peak", "z")}
+        previews = None if any(p.previews is None for p in parts) else np.concatenate([p.previews for p in parts])
+        return cls(paths=[r for p in parts for r in p.paths], **arrays,
+                   metrics={k: np.concatenate([p.metrics[k] for p in parts]) for k in METRIC_COLUMNS},
+                   skipped=[s for p in parts for s in p.skipped],
+                   sample=ReportSample.concat([p.sample for p in parts], offsets), previews=previews)
+
+
+def flat_fraction(x: np.ndarray) -> float:
+    """Fraction of pixels in the largest group sharing one value (to ~1e-6 of the [0, 1] range), counted only
+    when the group is a region rather than a coincidence (at least 0.5 % of the pixels, and 16): zero-filled
+    detector edges, saturated plateaus, masked areas filled with one value. 0 for an ordinary image."""
+    q = np.round(x.reshape(-1).astype(np.float64) * 1048576.0)
+    _, counts = np.unique(q, return_counts=True)
+    biggest = int(counts.max())
+    return biggest / q.size if biggest >= max(16, 0.005 * q.size) else 0.0
+
+
+def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> ReadImage | str:
+    """Read and preprocess one file; the reason it cannot be used (a str) instead of raising: one bad file must
+    never stop an encode."""
+    from astroae_core.data import preprocess
+
+    try:
+        if confine_to is not None and not is_within(path, confine_to):
+            return LINKED_FROM_OUTSIDE
+        image, header, hdu_index = read_fits_with_index(path, hdu=hdu, plane=plane)
+        x, _norm = preprocess(image, config=config)
+    except Exception as exc:  # noqa: BLE001 - any failure is this file's reason, never the encode's
+        if isinstance(exc, FitsReadError) and exc.reason:
+            return str(exc.reason)
+        return f"{type(exc).__name__}: {exc}"
+    sky = sky_position(header, image.shape)
+    ra, dec = (sky["ra"], sky["dec"]) if sky else (np.nan, np.nan)
+    return ReadImage(x=x, ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
+
+
+def _read_ahead(files: Sequence[Path], batches: list[list[int]], config, read_args: dict) -> Iterator[list]:
+    """Each batch's read results, in order, with the next batch read on a few threads while this one is used."""
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+
+        def submit(b):
+            return [pool.submit(read_image, files[i], config, **read_args) for i in b]
+
+        pending = submit(batches[0]) if batches else []
+        for bi in range(len(batches)):
+            results = [f.result() for f in pending]
+            pending = submit(batches[bi + 1]) if bi + 1 < len(batches) else []
+            yield results
+
+
+def _infer(model, x: np.ndarray) -> dict:
+    """The model on one batch (:func:`~astroae_core.analysis.run_model`: latents and both reconstructions), the
+    metrics of each reconstruction and the largest residual."""
+    from astroae_core.analysis import image_metrics, run_model
+
+    out = run_model(model, x, batch_size=len(x))
+    full = image_metrics(x, out["x_hat"])
+    latent = image_metrics(x, out["x_latent"]) if model.config.has_skips else full
+    metrics = {"mse": full["mse"], "ssim": full["ssim"], "ms_ssim": full["ms_ssim"],
+               "latent_mse": latent["mse"], "latent_ssim": latent["ssim"]}
+    peak = np.abs(x - out["x_hat"]).reshape(len(x), -1).max(axis=1).astype(np.float64)
+    return {**out, "metrics": metrics, "peak": peak}
+
+
+def _encode_batch(model, rels: list[str], results: list, *, sampled: list[bool], preview_size: int,
+                  spool: PreviewSpool | None) -> EncodedShard:
+    """One batch of read results through the model (the unreadable ones become :class:`Skipped`)."""
+    skipped = [Skipped(path=r, reason=res) for r, res in zip(rels, results) if isinstance(res, str)]
+    for s in skipped:
+        log.warning("skipping %s: %s", s.path, s.reason)
+    ok = [j for j, res in enumerate(results) if not isinstance(res, str)]
+    if not ok:
+        return EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None, skipped=skipped)
+    images = [results[j] for j in ok]
+    x = np.stack([im.x for im in images])
+    out = _infer(model, x)
+    previews = make_previews(x, preview_size)
+    if spool is not None:
+        spool.append(previews)
+    keep = [k for k, j in enumerate(ok) if sampled[j]]
+    return EncodedShard(
+        paths=[rels[j] for j in ok], hdu=np.array([im.hdu for im in images], np.int64),
+        ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),
+        flat=np.array([im.flat for im in images], np.float64), peak=out["peak"], z=out["z"], metrics=out["metrics"],
+        skipped=skipped, sample=ReportSample(rows=np.asarray(keep, np.int64), x=x[keep], x_hat=out["x_hat"][keep],
+                                             x_latent=out["x_latent"][keep]),
+        previews=None if spool is not None else previews)
+
+
+def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
+                 preview_size: int, sample: set[int], spool: PreviewSpool | None = None, read_args: dict | None = None,
+                 progress: Progress | None = None) -> EncodedShard:
+    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches.
+
+    Parameters
+    ----------
+    model : AutoEncoder
+        In eval mode, on its device.
+    files, rels : sequence
+        Every file of the data folder, and its path relative to it.
+    indices : sequence of int
+        The files of this shard.
+    batch_size, preview_size : int
+        Images per model call; side of the thumbnails.
+    sample : set of int
+        File positions whose images are kept for the latent report.
+    spool : PreviewSpool, optional
+        Where the thumbnails go; without one they stay in the result (to travel to rank 0).
+    read_args : dict, optional
+        ``hdu``, ``plane``, ``confine_to`` for :func:`read_image`.
+    progress : Progress, optional
+        Told ``(files done, files in the shard, "encode")`` after each batch.
+    """
+    indices = list(indices)
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    parts, done = [], 0
+    report(progress, 0, len(indices), "encode")
+    for b, results in zip(batches, _read_ahead(files, batches, model.preprocess_config, read_args or {})):
+        parts.append(_encode_batch(model, [rels[i] for i in b], results, sampled=[i in sample for i in b],
+                                   preview_size=preview_size, spool=spool))
+        done += len(b)
+        report(progress, done, len(indices), "encode")
+    if not parts:
+        parts.append(EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None))
+    return EncodedShard.concat(parts)

@@ -1,5 +1,6 @@
-"""PCA and UMAP of the latent map at 10k, 100k and 1M latents: fit time and peak memory; UMAP ``transform``
-latency for one new image (warm, and cold in a fresh process: unpickle + numba compile).
+"""PCA and UMAP of the latent map at 10k, 100k and 1M latents: fit time and peak memory; placing one new image on
+the map, by UMAP's ``transform`` and by the cache's neighbour placement (latency, and how far apart they land), and
+the neighbour placement cold in a fresh process (what an app's first upload pays: no model, no numba compile).
 
     python -m benchmarks.projections [--quick] [--out FILE] [--sizes 10000,100000,1000000] [--seed 0]
 
@@ -8,15 +9,16 @@ outliers), like an encoded survey. Every case runs in a fresh Python process, so
 own. UMAP cases:
 
 ``umap-full``     UMAP fitted on every point (skipped at 1M: one core for tens of minutes);
-``umap-sampled``  what the cache does (:func:`astroae_core.analysis.projections.fit_umap` with its default ``max_fit``):
+``umap-sampled``  what the cache does (:func:`astroae_core.analysis.fit_umap` with its default ``max_fit``):
                   fit on a seeded sample, ``transform`` the rest.
+``place-cold``    :func:`astroae_core.analysis.place_by_neighbors` of one latent on a stored map of N latents, in a
+                  fresh process (imports included).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,33 +60,45 @@ def _one_point_latency(model, z, *, n: int = 20, seed: int = 1) -> dict:
     return percentiles_ms(times)
 
 
-def run_case(case: str, n: int, *, seed: int, pickle_path: str | None = None) -> dict:
+def _placement(model, z, emb, *, n: int = 200, seed: int = 1) -> dict:
+    """Neighbour placement beside UMAP's transform for ``n`` nudged dataset latents: one-point latency of each
+    and how far apart they land (median and 90th percentile, as a fraction of the map's extent)."""
+    import numpy as np
+
+    from astroae_core.analysis import place_by_neighbors, umap_transform
+
+    rng = np.random.default_rng(seed)
+    q = z[rng.choice(len(z), n)] + rng.normal(0, 0.05, (n, z.shape[1])).astype(np.float32)
+    miss = np.linalg.norm(place_by_neighbors(z, emb, q, k=model.n_neighbors) - umap_transform(model, q), axis=1)
+    extent = float(np.ptp(emb, axis=0).max())
+    times = []
+    for i in range(20):
+        t0 = time.perf_counter()
+        place_by_neighbors(z, emb, q[i : i + 1], k=model.n_neighbors)
+        times.append(time.perf_counter() - t0)
+    return {"one_point": percentiles_ms(times), "vs_transform_median": float(np.median(miss)) / extent,
+            "vs_transform_p90": float(np.quantile(miss, 0.9)) / extent}
+
+
+def run_case(case: str, n: int, *, seed: int) -> dict:
     """One measurement in this process (called in a fresh child by :func:`main`)."""
     import numpy as np
 
     res = {"case": case, "n": n}
-    if case == "umap-cold":
-        # What the app's first upload pays: import umap, unpickle the cache's model, first transform (numba).
-        import pickle
-        import warnings
-
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with open(pickle_path, "rb") as fh:
-                model = pickle.load(fh)  # noqa: S301 - written by this benchmark a moment ago
-        t1 = time.perf_counter()
-        from astroae_core.analysis import umap_transform
-
-        q = np.zeros((1, model._raw_data.shape[1]), np.float32) + 0.1
-        umap_transform(model, q)
-        t2 = time.perf_counter()
-        umap_transform(model, q + 0.1)
-        t3 = time.perf_counter()
-        res.update(import_and_unpickle_s=t1 - t0, first_transform_s=t2 - t1, second_transform_ms=(t3 - t2) * 1e3)
-        res["peak_rss_mb"] = peak_rss_mb()
-        return res
     z = clustered_latents(n, seed=seed)
+    if case == "place-cold":
+        # What the app's first upload pays: the import and one placement on a stored map (any 2-D map will do).
+        t0 = time.perf_counter()
+        from astroae_core.analysis import place_by_neighbors
+
+        t1 = time.perf_counter()
+        place_by_neighbors(z, z[:, :2], z[:1] + 0.1, k=15)
+        t2 = time.perf_counter()
+        place_by_neighbors(z, z[:, :2], z[1:2] + 0.1, k=15)
+        t3 = time.perf_counter()
+        res.update(import_s=t1 - t0, first_place_s=t2 - t1, second_place_ms=(t3 - t2) * 1e3,
+                   peak_rss_mb=peak_rss_mb())
+        return res
     res["rss_with_data_mb"] = rss_mb()
     if case == "pca":
         from astroae_core.analysis import fit_pca, pca_transform
@@ -104,21 +118,15 @@ def run_case(case: str, n: int, *, seed: int, pickle_path: str | None = None) ->
         res["n_fit"] = int(model.embedding_.shape[0])
         res["finite"] = bool(np.isfinite(emb).all())
         res["transform_one_point"] = _one_point_latency(model, z)
-        if pickle_path:
-            import pickle
-
-            with open(pickle_path, "wb") as fh:
-                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        res["neighbour_placement"] = _placement(model, z, emb)
     else:
         raise ValueError(f"unknown case {case!r}")
     res["peak_rss_mb"] = peak_rss_mb()
     return res
 
 
-def _child(case: str, n: int, seed: int, pickle_path: str | None = None) -> dict:
+def _child(case: str, n: int, seed: int) -> dict:
     argv = ["-m", "benchmarks.projections", "--case", case, "--n", str(n), "--seed", str(seed)]
-    if pickle_path:
-        argv += ["--pickle", pickle_path]
     t0 = time.perf_counter()
     res = run_json(argv, env={"PYTHONWARNINGS": "ignore"})
     res["process_seconds"] = time.perf_counter() - t0
@@ -133,10 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case in this process
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--pickle", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.case:
-        emit(run_case(args.case, args.n, seed=args.seed, pickle_path=args.pickle), None)
+        emit(run_case(args.case, args.n, seed=args.seed), None)
         return 0
 
     from astroae_core.analysis import fit_umap
@@ -144,21 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [2_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     result = {"benchmark": "projections", "quick": args.quick, "machine": machine(),
               "default_umap_max_fit": fit_umap.__kwdefaults__["max_fit"], "sizes": {}}
-    with tempfile.TemporaryDirectory(prefix="astroae-bench-proj-") as tmp:
-        pkl = str(Path(tmp) / "umap.pkl")
-        for n in sizes:
-            row = {"pca": _child("pca", n, args.seed)}
-            if n <= FULL_UMAP_MAX:
-                row["umap-full"] = _child("umap-full", n, args.seed, pkl if n == sizes[0] else None)
-            else:
-                row["umap-full"] = {"skipped": f"a full UMAP fit on {n:,} points is not run (single-threaded when "
-                                              "seeded); the cache fits on a sample and transforms the rest"}
-            if n > result["default_umap_max_fit"]:
-                row["umap-sampled"] = _child("umap-sampled", n, args.seed)
-            else:
-                row["umap-sampled"] = {"same_as": "umap-full (N <= max_fit)"}
-            result["sizes"][str(n)] = row
-        result["umap_cold_start"] = _child("umap-cold", sizes[0], args.seed, pkl)
+    for n in sizes:
+        row = {"pca": _child("pca", n, args.seed), "place-cold": _child("place-cold", n, args.seed)}
+        if n <= FULL_UMAP_MAX:
+            row["umap-full"] = _child("umap-full", n, args.seed)
+        else:
+            row["umap-full"] = {"skipped": f"a full UMAP fit on {n:,} points is not run (single-threaded when "
+                                          "seeded); the cache fits on a sample and transforms the rest"}
+        if n > result["default_umap_max_fit"]:
+            row["umap-sampled"] = _child("umap-sampled", n, args.seed)
+        else:
+            row["umap-sampled"] = {"same_as": "umap-full (N <= max_fit)"}
+        result["sizes"][str(n)] = row
     emit(result, args.out)
     return 0
 

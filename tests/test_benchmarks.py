@@ -1,5 +1,5 @@
 """Benchmarks (their ``--quick`` smoke runs print the expected JSON) and the scale paths they chose: UMAP fitted on
-a sample with the rest transformed, the background UMAP warm-up, the latent map's compact customdata above
+a sample with the rest transformed, new images placed from their neighbours, the latent map's compact customdata above
 ``selection.MAP_ROWS_AS_CUSTOMDATA_ABOVE`` points, BatchNorm folding."""
 
 from __future__ import annotations
@@ -62,15 +62,17 @@ def test_fits_reading_quick_reports_files_per_second(tmp_path, ceers_dir):
 
 
 @pytest.mark.slow
-def test_projections_quick_reports_fit_times_memory_and_umap_cold_start(tmp_path):
+def test_projections_quick_reports_fit_times_memory_and_placement(tmp_path):
     r = _run_quick("projections", tmp_path)
     row = r["sizes"]["2000"]
     assert row["pca"]["fit_seconds"] > 0 and row["pca"]["finite"]
     assert row["umap-full"]["n_fit"] == 2000 and row["umap-full"]["finite"]
     assert row["umap-full"]["peak_rss_mb"] >= row["umap-full"]["rss_with_data_mb"] > 0
     assert row["umap-full"]["transform_one_point"]["p50_ms"] > 0
-    cold = r["umap_cold_start"]
-    assert cold["first_transform_s"] > 0 and cold["second_transform_ms"] > 0
+    placed = row["umap-full"]["neighbour_placement"]
+    assert placed["one_point"]["p50_ms"] > 0 and 0 <= placed["vs_transform_median"] < 0.05
+    cold = row["place-cold"]
+    assert cold["first_place_s"] > 0 and cold["second_place_ms"] > 0
 
 
 @pytest.mark.slow
@@ -177,11 +179,13 @@ def test_synthetic_cache_loads_as_a_cache(tmp_path):
     assert len(c.table) == 300 and c.previews.shape == (300, 64, 64) and c.latents().shape == (300, 8)
     assert {"umap_x", "anomaly_rank", "ra", "mse"} <= set(c.table.columns)
     assert sorted(c.table["anomaly_rank"]) == list(range(1, 301))
-    assert c.umap_model() is None  # no pickle to trust in a synthetic cache
+    assert not [p for p in c.path.iterdir() if p.suffix == ".pkl"]  # data only: nothing to unpickle
+    placed = c.place(c.latents()[:2])  # an image of the cache lands on its own point of the map
+    np.testing.assert_array_equal(placed["umap_x"], c.table["umap_x"][:2])
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# UMAP on a sample, the rest transformed; the warm-up
+# UMAP on a sample, the rest transformed
 
 
 def test_umap_sample_is_seeded_sorted_and_without_repeats():
@@ -196,7 +200,7 @@ def test_umap_sample_is_seeded_sorted_and_without_repeats():
 
 @pytest.mark.slow
 def test_umap_on_a_sample_keeps_the_sample_embedding_and_places_the_rest():
-    from astroae_core.analysis.projections import fit_umap, umap_sample, warm_umap
+    from astroae_core.analysis.projections import fit_umap, umap_sample
     from benchmarks.projections import clustered_latents
 
     z = clustered_latents(400, seed=5)
@@ -211,25 +215,6 @@ def test_umap_on_a_sample_keeps_the_sample_embedding_and_places_the_rest():
     assert np.all((emb[rest] > lo - margin) & (emb[rest] < hi + margin))
     emb2, _ = fit_umap(z, seed=0, max_fit=150, n_neighbors=10)
     np.testing.assert_array_equal(emb, emb2)  # seeded: reproducible
-    assert warm_umap(model) >= 0
-
-
-def test_warm_umap_in_background_runs_once_per_process(monkeypatch):
-    from astroae_core.analysis import projections
-
-    calls = []
-    monkeypatch.setattr(projections, "warm_umap", lambda m: calls.append(m) or 0.0)
-    monkeypatch.setattr(projections, "_warm_started", type(projections._warm_started)())
-    t = projections.warm_umap_in_background(lambda: "model", delay_s=0.0)
-    assert t is not None
-    t.join(5)
-    assert calls == ["model"]
-    assert projections.warm_umap_in_background(lambda: "other", delay_s=0.0) is None  # once per process
-    failing = type(projections._warm_started)()
-    monkeypatch.setattr(projections, "_warm_started", failing)
-    t = projections.warm_umap_in_background(lambda: (_ for _ in ()).throw(OSError("gone")), delay_s=0.0)
-    t.join(5)  # an error while warming is logged, never raised
-    assert not t.is_alive() and calls == ["model"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

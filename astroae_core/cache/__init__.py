@@ -4,12 +4,12 @@ when it is stale (``fingerprint``), and encoding a folder into it (``encode``: `
 ``report`` -> ``store``; ``previews``; ``command`` is ``python -m astroae_core encode``)."""
 
 from astroae_core.cache.command import main
-from astroae_core.cache.encode import encode_folder
+from astroae_core.cache.encode import check_out, encode_folder
 from astroae_core.cache.fingerprint import cache_status, dataset_fingerprint
 from astroae_core.cache.layout import CACHE_FORMAT, CATALOG_PREFIX, FILES
 from astroae_core.cache.meta import CacheMeta, MetaFormatError, read_meta
 from astroae_core.cache.store import LatentCache, is_cache_dir, load_cache, write_cache
 
 __all__ = ["CACHE_FORMAT", "CATALOG_PREFIX", "FILES", "CacheMeta", "LatentCache", "MetaFormatError",
-           "cache_status", "dataset_fingerprint", "encode_folder", "is_cache_dir", "load_cache", "main",
+           "cache_status", "check_out", "dataset_fingerprint", "encode_folder", "is_cache_dir", "load_cache", "main",
            "read_meta", "write_cache"]

@@ -1,4 +1,4 @@
-"""The autoencoder network: convolutional encoder, an ``latent_dim``-number bottleneck, a decoder that mirrors it
+"""The autoencoder network: a convolutional encoder, a bottleneck of ``latent_dim`` numbers, a decoder that mirrors it
 (optionally with the seed's U-Net skips; see :mod:`astroae_core.model.config`), and its inference-only fused copy."""
 
 from __future__ import annotations

@@ -294,7 +294,7 @@ def test_uploading_fits_shows_its_reconstruction_and_bad_files_a_reason(page, tm
 
     from astroae_core.demo import generate_demo_data
 
-    generate_demo_data(tmp_path / "fresh", n=1, seed=11, progress=False)  # a stamp the cache has never seen
+    generate_demo_data(tmp_path / "fresh", n=1, seed=11, progress=None)  # a stamp the cache has never seen
     good = tmp_path / "upload_galaxy.fits"
     shutil.copy(next((tmp_path / "fresh").glob("*.fits")), good)
     bad = tmp_path / "bad.fits"

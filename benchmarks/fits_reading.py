@@ -45,7 +45,7 @@ def write_large_images(folder: Path, n: int, side: int, *, seed: int) -> list[Pa
 
 
 def _stages(config):
-    from astroae_core.cache.encode import _read_one
+    from astroae_core.cache.shard import read_image
     from astroae_core.io import read_fits_with_index
     from astroae_core.data import preprocess
 
@@ -56,10 +56,10 @@ def _stages(config):
         return preprocess(read_fits_with_index(p)[0], config=config)[0].shape
 
     def encode_reader(p):
-        r = _read_one(p, config, None, None)
+        r = read_image(p, config)
         if isinstance(r, str):
             raise ValueError(f"{p}: {r}")
-        return r[0].shape
+        return r.x.shape
 
     return {"read": read, "read+preprocess": read_pre, "encode-reader": encode_reader}
 

@@ -415,8 +415,8 @@ def test_encode_lists_every_bad_file_with_its_reason_and_encodes_every_good_one(
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt")
     cache = load_cache(encode_folder(ckpt, data, tmp_path / "cache"))
     assert sorted(cache.table["path"]) == sorted(expected_good)
-    assert {s["path"]: s["reason"] for s in cache.meta["skipped"]} == expected_bad
-    assert cache.meta["n_files"] == len(expected_bad) + len(expected_good)
+    assert {s.path: s.reason for s in cache.meta.skipped} == expected_bad
+    assert cache.meta.n_files == len(expected_bad) + len(expected_good)
     assert np.isfinite(cache.latents()).all() and np.isfinite(cache.table["mse"]).all()
 
     # the command line says so too, and exits 0

@@ -133,31 +133,35 @@ def slider_latency(browser, url: str, moves: int, *, settle: float) -> dict:
 def big_cache(src: Path, out: Path, rows: int, *, seed: int = 0, preview: int = 16) -> Path:
     """An ``rows``-row cache made from ``src`` (its rows repeated, latents and map coordinates jittered, unique
     ids, ``preview`` px thumbnails), for measuring the app on a large table without encoding that many images."""
+    import dataclasses
+
     import numpy as np
     import pandas as pd
     import torch
     from torch.nn import functional as F
 
+    from astroae_core.cache import FILES, load_cache, write_cache
+
     rng = np.random.default_rng(seed)
-    meta = json.loads((src / "meta.json").read_text())
-    t = pd.read_parquet(src / "latents.parquet")
+    cache = load_cache(src)
+    meta, t = cache.meta, cache.table
     reps = -(-rows // len(t))
     big = pd.concat([t] * reps, ignore_index=True).iloc[:rows].copy()
     big["id"] = [f"{i}_{k:07d}" for k, i in enumerate(big["id"])]
-    for c in [c for c in big.columns if c[:1] == "z" and c[1:].isdigit()] + ["pca_x", "pca_y", "umap_x", "umap_y"]:
+    for c in [*meta.columns.latent, *meta.columns.maps]:
         v = big[c].to_numpy(dtype=np.float64)
         big[c] = (v + rng.normal(scale=0.15 * (v.std() or 1.0), size=len(v))).astype(big[c].dtype)
     out.mkdir(parents=True, exist_ok=True)
-    big.to_parquet(out / "latents.parquet", index=False)
-    p = torch.from_numpy(np.load(src / "previews.npy").astype(np.float32))[:, None]
+    p = torch.from_numpy(np.asarray(cache.previews, dtype=np.float32))[:, None]
     small = F.interpolate(p, size=(preview, preview), mode="area")[:, 0].round().clamp(0, 255).to(torch.uint8)
-    np.save(out / "previews.npy", np.tile(small.numpy(), (reps, 1, 1))[:rows])
-    for name in ("manifest.json", "correlations.parquet"):
-        if (src / name).exists():
-            shutil.copy(src / name, out / name)
-    meta.update(n_images=rows, preview_size=preview, umap={**meta.get("umap", {}), "method": "pca",
-                                                           "note": "benchmark cache: rows repeated with jitter"})
-    (out / "meta.json").write_text(json.dumps(meta))
+    np.save(out / FILES["previews"], np.tile(small.numpy(), (reps, 1, 1))[:rows])
+    # the cache stores its checkpoint and data folder relative to itself: point them back at the source's
+    rel = lambda path: os.path.relpath(path, out.resolve())  # noqa: E731
+    meta = dataclasses.replace(meta, n_images=rows, data_dir=rel(meta.data_path(src)),
+                               checkpoint=dataclasses.replace(meta.checkpoint, path=rel(meta.checkpoint_path(src))),
+                               options=dataclasses.replace(meta.options, preview_size=preview))
+    manifest = json.loads((src / FILES["manifest"]).read_text())
+    write_cache(out, meta, table=big, manifest=manifest, correlations=cache.correlations)
     return out
 
 
@@ -242,8 +246,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         if args.cache:
             cache = Path(args.cache).resolve()
-            meta = json.loads((cache / "meta.json").read_text())
-            data_root = Path(args.data_root or Path(meta["data_dir"]).parent)
+            from astroae_core.cache import read_meta
+
+            data_root = Path(args.data_root or read_meta(cache).data_path(cache).parent)
         else:
             env = testing.build_demo_cache(work / "demo", n=40, seed=3)
             cache, data_root = env["cache"], env["data_root"]

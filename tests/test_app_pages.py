@@ -65,7 +65,7 @@ def build_env(root: Path, *, skip_mode: str = "dropout", n: int = 48, epochs: in
     recipe = root / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(skip_mode=skip_mode, epochs=epochs).replace("latent_dim = 4",
                                                                                      "latent_dim = 8"))
-    train(load_recipe(recipe), data, root / "run", progress=False, device="cpu")
+    train(load_recipe(recipe), data, root / "run", device="cpu")
     cache = encode_folder(root / "run" / "best.pt", data, root / "cache", progress=None)
     return {"data_root": data_root, "data": data, "cache": cache, "checkpoint": root / "run" / "best.pt"}
 

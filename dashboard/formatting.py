@@ -1,5 +1,5 @@
-"""Values as text for the screen: metric values, table cells, sky positions, short file and model names, markdown
-escaping, and the by-kind error table with display column names."""
+"""Values as text for the screen: metric values, table cells, sky positions, short file and model names, column
+names, markdown escaping, and the by-kind error table with display column names."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from astroae_core.cache import CATALOG_PREFIX
+
 METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 SMALL_VALUE_COLUMNS = ("mse", "latent_mse", "score_recon", "score_peak")  # errors of order 1e-4: exponent format
 
@@ -19,6 +21,13 @@ def model_label(path) -> str:
     p = Path(str(path))
     generic = p.name in ("best.pt", "last.pt") or p.name.startswith("epoch_")
     return f"{p.parent.name}/{p.name}" if generic and p.parent.name else p.name
+
+
+def column_label(name) -> str:
+    """A table column's name for the screen: a catalog column without the cache's prefix and marked as such
+    (``catalog.kind`` -> ``kind (catalog)``); any other name unchanged."""
+    name = str(name)
+    return f"{name.removeprefix(CATALOG_PREFIX)} (catalog)" if name.startswith(CATALOG_PREFIX) else name
 
 
 def format_sky(ra, dec) -> str:

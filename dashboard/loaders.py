@@ -3,12 +3,11 @@ and the folder listings. Shared objects are read, never modified."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
 
-from . import core, paths
+from . import paths
 
 
 def mtime(path: Path) -> float:
@@ -57,18 +56,15 @@ def cache_status(cache: str, checkpoint: str, data_dir: str, stamp: float) -> tu
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def configured_trust(cache: str, stamp: float) -> list[Path]:
-    """The files the operator's configured cache names (its checkpoint, its data folder): the app may read them."""
+    """The files the operator's configured cache names (its checkpoint, its data folder): the app may read them.
+    Nothing for a folder that holds no readable ``meta.json`` of this cache format."""
+    from astroae_core.cache import read_meta
+
     try:
-        meta = json.loads((Path(cache) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_meta(cache)
+    except ValueError:  # no cache there, or one to re-encode: it vouches for nothing
         return []
-    out = []
-    ck = core.cache_checkpoint(meta)
-    if ck is not None:
-        out.append(ck if ck.is_absolute() else Path(cache) / ck)
-    if meta.get("data_dir"):
-        out.append(Path(meta["data_dir"]))
-    return [p.resolve() for p in out]
+    return [meta.checkpoint_path(cache), meta.data_path(cache)]
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner=False)

@@ -8,9 +8,8 @@ import os
 import re
 from pathlib import Path
 
+from astroae_core.cache import is_cache_dir
 from astroae_core.io import FITS_SUFFIXES, is_within
-
-from .core import is_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = REPO_ROOT / "cache" / "demo"

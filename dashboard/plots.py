@@ -176,24 +176,25 @@ def _point_traces(fig: go.Figure, pts: _MapPoints, color: str | None, drawn: np.
     size, opacity = pts.size_opacity
     base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
     dx, dy, dkey = pts.xs[drawn], pts.ys[drawn], pts.key[drawn]
+    label = formatting.column_label(color)
     if color and color in table.columns and table[color].dtype.kind in "biuf":
         vals = table[color].to_numpy(dtype=float)[drawn]
         ok = np.isfinite(vals)
         if (~ok).any():
-            fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{color} missing",
+            fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{label} missing",
                                        marker=dict(size=size - 1, color="#555b6e"), **base))
         fig.add_trace(go.Scattergl(
-            x=dx[ok], y=dy[ok], customdata=dkey[ok], name=color, showlegend=False, mode="markers",
-            hovertemplate=f"{who}<br>{color} = %{{marker.color:.4g}}<extra></extra>",
+            x=dx[ok], y=dy[ok], customdata=dkey[ok], name=label, showlegend=False, mode="markers",
+            hovertemplate=f"{who}<br>{label} = %{{marker.color:.4g}}<extra></extra>",
             marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
-                        colorbar=dict(title=dict(text=color), thickness=12))))
+                        colorbar=dict(title=dict(text=label), thickness=12))))
     elif color and color in table.columns:
         labels = table[color].astype("string").fillna("(none)").to_numpy()[drawn]
         for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
             m = labels == lab
             fig.add_trace(go.Scattergl(
                 x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
-                hovertemplate=f"{who}<br>{color} = {lab}<extra></extra>",
+                hovertemplate=f"{who}<br>{label} = {lab}<extra></extra>",
                 marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
     else:
         fig.add_trace(go.Scattergl(x=dx, y=dy, customdata=dkey, name="images",
@@ -361,7 +362,8 @@ def influence_bars(influence, labels, tracked: dict | None = None, *, height: in
     strongest."""
     inf = np.asarray(influence, dtype=float)
     tracked = tracked or {}
-    text = [f"{tracked[l][0]} (ρ={tracked[l][1]:+.2f})" if l in tracked else "" for l in labels]
+    text = [f"{formatting.column_label(tracked[l][0])} (ρ={tracked[l][1]:+.2f})" if l in tracked else ""
+            for l in labels]
     fig = go.Figure(go.Bar(x=list(labels), y=inf, marker_color=ACCENT, text=text, textposition="outside",
                            hovertemplate="%{x}: %{y:.3g} of the data's spread<br>%{text}<extra></extra>"))
     if inf.size and np.nanmax(inf) > 0:

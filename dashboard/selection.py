@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from astroae_core.cache import CATALOG_PREFIX
+
+#: The catalog's kind of object (``catalog.csv``'s ``kind`` column, as the demo data has): offered first as a map
+#: colour and shown beside a chosen image's scores.
+KIND_COLUMN = CATALOG_PREFIX + "kind"
 SCORE_COLUMNS = ("mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim", "score_recon", "score_density",
                  "anomaly_score", "anomaly_rank")
 EXPORT_COLUMNS = ("id", "path", "hdu", "split", "ra", "dec", *SCORE_COLUMNS)
@@ -163,7 +168,7 @@ def color_options(table) -> list[str]:
                 out.append(str(c))
         elif s.nunique(dropna=True) <= 30:
             out.append(str(c))
-    first = [c for c in ("anomaly_score", "mse", "kind", "split") if c in out]
+    first = [c for c in ("anomaly_score", "mse", KIND_COLUMN, "split") if c in out]
     return first + [c for c in out if c not in first]
 
 

@@ -1,9 +1,9 @@
-"""Plain-words readings of the core's summaries: how much the latent carries (Metrics page) and how much the sliders
-move the image (Latent sliders page)."""
+"""Plain-words readings of the core's summaries: how much the latent carries and on which images it was measured
+(Metrics page), how much the sliders move the image (Latent sliders page), why the map is PCA (Latent map page)."""
 
 from __future__ import annotations
 
-from astroae_core.analysis import WEAK_INFLUENCE, carry_summary, influence_summary
+from astroae_core.analysis import MIN_UMAP_POINTS, WEAK_INFLUENCE, carry_summary, influence_summary
 
 
 def _headline(k: int, carried: dict, skips: bool) -> str:
@@ -59,6 +59,24 @@ def carry_text(evaluation: dict) -> dict:
     return {**summary, "headline": headline, "sentence": " ".join(s)}
 
 
+# what a cache's evaluation["images"] codes mean (astroae_core.cache.report.latent_report)
+_EVALUATION_IMAGES = {"validation": "the validation split of the training folder",
+                      "sample": "a seeded random sample of the cache's images",
+                      "all": "all the cache's images"}
+
+
+def evaluation_caption(evaluation: dict) -> str:
+    """Which images an evaluation was measured on, and how many training images its baselines were fitted on.
+
+    ``evaluation["images"]`` is a cache's code (``validation``, ``sample``, ``all``) or, from
+    :func:`~astroae_core.analysis.evaluate`, already a phrase (shown as it is).
+    """
+    images = evaluation.get("images")
+    which = _EVALUATION_IMAGES.get(images, images) or "images not recorded"
+    return (f"Measured on {evaluation.get('n_images', '?')} images ({which}); baselines fitted on "
+            f"{evaluation.get('n_train_images_for_baselines', '?')} training images.")
+
+
 def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None = None) -> str:
     """A few sentences on how much the sliders move the image (``influence`` relative to the dataset's spread)."""
     summary = influence_summary(influence)
@@ -78,3 +96,12 @@ def influence_verdict(influence, has_skips: bool, decoded_vs_data: float | None 
                  "the bottleneck, so the sliders (which decode from the latent alone) show only what the "
                  f"{n} numbers carry.")
     return text
+
+
+def map_fallback(umap) -> str:
+    """Why a cache's map is the PCA one (``umap``: its ``meta.umap``, whose ``method`` is not ``"umap"``)."""
+    if umap.fallback == "too_few_images":
+        return f"Too few images for a UMAP (it needs at least {MIN_UMAP_POINTS}): showing PCA."
+    if umap.fallback == "umap_failed":
+        return f"UMAP failed on these latents ({umap.error or 'no reason recorded'}): showing PCA."
+    return "This cache has no UMAP: showing PCA."

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import core, loaders
+from astroae_core.cache import is_cache_dir
+
+from . import loaders
 from .display import COLORMAPS, STRETCHES
 from .formatting import model_label
-from .paths import MODELS_DIR, REPO_ROOT, PathNotAllowed, configured_cache, data_root, find_models, resolve_within
+from .paths import MODELS_DIR, PathNotAllowed, configured_cache, data_root, find_models, resolve_within
 from .state import Context
 
 
@@ -53,7 +55,7 @@ def _cache_label(path: str, ctx: Context) -> str:
     tag = ""
     if p == ctx.configured_cache:
         tag = f" · {ctx.configured_source}"
-    if not core.is_cache_dir(p):
+    if not is_cache_dir(p):
         tag += " · not built yet"
     return where + tag
 
@@ -88,7 +90,7 @@ def _choose_model(ctx: Context) -> None:
 
 def _open_cache(ctx: Context) -> None:
     p = ctx.cache_path
-    if not core.is_cache_dir(p):
+    if not is_cache_dir(p):
         ctx.cache_error = f"there is no cache at {p}"
         return
     if p != ctx.configured_cache:
@@ -113,26 +115,18 @@ def _open_cache(ctx: Context) -> None:
 
 
 def _cache_checkpoint(ctx: Context) -> Path | None:
-    """The open cache's checkpoint, if it names one the app may read (else the reason goes to ``model_error``)."""
-    p = ctx.cache_path
-    ck = core.cache_checkpoint(ctx.cache.meta)
-    if ck is not None and not ck.is_absolute():
-        ck = (p / ck) if (p / ck).exists() else (REPO_ROOT / ck)
-    if ck is None:
-        ctx.model_error = "the cache does not name its checkpoint"
-        return None
+    """The open cache's checkpoint, if the app may read it (else the reason goes to ``model_error``)."""
     try:
-        return resolve_within(ck, ctx.allowed_roots)
+        return resolve_within(ctx.cache.checkpoint, ctx.allowed_roots)
     except PathNotAllowed as exc:
         ctx.model_error = f"the cache's checkpoint is not readable here: {exc}"
         return None
 
 
 def _check_fresh(ctx: Context, ck: Path) -> None:
-    p, meta = ctx.cache_path, ctx.cache.meta
+    p = ctx.cache_path
     try:
-        fresh, reason = loaders.cache_status(str(p), str(ck), str(meta.get("data_dir", "")),
-                                             loaders.mtime(p / "meta.json"))
+        fresh, reason = loaders.cache_status(str(p), str(ck), str(ctx.cache.data_dir), loaders.mtime(p / "meta.json"))
         if not fresh:
             ctx.cache_stale = reason
     except Exception as exc:  # noqa: BLE001
@@ -154,10 +148,8 @@ def _open_model(ctx: Context, choice: str) -> None:
 
 def _summary(ctx: Context) -> None:
     if ctx.cache is not None:
-        meta = ctx.cache.meta
-        n = len(ctx.cache.table)
-        data_dir = str(meta.get("data_dir", "?"))
-        st.caption(f"{n:,} images from `{Path(data_dir).name}`", help=f"Data folder: {data_dir}")
+        n, data_dir = len(ctx.cache.table), ctx.cache.data_dir
+        st.caption(f"{n:,} images from `{data_dir.name}`", help=f"Data folder: {data_dir}")
         if ctx.cache_stale:
             st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.",
                        icon=":material/warning:")

@@ -81,7 +81,7 @@ def require_cache(ctx: Context) -> None:
 
 def source_path(ctx: Context, row) -> Path:
     """The FITS file of a cache row, refused (``PathNotAllowed``) if it lies outside the folders the app may read."""
-    base = Path(ctx.cache.meta.get("data_dir", ctx.data_root))
+    base = ctx.cache.data_dir
     p = resolve_within(Path(row["path"]), [base], base=base)  # no escape from the cache's data folder
     return resolve_within(p, ctx.allowed_roots)
 

@@ -242,7 +242,7 @@ def test_metrics_page_states_what_the_latent_carries(env):
     assert "the full model, whose skip connections pass the image around the numbers" in said  # a dropout model
     assert "latent sliders decode from the numbers alone" in said
     assert not [b for b in at.button if b.key == "eval_btn"]
-    ev = at.session_state["ctx"].cache.meta["evaluation"]
+    ev = at.session_state["ctx"].cache.meta.evaluation
     labels = {m.label: m.value for m in at.metric}
     assert labels["effective dimensionality"] == f"{ev['effective_dim']:.2f} / 8"
     assert labels["latent-only MSE ÷ PCA MSE"] == f"{ev['latent_vs_pca_mse']:.2f}"
@@ -253,13 +253,24 @@ def test_metrics_page_states_what_the_latent_carries(env):
     assert set(by_kind["kind"]) == set(ev["by_kind"]) and by_kind["images"].sum() == ev["n_images"]
 
 
-def _old_cache(env, tmp_path):
-    """A copy of the cache as the encoder wrote it before caches stored the influence and the evaluation."""
+def _copy_cache(env, dest: Path) -> dict:
+    """Copy the cache to ``dest``, its meta still naming the original's checkpoint and data folder (paths in
+    meta.json are relative to the cache folder). Returns the copy's meta, for changes."""
+    import os
     import shutil
 
+    shutil.copytree(env["cache"], dest)
+    meta = json.loads((dest / "meta.json").read_text())
+    meta["checkpoint"]["path"] = Path(os.path.relpath(env["checkpoint"].resolve(), dest.resolve())).as_posix()
+    meta["data_dir"] = Path(os.path.relpath(env["data"].resolve(), dest.resolve())).as_posix()
+    (dest / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def _old_cache(env, tmp_path):
+    """A copy of the cache as the encoder wrote it before caches stored the influence and the evaluation."""
     old = tmp_path / "old_cache"
-    shutil.copytree(env["cache"], old)
-    meta = json.loads((old / "meta.json").read_text())
+    meta = _copy_cache(env, old)
     meta.pop("influence"), meta.pop("evaluation")
     (old / "meta.json").write_text(json.dumps(meta))
     return old
@@ -315,7 +326,7 @@ def test_sliders_decode_live_reset_and_explain_skips(env):
     assert at.slider(key="sl_z0").value == pytest.approx(start)
     assert slider_image(at) == before
     # the slider labels show the influence the cache stored
-    stored = at.session_state["ctx"].cache.meta["influence"]["vs_data"]
+    stored = at.session_state["ctx"].cache.meta.influence["vs_data"]
     assert at.slider(key="sl_z1").label.startswith(f"z1 · influence {stored[1]:.2f}")
     # leaving the page and coming back keeps the sliders where they were
     s = at.slider(key="sl_z2")
@@ -344,7 +355,7 @@ def test_map_click_and_selection(env):
     assert "outliers" in [tr.get("name") for tr in fig["data"]]
     assert "Click a point" in texts(at)
     # colour by a catalog label: one trace per value
-    at.selectbox(key="map_color").set_value("kind").run()
+    at.selectbox(key="map_color").set_value("catalog.kind").run()
     no_errors(at)
     assert {"galaxy", "trail"} <= {tr.get("name") for tr in charts(at)["map_chart"]["data"]}
     # a click (what the chart's callback stores): the image and its neighbours appear
@@ -390,10 +401,8 @@ def test_without_a_cache_every_page_says_what_to_do(env, tmp_path, monkeypatch):
 
 
 def test_a_cache_whose_files_lie_outside_the_data_root_is_refused(env, tmp_path, monkeypatch):
-    import shutil
-
     other_root = tmp_path / "other"
-    shutil.copytree(env["cache"], other_root / "caches" / "copy")
+    _copy_cache(env, other_root / "caches" / "copy")
     monkeypatch.setenv("ASTROAE_DATA_ROOT", str(other_root))
     monkeypatch.setenv("ASTROAE_CACHE", str(tmp_path / "none"))  # nothing configured, so nothing else trusted
     at = open_page("datasets")

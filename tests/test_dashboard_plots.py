@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from astroae_core.analysis import top_outliers
 from astroae_core.io import sky_position
-from dashboard import core, display, formatting, paths, plots, selection, sentences, slider_ranges
+from dashboard import display, formatting, paths, plots, selection, sentences, slider_ranges
 
 # ----------------------------------------------------------------------------------------------------------------
 # the path guard
@@ -227,6 +227,13 @@ def test_short_names_for_captions():
     assert formatting.short_name("notes.txt") == "notes.txt" and formatting.short_name(".fits") == ".fits"
 
 
+def test_catalog_columns_are_labelled_without_the_cache_prefix():
+    assert formatting.column_label("catalog.kind") == "kind (catalog)"
+    assert formatting.column_label("catalog.catalog.x") == "catalog.x (catalog)"  # the prefix goes once
+    assert formatting.column_label("anomaly_score") == "anomaly_score"
+    assert selection.KIND_COLUMN == "catalog.kind"
+
+
 def test_png_bytes_round_trip():
     from PIL import Image
 
@@ -294,6 +301,33 @@ def test_carry_text_says_whether_the_latent_beats_pca():
     assert "It removes 75% of the error of the mean image." in sentences.carry_text(ev)["sentence"]
 
 
+def test_evaluation_caption_turns_the_cache_codes_into_words():
+    ev = {"n_images": 12, "n_train_images_for_baselines": 40}
+    said = {code: sentences.evaluation_caption({**ev, "images": code}) for code in ("validation", "sample", "all")}
+    assert said["validation"] == ("Measured on 12 images (the validation split of the training folder); baselines "
+                                  "fitted on 40 training images.")
+    assert "a seeded random sample of the cache's images" in said["sample"]
+    assert "(all the cache's images)" in said["all"]
+    # evaluate() already words it: shown as it is
+    assert "(all images in /data/x)" in sentences.evaluation_caption({**ev, "images": "all images in /data/x"})
+    assert "Measured on ? images" in sentences.evaluation_caption({})
+
+
+def test_map_fallback_says_why_the_map_is_pca():
+    from types import SimpleNamespace
+
+    from astroae_core.analysis import MIN_UMAP_POINTS
+
+    def umap(fallback, error=None):  # what the sentence reads of a cache's meta.umap
+        return SimpleNamespace(method="pca", fallback=fallback, error=error)
+
+    few = sentences.map_fallback(umap("too_few_images"))
+    assert few == f"Too few images for a UMAP (it needs at least {MIN_UMAP_POINTS}): showing PCA."
+    failed = sentences.map_fallback(umap("umap_failed", "ValueError: nan"))
+    assert failed == "UMAP failed on these latents (ValueError: nan): showing PCA."
+    assert sentences.map_fallback(umap(None)) == "This cache has no UMAP: showing PCA."
+
+
 def test_streamlit_progress_draws_stage_and_count():
     from dashboard.jobs import StreamlitProgress
 
@@ -327,12 +361,8 @@ def table():
         "mse": rng.uniform(0, 1, n), "ssim": rng.uniform(0, 1, n), "anomaly_score": rng.uniform(0, 1, n),
         "pca_x": rng.normal(size=n), "pca_y": rng.normal(size=n), "umap_x": rng.normal(size=n),
         "umap_y": rng.normal(size=n), "ra": np.full(n, 150.0), "dec": np.full(n, 2.0),
-        "kind": ["galaxy"] * 27 + ["merger"] * 3,
+        "catalog.kind": ["galaxy"] * 27 + ["merger"] * 3,
     }).assign(anomaly_rank=lambda d: d["anomaly_score"].rank(ascending=False).astype(int))
-
-
-def test_latent_columns_sorted_numerically(table):
-    assert core.latent_columns(table) == ["z0", "z1", "z10"]
 
 
 def test_selection_ids_and_csv_export(table):
@@ -360,7 +390,7 @@ def test_outliers_axes_colours_and_search(table):
     assert selection.map_axes(table, "UMAP") == ("umap_x", "umap_y")
     assert selection.map_axes(table.assign(umap_x=np.nan), "UMAP") == ("pca_x", "pca_y")
     opts = selection.color_options(table)
-    assert opts[0] == "anomaly_score" and "kind" in opts and "path" not in opts and "pca_x" not in opts
+    assert opts[0] == "anomaly_score" and "catalog.kind" in opts and "path" not in opts and "pca_x" not in opts
     hits = selection.search_table(table, "OBJ_00", sort_by="mse", ascending=False)
     assert len(hits) == 10 and hits["mse"].is_monotonic_decreasing
 
@@ -410,7 +440,7 @@ def test_latent_map_traces(table):
     assert len(fig.data[0].x) == len(table)
     assert list(np.ravel(fig.data[1].customdata)) == [1, 2]
     assert fig.layout.dragmode == "pan"  # a click selects a point in pan mode (not in lasso mode)
-    cat = plots.latent_map(table, "pca_x", "pca_y", "kind")
+    cat = plots.latent_map(table, "pca_x", "pca_y", "catalog.kind")
     assert [tr.name for tr in cat.data] == ["galaxy", "merger"]
     assert sum(len(tr.x) for tr in cat.data) == len(table)
     none = plots.latent_map(table, "pca_x", "pca_y", None)

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import UPLOAD_SUFFIXES, process_upload
-from dashboard import core, formatting as fmt, gallery, jobs, loaders, paths, plots, state
+from dashboard import formatting as fmt, gallery, jobs, loaders, paths, plots, state
 
 ctx = state.context()
 ss = st.session_state
@@ -15,26 +15,26 @@ state.flash()
 
 # -- the cache in use ----------------------------------------------------------------------------------------------
 if ctx.cache is not None:
-    meta, t = ctx.cache.meta, ctx.table
+    cache, t = ctx.cache, ctx.table
+    skipped = cache.meta.skipped
     c = st.columns(4)
     c[0].metric("images", f"{len(t):,}")
-    c[1].metric("skipped files", len(meta.get("skipped", []) or []))
-    c[2].metric("model", fmt.model_label(core.cache_checkpoint(meta) or "?"))
-    c[3].metric("latent size", len(core.latent_columns(t)))
-    st.markdown(f"Cache `{ctx.cache_path}` · data `{meta.get('data_dir', '?')}` · "
-                f"made {meta.get('created_utc', '?')}")
+    c[1].metric("skipped files", len(skipped))
+    c[2].metric("model", fmt.model_label(cache.checkpoint))
+    c[3].metric("latent size", cache.latent_dim)
+    st.markdown(f"Cache `{ctx.cache_path}` · data `{cache.data_dir}` · made {cache.meta.created_utc}")
     if ctx.cache_stale:
         st.warning(f"This cache no longer matches its checkpoint or data: {ctx.cache_stale}.")
         if st.button("Rebuild it now", type="primary"):
-            jobs.build_cache(core.cache_checkpoint(meta), Path(meta["data_dir"]), ctx.cache_path, force=True,
-                           allowed_roots=ctx.allowed_roots)
+            jobs.build_cache(cache.checkpoint, cache.data_dir, ctx.cache_path, force=True,
+                             allowed_roots=ctx.allowed_roots)
     with st.expander("A random sample of the images", expanded=True):
         gallery.show_previews(ctx, t.sample(min(8, len(t)), random_state=0), ncols=8, key="sample")
     with st.expander("Table of the cache (first 200 rows)"):
-        st.dataframe(t.head(200), hide_index=True)
-    if meta.get("skipped"):
-        with st.expander(f"{len(meta['skipped'])} files could not be used"):
-            st.dataframe(meta["skipped"], hide_index=True)
+        st.dataframe(t.head(200).rename(columns=fmt.column_label), hide_index=True)
+    if skipped:
+        with st.expander(f"{len(skipped)} files could not be used"):
+            st.dataframe([{"path": s.path, "reason": s.reason} for s in skipped], hide_index=True)
 else:
     st.info(f"No latent cache is loaded: {ctx.cache_error}.", icon=":material/folder_open:")
     demo_model = paths.MODELS_DIR / "demo.pt"

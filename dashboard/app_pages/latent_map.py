@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import top_outliers
-from dashboard import display, formatting as fmt, gallery, plots, selection, state
+from dashboard import display, formatting as fmt, gallery, plots, selection, sentences, state
 
 ctx = state.context()
 st.title("Latent map")
@@ -16,11 +16,11 @@ ss = st.session_state
 
 c1, c2, c3 = st.columns([1, 2, 1])
 kind = c1.segmented_control("Map", ["UMAP", "PCA"], default="UMAP", key="map_kind", required=True)
-x, y = selection.map_axes(t, kind)
+x, y = selection.map_axes(t, kind if cache.meta.umap.method == "umap" else "PCA")
 if kind == "UMAP" and x == "pca_x":
-    c1.caption("This cache has no UMAP; showing PCA.")
+    c1.caption(sentences.map_fallback(cache.meta.umap))
 options = selection.color_options(t)
-color = c2.selectbox("Colour by", options, key="map_color")
+color = c2.selectbox("Colour by", options, key="map_color", format_func=fmt.column_label)
 n_out = c3.number_input("Outliers to highlight", 0, 500, selection.default_outlier_count(len(t)), key="map_nout")
 outliers = top_outliers(t, int(n_out))
 
@@ -63,8 +63,8 @@ with left:
         a, b = st.columns([1, 2])
         a.image(display.preview_rgb(np.asarray(cache.previews[t.index.get_loc(sel_row.name)]), ctx.stretch, ctx.cmap),
                 width="stretch")
-        facts = {c: sel_row[c] for c in ("mse", "ssim", "anomaly_score", "anomaly_rank", "kind", "split")
-                 if c in sel_row.index}
+        facts = {fmt.column_label(c): sel_row[c] for c in ("mse", "ssim", "anomaly_score", "anomaly_rank",
+                                                             selection.KIND_COLUMN, "split") if c in sel_row.index}
         b.markdown("  \n".join(f"**{k}**: {v:.4g}" if isinstance(v, float) else f"**{k}**: {v}"
                                for k, v in facts.items()))
         b.markdown(fmt.format_sky(sel_row.get("ra"), sel_row.get("dec")))
@@ -75,9 +75,9 @@ with left:
 with right:
     st.subheader("Outliers")
     # a narrow column: the file name (not the path) and a few fixed-precision numbers, so nothing is cut off
-    shown = outliers[[c for c in ("anomaly_rank", "anomaly_score", "mse", "kind") if c in outliers.columns]].assign(
-        image=[Path(str(p)).stem for p in outliers["path"]])
-    shown = shown[["image", *shown.columns[:-1]]]
+    shown = outliers[[c for c in ("anomaly_rank", "anomaly_score", "mse", selection.KIND_COLUMN)
+                      if c in outliers.columns]].rename(columns={selection.KIND_COLUMN: "kind"})
+    shown.insert(0, "image", [Path(str(p)).stem for p in outliers["path"]])
 
     def on_outlier():
         rows = ss["outlier_table"]["selection"]["rows"]

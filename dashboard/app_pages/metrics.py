@@ -24,7 +24,7 @@ def run_evaluation(checkpoint: str, data_dir: str, stamp: str, allowed: tuple) -
 
 # -- how much the latent carries -------------------------------------------------------------------------------------
 st.header(f"How much do the {k} numbers carry?")
-stored = ctx.cache.meta.get("evaluation") if ctx.model_is_cache_model else None  # measured at encode time
+stored = ctx.cache.meta.evaluation if ctx.model_is_cache_model else None  # measured at encode time
 evaluation = stored if stored and "rows" in stored else None
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
 if evaluation is None:
@@ -37,7 +37,7 @@ if evaluation is None:
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
         with st.spinner("Evaluating the model and fitting the baselines…"):
             try:
-                data_dir = paths.resolve_within(ctx.cache.meta.get("data_dir", ""), ctx.allowed_roots)
+                data_dir = paths.resolve_within(ctx.cache.data_dir, ctx.allowed_roots)
                 evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"],
                                             tuple(str(r) for r in ctx.allowed_roots))
                 st.session_state[f"eval:{ctx.model_path}"] = evaluation
@@ -72,8 +72,7 @@ if evaluation is not None:
         "psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.2f"),
         "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),
         "ms_ssim": st.column_config.NumberColumn("MS-SSIM", format="%.4f")})
-    st.caption(f"Measured on {evaluation.get('n_images', '?')} images ({evaluation.get('images', '')}); baselines "
-               f"fitted on {evaluation.get('n_train_images_for_baselines', '?')} training images.")
+    st.caption(sentences.evaluation_caption(evaluation))
     if evaluation.get("by_kind"):
         st.subheader("Where the error lies, by the catalog's kind")
         st.caption("A mean over images is decided by the images with the largest errors: a few odd images (a "

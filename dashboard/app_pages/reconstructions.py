@@ -100,8 +100,9 @@ with left:
     st.markdown("**Sky position** (image centre): " + (
         fmt.format_sky(sky["ra"], sky["dec"]) if sky else fmt.format_sky(row.get("ra"), row.get("dec"))))
     st.markdown(f"**File**: `{row['path']}`" + (f" (HDU {hdu})" if hdu is not None else ""))
-    shown = row.drop(labels=[c for c in row.index if c.startswith("z") and c[1:].isdigit()] + ["path"])
-    st.dataframe({"value": {k: fmt.format_value(k, v) for k, v in shown.items()}}, height=260, width="stretch")
+    shown = row.drop(labels=[*ctx.cache.latent_columns, "path"])
+    st.dataframe({"value": {fmt.column_label(k): fmt.format_value(k, v) for k, v in shown.items()}}, height=260,
+                 width="stretch")
 with right:
     name = Path(str(row["path"])).name.split(".")[0]
     sha = model.checkpoint_info.get("sha256", "")

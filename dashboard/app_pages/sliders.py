@@ -7,13 +7,13 @@ import streamlit as st
 
 from astroae_core.analysis import (decode_latents, interpolate_latents, latent_influence, top_outliers,
                                    tracked_columns, traversal_latents)
-from dashboard import core, display, plots, selection, sentences, slider_ranges, state
+from dashboard import display, formatting as fmt, plots, selection, sentences, slider_ranges, state
 
 ctx = state.context()
 st.title("Latent sliders")
 state.require_cache(ctx)
 t, cache, model = ctx.table, ctx.cache, ctx.cache_model
-zcols = core.latent_columns(t)
+zcols = cache.latent_columns
 Z = cache.latents()
 ranges = slider_ranges.slider_ranges(cache.latent_stats(), zcols)
 tracked = tracked_columns(cache.correlations, zcols)
@@ -38,7 +38,7 @@ def influence(model_key: str, _cache, _model) -> dict:
     return latent_influence(_cache, _model)
 
 
-measured = influence(f"{key}:{cache.meta.get('created_utc')}", cache, model)
+measured = influence(f"{key}:{cache.meta.created_utc}", cache, model)
 inf = measured["vs_data"]
 if model.config.has_skips:
     st.warning(f"This model (skip_mode **{model.config.skip_mode}**) has skip connections. The sliders decode from "
@@ -90,7 +90,8 @@ def live():
                  caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)")
     with left:
         for d, (col, r) in enumerate(zip(zcols, ranges)):
-            what = f" · tracks **{tracked[col][0]}** (ρ={tracked[col][1]:+.2f})" if col in tracked else ""
+            what = (f" · tracks **{fmt.column_label(tracked[col][0])}** (ρ={tracked[col][1]:+.2f})"
+                    if col in tracked else "")
             st.slider(f"{col} · influence {inf[d]:.2f}{what}", r.lo, r.hi, step=r.step, key=f"sl_{col}",
                       help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range = 1st..99th percentile")
         st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")

@@ -59,17 +59,19 @@ def carry_text(evaluation: dict) -> dict:
     return {**summary, "headline": headline, "sentence": " ".join(s)}
 
 
-# what a cache's evaluation["images"] codes mean (astroae_core.cache.report.latent_report)
-_EVALUATION_IMAGES = {"validation": "the validation split of the training folder",
-                      "sample": "a seeded random sample of the cache's images",
-                      "all": "all the cache's images"}
+# what an evaluation's "images" codes mean (astroae_core.analysis.evaluate, the cache's report)
+_EVALUATION_IMAGES = {"validation": "the checkpoint's validation split",
+                      "unseen": "images the model did not train on",
+                      "training": "images the model trained on",
+                      "all": "every image, training images included",
+                      "sample": "a seeded random sample of the cache's images"}
 
 
 def evaluation_caption(evaluation: dict) -> str:
     """Which images an evaluation was measured on, and how many training images its baselines were fitted on.
 
-    ``evaluation["images"]`` is a cache's code (``validation``, ``sample``, ``all``) or, from
-    :func:`~astroae_core.analysis.evaluate`, already a phrase (shown as it is).
+    ``evaluation["images"]`` is a code (``validation``, ``unseen``, ``training``, ``all``, ``sample``); anything
+    else (an older evaluation's phrase) is shown as it is.
     """
     images = evaluation.get("images")
     which = _EVALUATION_IMAGES.get(images, images) or "images not recorded"

@@ -303,12 +303,14 @@ def test_carry_text_says_whether_the_latent_beats_pca():
 
 def test_evaluation_caption_turns_the_cache_codes_into_words():
     ev = {"n_images": 12, "n_train_images_for_baselines": 40}
-    said = {code: sentences.evaluation_caption({**ev, "images": code}) for code in ("validation", "sample", "all")}
-    assert said["validation"] == ("Measured on 12 images (the validation split of the training folder); baselines "
-                                  "fitted on 40 training images.")
-    assert "a seeded random sample of the cache's images" in said["sample"]
-    assert "(all the cache's images)" in said["all"]
-    # evaluate() already words it: shown as it is
+    codes = ("validation", "unseen", "training", "all", "sample")
+    said = {code: sentences.evaluation_caption({**ev, "images": code}) for code in codes}
+    assert said["validation"] == ("Measured on 12 images (the checkpoint's validation split); baselines fitted on 40 "
+                                  "training images.")
+    assert "(images the model did not train on)" in said["unseen"]
+    assert "(every image, training images included)" in said["all"]
+    assert all(f"({code})" not in text for code, text in said.items())  # never the bare code
+    # an older evaluation's phrase: shown as it is
     assert "(all images in /data/x)" in sentences.evaluation_caption({**ev, "images": "all images in /data/x"})
     assert "Measured on ? images" in sentences.evaluation_caption({})
 

@@ -196,7 +196,7 @@ def test_the_metrics_page_shows_what_the_latent_carries(page, app_env):
 
     goto(page, "metrics", "Metrics")
     assert_no_errors(page)
-    ev = load_cache(app_env["cache"]).meta["evaluation"]
+    ev = load_cache(app_env["cache"]).meta.evaluation
     if "rows" in ev:  # stored at encode time: shown at once
         expect(page.get_by_text("How much of the image the 8 numbers carry", exact=False)).to_be_visible()
         assert page.get_by_role("button", name="Compute the comparison").count() == 0

@@ -80,16 +80,16 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
 
     from astroae_core.analysis import PCABaseline
     from astroae_core.model import load_model
-    from astroae_core.analysis.evaluate import training_images
+    from astroae_core.analysis import training_images
     from astroae_core.analysis import run_model
 
     model = load_model(checkpoint)
-    train, _ = training_images(model, train_data, model.preprocess_config)
+    train = training_images(model, train_data)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(train.x), size=min(n, len(train.x)), replace=False))
     x = torch.from_numpy(np.ascontiguousarray(train.x[pick], dtype=np.float32))
     k = model.config.latent_dim
-    x_latent = run_model(model, train.x, batch_size=64)["x_latent"]
+    x_latent = run_model(model, train.x, batch_size=64)["x_hat_latent"]
     model_mse = float(((x_latent - train.x) ** 2).mean())
     pca_mse = float(((PCABaseline(k).fit(train.x).reconstruct(train.x) - train.x) ** 2).mean())
     with torch.no_grad():
@@ -97,7 +97,7 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
     out = {
         "checkpoint": str(checkpoint),
         "n_train_images": len(train.x),
-        "fit_ontraining_images": {"latent_only_mse": model_mse, f"pca{k}_mse": pca_mse,
+        "fit_on_training_images": {"latent_only_mse": model_mse, f"pca{k}_mse": pca_mse,
                                    "ratio": model_mse / pca_mse},
         "n_images": len(x), "batch": batch, "repeats": repeats,
         "mse_running_statistics": running,

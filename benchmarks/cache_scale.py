@@ -106,7 +106,7 @@ def make_cache(out: Path, n: int, *, seed: int = 0, preview_size: int = 64) -> P
         "options": {"preview_size": preview_size, "hdu": None, "plane": None, "umap_max_fit": 50_000, "seed": seed},
         "pca": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in pca.items()},
         "umap": {"method": "umap", "n_neighbors": 15, "min_dist": 0.1, "n_fit": n},
-        "split": {"data_is_training_root": False, "counts": t["split"].value_counts().to_dict()},
+        "split": {"counts": t["split"].value_counts().to_dict()},
         "timing": {"encode_seconds": 0, "maps_seconds": 0, "report_seconds": 0, "total_seconds": 0},
         "model_config": info["model_config"], "preprocess_config": info["preprocess_config"]})
     write_cache(out, meta, table=t[list(meta.columns.all)], manifest={"files": [], "catalog": None})

@@ -20,8 +20,9 @@ import astroae_core.analysis
 import astroae_core.cache.encode
 import astroae_core.io.atomic
 from astroae_core.analysis import latent_correlations
+from astroae_core.cli import main
 from astroae_core.cache import (CACHE_FORMAT, CacheMeta, LatentCache, MetaFormatError, cache_status,
-                                dataset_fingerprint, encode_folder, is_cache_dir, load_cache, main, read_meta)
+                                dataset_fingerprint, encode_folder, is_cache_dir, load_cache, read_meta)
 from astroae_core.cache.meta import (CheckpointRef, Columns, EncodeOptions, MapInfo, PcaParams, SplitInfo, Timing,
                                      write_meta)
 from astroae_core.model import file_sha256
@@ -97,7 +98,7 @@ def _synthetic_meta(n: int, d: int, *, catalog=(), extra_metrics=()) -> CacheMet
         options=EncodeOptions(preview_size=64, hdu=None, plane=None, umap_max_fit=50_000, seed=0),
         pca=PcaParams(mean=(0.0,) * d, components=((1.0,) + (0.0,) * (d - 1), (0.0, 1.0) + (0.0,) * (d - 2)),
                       explained_variance=(1.0, 1.0), explained_variance_ratio=(0.5, 0.5), n_samples=n),
-        umap=MapInfo(method="pca", fallback="too_few_images"), split=SplitInfo(data_is_training_root=False, counts={}),
+        umap=MapInfo(method="pca", fallback="too_few_images"), split=SplitInfo(counts={}),
         timing=Timing(encode_seconds=0.0, maps_seconds=0.0, report_seconds=0.0, total_seconds=0.0),
         model_config={"latent_dim": d}, preprocess_config={})
 
@@ -163,7 +164,7 @@ def test_previews_are_the_preprocessed_inputs(trained, small, tmp_path):
 
 
 def test_catalog_is_joined_on_file_name(trained, small, tmp_path):
-    c = load_cache(_encode(trained, small, tmp_path / "c"))
+    c = load_cache(_encode(trained, small, tmp_path / "c", train_data=trained["data"]))
     cat = pd.read_csv(small / "catalog.csv").set_index("file")
     t = c.table.set_index("path")
     for col in ("kind", "is_anomaly", "area", "label"):
@@ -410,7 +411,7 @@ def _no_nan_tokens(token):
 
 
 def test_meta_round_trips_through_strict_json_without_machine_paths(trained, small, tmp_path):
-    c = load_cache(_encode(trained, small, tmp_path / "c"))
+    c = load_cache(_encode(trained, small, tmp_path / "c", train_data=trained["data"]))
     text = (c.path / "meta.json").read_text()
     data = json.loads(text, parse_constant=_no_nan_tokens)  # strict JSON: no NaN / Infinity tokens
     assert CacheMeta.from_dict(data) == c.meta and c.meta.to_dict() == data
@@ -422,7 +423,7 @@ def test_meta_round_trips_through_strict_json_without_machine_paths(trained, sma
         assert gone not in data, gone
     assert set(data) == {f for f in CacheMeta.__dataclass_fields__}
     assert "method" not in data["influence"] and data["influence"]["n_sigma"] == 2.0
-    assert data["evaluation"]["images"] == "all" and data["umap"]["fallback"] == "too_few_images"
+    assert data["evaluation"]["images"] == "unseen" and data["umap"]["fallback"] == "too_few_images"
     assert str(tmp_path) not in text and str(trained["root"]) not in text and str(Path.home()) not in text
     # a frozen value: what was loaded cannot be changed by accident
     with pytest.raises(AttributeError):
@@ -592,39 +593,49 @@ def test_load_time_of_a_2000_row_cache(tmp_path):
 def test_cli_writes_a_cache_and_dry_run_writes_nothing(trained, small, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--checkpoint", str(trained["ckpt"]), "--data", str(small), "--out", str(out)]
-    assert main([*args, "--dry-run"]) == 0
+    assert main(["encode", *args, "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["fits_files"] == 4 and plan["reason"] == "no cache" and plan["action"] == "build"
     assert not out.exists()
-    assert main([*args, "--quiet", "--batch-size", "3"]) == 0
+    assert main(["encode", *args, "--quiet", "--batch-size", "3"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert len(load_cache(out).table) == 4
-    assert main([*args, "--quiet"]) == 0
+    assert main(["encode", *args, "--quiet"]) == 0
     assert "up to date" in capsys.readouterr().out
-    assert main([*args, "--dry-run"]) == 0
+    assert main(["encode", *args, "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["action"] == "nothing"
 
 
 def test_cli_errors_are_messages_not_tracebacks(trained, small, tmp_path, capsys):
-    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--data", str(small), "--out", str(tmp_path / "o")]) == 2
+    assert main(["encode", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(small), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "none.pt" in err and "Traceback" not in err
-    assert main(["--checkpoint", str(trained["ckpt"]), "--data", str(tmp_path / "nodata"),
+    assert main(["encode", "--checkpoint", str(trained["ckpt"]), "--data", str(tmp_path / "nodata"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "nodata" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    assert main(["--checkpoint", str(bad), "--data", str(small), "--out", str(tmp_path / "o")]) == 2
+    assert main(["encode", "--checkpoint", str(bad), "--data", str(small), "--out", str(tmp_path / "o")]) == 2
     assert "bad.pt" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
 def test_dispatch_through_python_m_astroae_core(trained, small, tmp_path):
-    from astroae_core.__main__ import main as top
+    import subprocess
+    import sys
 
-    assert top(["encode", "--checkpoint", str(trained["ckpt"]), "--data", str(small),
-                "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    res = subprocess.run([sys.executable, "-m", "astroae_core", "encode", "--checkpoint", str(trained["ckpt"]),
+                          "--data", str(small), "--out", str(tmp_path / "o"), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
     assert (tmp_path / "o" / "meta.json").is_file()
+
+
+def test_astroae_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(cmd in out for cmd in ("train", "encode", "evaluate", "demo-data"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -644,7 +655,6 @@ def test_training_folder_cache_with_umap(trained, tmp_path):
     info = load_model(trained["ckpt"]).checkpoint_info["data"]
     assert set(t.loc[t["split"] == "train", "path"]) == set(info["train_paths"])
     assert set(t.loc[t["split"] == "val", "path"]) == set(info["val_paths"])
-    assert c.meta.split.data_is_training_root is True
     assert c.meta.split.counts == {"train": len(info["train_paths"]), "val": len(info["val_paths"])}
 
     z = c.latents()

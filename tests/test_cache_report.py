@@ -34,7 +34,7 @@ def test_the_cache_stores_the_evaluation_of_its_validation_split(run):
     ev = cache.meta.evaluation
     ref = evaluate(ckpt, data)  # the CLI's evaluation of the same checkpoint on the same validation images
     assert ev["n_images"] == ref["n_images"] == int((cache.table["split"] == "val").sum())
-    assert ev["images"] == "validation" and ref["images"].startswith("validation split")
+    assert ev["images"] == "validation" and ref["images"] == "validation"
     assert ev["n_train_images_for_baselines"] == ref["n_train_images_for_baselines"]
     for row in ("full", "latent_only", "pca", "mean_image"):
         for m in ("mse", "ssim"):
@@ -69,5 +69,18 @@ def test_without_the_training_images_the_evaluation_says_why(run, tmp_path):
     finally:
         shutil.move(moved, str(data))
     ev = cache.meta.evaluation
-    assert "rows" not in ev and "is not on this machine" in ev["error"] and str(data) in ev["error"]
+    # what is missing and how to supply it, without a path of this machine
+    assert "rows" not in ev and "none of the checkpoint's 24 training images" in ev["error"]
+    assert "'new'" in ev["error"] and "--train-data" in ev["error"] and str(tmp_path) not in ev["error"]
+    assert ev["images"] == "unseen" and set(cache.table["split"]) == {"unseen"}
     assert len(cache.meta.influence["vs_data"]) == cache.latent_dim  # the influence needs only the model
+
+
+def test_a_named_training_folder_gives_the_comparison_on_a_new_folder(run, tmp_path):
+    root, data, ckpt = run
+    other = write_blob_folder(tmp_path / "new", 8, seed=9)
+    ev = load_cache(encode_folder(ckpt, other, tmp_path / "cache", train_data=data)).meta.evaluation
+    ref = evaluate(ckpt, other, train_data=data)
+    assert ev["images"] == ref["images"] == "unseen" and ev["n_images"] == ref["n_images"] == 8
+    assert ev["n_train_images_for_baselines"] == ref["n_train_images_for_baselines"] == 24
+    assert ev["rows"]["pca"]["mse"] == pytest.approx(ref["rows"]["pca"]["mse"], rel=1e-3)

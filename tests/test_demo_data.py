@@ -16,7 +16,7 @@ from astropy.wcs import WCS
 
 from astroae_core.demo import ANOMALY_KINDS, CATALOG_COLUMNS, KINDS, assign_kinds, generate_demo_data
 from astroae_core.demo.fits_file import card, header_cards, pix2world
-from astroae_core.demo.generate import main
+from astroae_core.cli import main as cli
 from astroae_core.demo.instrument import FIELD_CENTER
 from astroae_core.demo.plan import StampSpec
 
@@ -415,7 +415,7 @@ def test_regenerating_smaller_removes_only_our_stale_files(tmp_path):
 
 def test_cli_writes_files_and_catalog(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["--out", str(out), "--n", "5", "--seed", "1"]) == 0
+    assert cli(["demo-data", "--out", str(out), "--n", "5", "--seed", "1"]) == 0
     assert sorted(p.name for p in out.glob("*.fits")) == [f"galaxy_{i:05d}.fits" for i in range(5)]
     cat = pd.read_csv(out / "catalog.csv")
     assert len(cat) == 5
@@ -427,25 +427,23 @@ def test_cli_writes_files_and_catalog(tmp_path, capsys):
 
 def test_cli_dry_run_writes_nothing(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["--out", str(out), "--n", "300", "--seed", "1", "--dry-run"]) == 0
+    assert cli(["demo-data", "--out", str(out), "--n", "300", "--seed", "1", "--dry-run"]) == 0
     assert not out.exists()
     msg = capsys.readouterr().out
     assert "would write 300" in msg and "galaxy_00000.fits .. galaxy_00299.fits" in msg and "merger" in msg
 
 
 def test_cli_rejects_bad_values(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--out", str(tmp_path / "x"), "--n", "0"])
-    assert exc.value.code == 2
+    assert cli(["demo-data", "--out", str(tmp_path / "x"), "--n", "0"]) == 2
     assert "n must be an integer >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--n", "3"])  # --out is required
+        cli(["demo-data", "--n", "3"])  # --out is required
 
 
 def test_module_entry_point_dry_run(tmp_path):
     root = Path(__file__).resolve().parents[1]
     res = subprocess.run(
-        [sys.executable, "-m", "astroae_core.demo.generate", "--out", str(tmp_path / "d"), "--n", "7", "--dry-run"],
+        [sys.executable, "-m", "astroae_core", "demo-data", "--out", str(tmp_path / "d"), "--n", "7", "--dry-run"],
         cwd=root, capture_output=True, text=True, timeout=120,
     )
     assert res.returncode == 0, res.stderr

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from astroae_core.__main__ import main as cli
+from astroae_core.cli import main as cli
 from astroae_core.analysis import evaluate
 from train.config import load_recipe
 from train.loop import train
@@ -28,7 +28,7 @@ def test_evaluate_reports_four_rows_on_the_validation_split(tiny_run):
     assert set(res["rows"]) == {"full", "latent_only", "pca", "mean_image"}
     for row in res["rows"].values():
         assert set(row) == {"mse", "psnr", "ssim", "ms_ssim"} and row["mse"] > 0
-    assert res["images"].startswith("validation") and res["n_images"] == 6  # 3 of 15 groups, 2 files each
+    assert res["images"] == "validation" and res["n_images"] == 6  # 3 of 15 groups, 2 files each
     assert res["n_train_images_for_baselines"] == 24
     assert res["latent_vs_pca_mse"] == pytest.approx(res["rows"]["latent_only"]["mse"] / res["rows"]["pca"]["mse"])
     assert len(res["influence"]) == 4 and 0 < res["effective_dim"] <= 4
@@ -44,12 +44,37 @@ def test_evaluate_cli_prints_the_table_and_writes_json(tiny_run, tmp_path, capsy
     other = write_blob_folder(tmp_path / "fresh", 8, seed=5)
     out = tmp_path / "res.json"
     assert cli(["evaluate", "--checkpoint", str(root / "run/best.pt"), "--data", str(other),
-                "--json", str(out), "--quiet"]) == 0
+                "--train-data", str(data), "--json", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    for label in ("full", "latent only", "PCA-4", "mean image", "MS-SSIM"):
+    for label in ("full", "latent only", "PCA-4", "mean image", "MS-SSIM", "images the model did not train on"):
         assert label in text
+    assert "the 4 numbers" in text and "PCA-4" in text  # the verdict, in words
     res = json.loads(out.read_text())
-    assert res["n_images"] == 8 and res["images"].startswith("all images")
+    assert res["n_images"] == 8 and res["images"] == "unseen" and res["n_train_images_for_baselines"] == 24
+
+
+def test_without_its_training_images_evaluate_says_what_is_missing(tiny_run, tmp_path, capsys):
+    root, _ = tiny_run
+    other = write_blob_folder(tmp_path / "fresh", 8, seed=5)
+    assert cli(["evaluate", "--checkpoint", str(root / "run/best.pt"), "--data", str(other), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the checkpoint's 24 training images" in err and "'fresh'" in err and "--train-data" in err
+
+
+def test_training_images_are_found_by_content_wherever_the_folder_lives(tiny_run, tmp_path):
+    import shutil
+
+    root, data = tiny_run
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.mkdir(parents=True)
+    for i, f in enumerate(sorted(data.glob("*.fits"))):  # other folder, other names, same pixels
+        shutil.copy(f, moved / f"copy_{i:03d}{f.name}")
+    here, there = evaluate(root / "run/best.pt", data), evaluate(root / "run/best.pt", moved)
+    assert there["images"] == "validation" and there["n_images"] == here["n_images"] == 6
+    assert there["n_train_images_for_baselines"] == 24
+    for row in here["rows"]:
+        for m in ("mse", "ssim"):
+            assert there["rows"][row][m] == pytest.approx(here["rows"][row][m], rel=1e-6), (row, m)
 
 
 def test_evaluate_cli_errors_name_the_problem(tmp_path, capsys):
@@ -92,13 +117,13 @@ def test_error_by_kind_worked_by_hand():
 
 
 def test_evaluate_splits_the_error_by_the_catalogs_kind(tiny_run, tmp_path, capsys):
-    root, _ = tiny_run
+    root, data = tiny_run
     other = write_blob_folder(tmp_path / "fresh", 8, seed=5)
     names = sorted(p.name for p in other.glob("*.fits"))
     # a catalog for 7 of the 8 files: two kinds, and one file with no row
     rows = [f"{n},{'odd' if i < 2 else 'galaxy'}" for i, n in enumerate(names[:7])]
     (other / "catalog.csv").write_text("file,kind\n" + "\n".join(rows) + "\n")
-    res = evaluate(root / "run/best.pt", other)
+    res = evaluate(root / "run/best.pt", other, train_data=data)
     by_kind = res["by_kind"]
     assert {k: v["n"] for k, v in by_kind.items()} == {"galaxy": 5, "odd": 2, "(no catalog row)": 1}
     # the kinds split the overall means exactly
@@ -106,7 +131,8 @@ def test_evaluate_splits_the_error_by_the_catalogs_kind(tiny_run, tmp_path, caps
     assert sum(v["n"] * v["mse"] for v in by_kind.values()) / n == pytest.approx(res["rows"]["latent_only"]["mse"])
     assert sum(v["n"] * v["ref_mse"] for v in by_kind.values()) / n == pytest.approx(res["rows"]["pca"]["mse"])
     assert sum(v["share"] for v in by_kind.values()) == pytest.approx(1.0)
-    assert cli(["evaluate", "--checkpoint", str(root / "run/best.pt"), "--data", str(other), "--quiet"]) == 0
+    assert cli(["evaluate", "--checkpoint", str(root / "run/best.pt"), "--data", str(other),
+                "--train-data", str(data), "--quiet"]) == 0
     assert "by kind (catalog)" in capsys.readouterr().out
     (other / "catalog.csv").unlink()
-    assert evaluate(root / "run/best.pt", other)["by_kind"] is None
+    assert evaluate(root / "run/best.pt", other, train_data=data)["by_kind"] is None

@@ -80,11 +80,11 @@ def test_run_model_batches_full_and_latent_only_reconstructions(mode):
     calls = []
     out = run_model(model, x, batch_size=2, progress=lambda *c: calls.append(c))
     assert calls == [(2, 5, "inference"), (4, 5, "inference"), (5, 5, "inference")]
-    assert out["z"].shape == (5, 3) and out["x_hat"].shape == out["x_latent"].shape == (5, 1, 32, 32)
+    assert out["z"].shape == (5, 3) and out["x_hat"].shape == out["x_hat_latent"].shape == (5, 1, 32, 32)
     with torch.no_grad():
         alone = model.decode(model.encode(torch.from_numpy(x))).numpy()
-    np.testing.assert_allclose(out["x_latent"], alone, rtol=1e-5, atol=1e-6)
-    assert (out["x_latent"] is out["x_hat"]) == (mode == "none")
+    np.testing.assert_allclose(out["x_hat_latent"], alone, rtol=1e-5, atol=1e-6)
+    assert (out["x_hat_latent"] is out["x_hat"]) == (mode == "none")
 
 
 def test_bad_shapes_are_named():

@@ -199,7 +199,8 @@ _CLI_CHILD = textwrap.dedent("""
                 pause(moment)
             return out
         pd.DataFrame.to_parquet = write
-    sys.exit(cache.main(sys.argv[2:]))  # python -m astroae_core encode ARGS
+    from astroae_core.cli import main
+    sys.exit(main(["encode", *sys.argv[2:]]))  # python -m astroae_core encode ARGS
 """)
 
 

@@ -259,7 +259,7 @@ def _set_threads(cfg: TrainConfig, dev: torch.device, world: int) -> None:
 class _Data:
     x_train: torch.Tensor
     x_val: torch.Tensor
-    info: dict  # stored in every checkpoint: the data root, the split's paths, the skipped files
+    info: dict  # stored in every checkpoint: the split by content hash and by relative path, the skipped files
     n_skipped: int
 
 
@@ -271,8 +271,12 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
     train_idx, val_idx = split_by_group(groups, val_fraction=cfg.val_fraction, seed=cfg.seed)
     x_all = torch.from_numpy(loaded.x)
-    info = {"root": str(Path(data_dir).resolve()), "train_paths": [loaded.paths[i] for i in train_idx],
-            "val_paths": [loaded.paths[i] for i in val_idx], "skipped": [list(s) for s in loaded.skipped]}
+    # Images are identified by their pixels (astroae_core.analysis.TrainingSet), so the split is known wherever the
+    # folder lives; the relative paths are for people reading the checkpoint. No absolute path is stored.
+    info = {"folder": Path(data_dir).resolve().name,
+            "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
+            "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
+            "skipped": [list(s) for s in loaded.skipped]}
     return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped))
 
 

@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
-from astroae_core.io.catalog import catalog_column
-from astroae_core.model.checkpoint import load_model
-from astroae_core.data import group_keys, load_folder
-from astroae_core.io import is_within
 from astroae_core.analysis.inference import measure_influence, participation_ratio, run_model
 from astroae_core.analysis.metrics import image_metrics, summarize
-from astroae_core.progress import TqdmProgress
+from astroae_core.analysis.training_set import TrainingSet, no_training_images, object_groups, training_images
+from astroae_core.data import load_folder
+from astroae_core.io import catalog_column, is_within
+from astroae_core.model import load_model
+from astroae_core.progress import Progress
 
 __all__ = ["evaluate", "compare_with_baselines", "ratio_by_group", "error_by_kind", "format_table"]
 
 ROWS = ("full", "latent_only", "pca", "mean_image")
 
 
-def training_images(model, train_data, config, *, max_images: int | None = None, seed: int = 0,
-                     confine_to=None):
-    """The checkpoint's training images (a seeded sample of ``max_images`` when given), for the baselines."""
-    info = getattr(model, "checkpoint_info", {}).get("data")
-    if not info or not info.get("train_paths"):
-        raise ValueError("the checkpoint records no training images; pass train_data=DIR to fit the baselines")
-    root = Path(train_data or info["root"])
-    if not root.is_dir():
-        raise ValueError(f"the checkpoint's training folder {str(root)!r} is not on this machine; "
-                         "pass --train-data DIR (the folder it was trained on) to fit the baselines")
-    if confine_to is not None and not is_within(root, confine_to):
-        raise ValueError(f"the checkpoint's training folder {str(root)!r} lies outside the folders that may be read")
-    wanted = sorted(info["train_paths"])
-    if max_images is not None and len(wanted) > max_images:
-        rng = np.random.default_rng(seed)
-        wanted = [wanted[i] for i in sorted(rng.choice(len(wanted), size=max_images, replace=False))]
-    wanted = set(wanted)
-    loaded = load_folder(root, config=config, only=wanted, confine_to=confine_to)
-    if not loaded.paths:
-        raise ValueError(f"none of the checkpoint's {len(wanted)} training images were found under {str(root)!r}")
-    return loaded, info
-
-
 def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batch_size: int = 64,
-             progress: bool = False, confine_to=None) -> dict:
+             progress: Progress | None = None, confine_to=None) -> dict:
     """Metrics of a checkpoint on a folder, beside PCA and mean-image baselines fitted on its training images.
+
+    Which image is which is decided by content (:class:`~astroae_core.analysis.training_set.TrainingSet`), so the
+    answer is the same wherever the folder lives.
 
     Parameters
     ----------
@@ -55,54 +34,62 @@ def evaluate(checkpoint, data_dir, *, train_data=None, split: str = "auto", batc
     data_dir : str or Path
         Folder of FITS images to evaluate on.
     train_data : str or Path, optional
-        Folder holding the checkpoint's training images, if not where the checkpoint says.
-    split : {"auto", "all", "val"}
-        ``"auto"``: when ``data_dir`` is the training folder, only its validation images (the model saw the
-        others); otherwise all images. ``"val"`` forces the validation images, ``"all"`` every image.
+        Folder holding the checkpoint's training images, when ``data_dir`` does not.
+    split : {"auto", "val", "all"}
+        ``"auto"``: the checkpoint's validation images in ``data_dir`` when it holds any, else every image the model
+        did not train on; never a training image. ``"val"`` insists on the validation images, ``"all"`` takes every
+        image (training images included).
     batch_size : int
         Images per inference batch.
+    progress : Progress, optional
+        Called as images are read and run (see :mod:`astroae_core.progress`).
     confine_to : path or sequence of paths, optional
-        Read nothing whose real path lies outside these folders (the app passes the folders it may read): the
-        evaluated folder, the training folder and every file in them must lie inside.
+        Read nothing whose real path lies outside these folders (the app passes the folders it may read).
 
     Returns
     -------
     dict
-        ``rows``: {full, latent_only, pca, mean_image} -> {mse, psnr, ssim, ms_ssim}; ``n_images``;
-        ``images`` (which ones); ``effective_dim``; ``influence`` (per latent dimension);
-        ``latent_vs_pca_mse`` (ratio, < 1 means the 8 numbers beat PCA); ``skip_mode``; ``skipped`` files.
+        :func:`compare_with_baselines`'s result, with ``images`` (``"validation"``, ``"unseen"`` or ``"all"``),
+        ``n_train_images_for_baselines``, ``checkpoint`` and the ``skipped`` files.
     """
-    model = load_model(checkpoint)
-    train, info = training_images(model, train_data, model.preprocess_config, confine_to=confine_to)
-    same_folder = Path(data_dir).resolve() == Path(train_data or info["root"]).resolve()
     if split not in ("auto", "all", "val"):
         raise ValueError(f"split must be auto, all or val, got {split!r}")
-    if confine_to is not None and not is_within(data_dir, confine_to):
-        raise ValueError(f"{str(data_dir)!r} lies outside the folders that may be read")
-    use_val = split == "val" or (split == "auto" and same_folder)
-    only = set(info.get("val_paths", [])) if use_val else None
-    data = load_folder(data_dir, config=model.preprocess_config, progress=TqdmProgress(disable=not progress), only=only,
-                       confine_to=confine_to)
-    if len(data.paths) < 2:
-        raise ValueError(f"{str(data_dir)!r}: need at least 2 readable images to evaluate, found {len(data.paths)}")
-    out = run_model(model, data.x, batch_size=batch_size, progress=TqdmProgress(disable=not progress))
-    # objects grouped as the training split grouped them (the galaxy of a multi-band cutout)
-    train_config = model.checkpoint_info.get("train_config")
-    rule = train_config.get("group_regex", "auto") if isinstance(train_config, dict) else "auto"
-    try:
-        groups = group_keys(data.paths, group_regex=rule or None)
-    except ValueError:  # file names the training rule does not fit: no per-object breakdown, the rest stands
-        groups = None
-    kinds = catalog_column(data_dir, data.paths, "kind", confine_to=confine_to)
-    res = compare_with_baselines(model, data.x, out["z"], out["x_hat"], out["x_latent"], train.x, groups=groups,
-                                 kinds=kinds)
-    return {
-        "checkpoint": str(checkpoint),
-        **res,
-        "images": "validation split of the training folder" if use_val else f"all images in {data_dir}",
-        "n_train_images_for_baselines": len(train.paths),
-        "skipped": [list(s) for s in data.skipped],
-    }
+    for folder in (data_dir, train_data):
+        if folder is not None and confine_to is not None and not is_within(folder, confine_to):
+            raise ValueError(f"{str(folder)!r} lies outside the folders that may be read")
+    model = load_model(checkpoint)
+    data = load_folder(data_dir, config=model.preprocess_config, progress=progress, confine_to=confine_to)
+    labels = np.asarray(TrainingSet.of(model).labels(data.hashes), dtype=object)
+    if train_data is not None:
+        train_x = training_images(model, train_data, confine_to=confine_to, progress=progress).x
+    elif (labels == "train").any():
+        train_x = data.x[labels == "train"]
+    else:
+        raise no_training_images(model, data_dir)
+    images, rows = _evaluated_rows(labels, split, data_dir)
+    x = np.ascontiguousarray(data.x[rows])
+    paths = [data.paths[i] for i in rows]
+    out = run_model(model, x, batch_size=batch_size, progress=progress)
+    res = compare_with_baselines(model, x, out["z"], out["x_hat"], out["x_hat_latent"], train_x,
+                                 groups=object_groups(model, paths),
+                                 kinds=catalog_column(data_dir, paths, "kind", confine_to=confine_to))
+    return {"checkpoint": str(checkpoint), **res, "images": images, "n_train_images_for_baselines": len(train_x),
+            "skipped": [list(s) for s in data.skipped]}
+
+
+def _evaluated_rows(labels: np.ndarray, split: str, data_dir) -> tuple[str, np.ndarray]:
+    """Which images ``split`` scores, and their code (see :func:`evaluate`)."""
+    if split == "all":
+        rows, images = np.arange(len(labels)), "all"
+    elif split == "val" or (labels == "val").any():
+        rows, images = np.flatnonzero(labels == "val"), "validation"
+    else:
+        rows, images = np.flatnonzero(labels == "unseen"), "unseen"
+    if len(rows) < 2:
+        what = {"all": "readable images", "validation": "of the checkpoint's validation images",
+                "unseen": "images the model did not train on"}[images]
+        raise ValueError(f"{str(data_dir)!r}: need at least 2 {what} to evaluate, found {len(rows)}")
+    return images, rows
 
 
 def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None, kinds=None,
@@ -251,16 +238,36 @@ def error_by_kind(mse, ref_mse, kinds) -> dict:
     return out
 
 
+IMAGES = {"validation": "the checkpoint's validation images", "unseen": "images the model did not train on",
+          "all": "all images, training images included", "sample": "a sample of the images"}
+
+
+def verdict(result: dict) -> str:
+    """One plain sentence: do the 8 numbers beat PCA on these images, and how sure is that (the bootstrap
+    interval over objects when the result has one)?"""
+    k, ratio = result["latent_dim"], result["latent_vs_pca_mse"]
+    group = result.get("by_group") or {}
+    lo, hi = group.get("boot_p05"), group.get("boot_p95")
+    interval = f" (90% interval over {group['n_groups']} objects: {lo:.2f}-{hi:.2f})" if lo is not None else ""
+    where = IMAGES.get(result.get("images"), "these images")
+    if ratio >= 1 or (hi is not None and hi >= 1):
+        return (f"On {where}, the {k} numbers are no better than PCA-{k}: latent-only MSE is {ratio:.2f} x "
+                f"PCA-{k}'s{interval}.")
+    return f"On {where}, the {k} numbers beat PCA-{k}: latent-only MSE is {ratio:.2f} x PCA-{k}'s{interval}."
+
+
 def format_table(result: dict) -> str:
-    """The four rows as an aligned text table, with the latent's effective dimensionality underneath."""
+    """The four rows as an aligned text table, the verdict, and the latent's effective dimensionality."""
     lines = [f"{'':14s}{'MSE':>12s}{'PSNR dB':>10s}{'SSIM':>9s}{'MS-SSIM':>9s}"]
-    labels = {"full": "full", "latent_only": "latent only", "pca": f"PCA-{result['latent_dim']}", "mean_image": "mean image"}
+    labels = {"full": "full", "latent_only": "latent only", "pca": f"PCA-{result['latent_dim']}",
+              "mean_image": "mean image"}
     for key in ROWS:
         r = result["rows"][key]
         lines.append(f"{labels[key]:14s}{r['mse']:12.6f}{r['psnr']:10.2f}{r['ssim']:9.4f}{r['ms_ssim']:9.4f}")
-    lines.append(f"images: {result['n_images']} ({result['images']}); skip_mode={result['skip_mode']}; "
-                 f"latent-only MSE / PCA MSE = {result['latent_vs_pca_mse']:.3f}; "
-                 f"effective dimensionality {result['effective_dim']:.2f} of {result['latent_dim']}")
+    lines.append(verdict(result))
+    lines.append(f"images: {result['n_images']} ({IMAGES.get(result['images'], result['images'])}); "
+                 f"skip_mode={result['skip_mode']}; effective dimensionality {result['effective_dim']:.2f} of "
+                 f"{result['latent_dim']}")
     if result.get("by_kind"):
         lines.append(f"by kind (catalog): {'n':>5s}{'latent MSE':>12s}{'PCA MSE':>12s}{'ratio':>7s}"
                      f"{'share of error':>16s}{'PCA share':>11s}")

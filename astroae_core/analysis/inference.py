@@ -33,7 +33,7 @@ def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = Non
     Returns
     -------
     dict of ndarray
-        ``"z"`` (N, latent_dim), ``"x_hat"`` (N, 1, S, S) full reconstruction and ``"x_latent"``: the image decoded
+        ``"z"`` (N, latent_dim), ``"x_hat"`` (N, 1, S, S) full reconstruction and ``"x_hat_latent"``: the image decoded
         from the latent alone (the same array as ``x_hat`` for ``skip_mode="none"``).
     """
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -48,7 +48,7 @@ def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = Non
             lat.append(out["x_hat_latent"].float().cpu())
         report(progress, min(i + batch_size, x.shape[0]), x.shape[0], "inference")
     res = {"z": torch.cat(zs).numpy(), "x_hat": torch.cat(full).numpy()}
-    res["x_latent"] = torch.cat(lat).numpy() if lat else res["x_hat"]
+    res["x_hat_latent"] = torch.cat(lat).numpy() if lat else res["x_hat"]
     return res
 
 

@@ -4,7 +4,7 @@ The stages: :func:`~astroae_core.cache.shard.encode_shard` reads, preprocesses a
 (memory holds one batch of images plus the per-image results, never the whole dataset); under torchrun each rank
 encodes its block of the sorted file list and rank 0 gathers them. Then, on every image at once,
 :mod:`~astroae_core.cache.assemble` fits the maps, scores the images and joins the catalog;
-:func:`~astroae_core.cache.report.latent_report` measures the latent on the sample kept during the encode; and
+:func:`~astroae_core.cache.report.latent_report` measures the latent on a sample read again after it; and
 :func:`~astroae_core.cache.store.write_cache` writes the files, ``meta.json`` last.
 
 Safety and atomicity
@@ -34,7 +34,8 @@ from astroae_core.cache.fingerprint import freshness, manifest_fingerprint
 from astroae_core.cache.layout import CACHE_FORMAT, CATALOG_PREFIX, FILES
 from astroae_core.cache.meta import CacheMeta, CheckpointRef, EncodeOptions, SplitInfo, Timing, relative_to
 from astroae_core.cache.previews import PreviewSpool
-from astroae_core.cache.report import latent_report, report_sample, training_split
+from astroae_core.analysis.training_set import TrainingSet
+from astroae_core.cache.report import latent_report
 from astroae_core.cache.shard import EncodedShard, encode_shard
 from astroae_core.cache.store import write_cache
 from astroae_core.io import (check_read_args, folder_lock, is_within, new_folder_beside, replace_folder,
@@ -56,6 +57,7 @@ class _Job:
     options: EncodeOptions
     batch_size: int
     confine_to: object
+    train_data: Path | None
     ckpt_sha: str
     manifest: dict
     t_start: float
@@ -67,7 +69,7 @@ class _Job:
 
 def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_size: int = 64,
                   progress: Progress | None = None, force: bool = False, umap_max_fit: int = 50_000, seed: int = 0,
-                  hdu=None, plane=None, confine_to=None) -> Path:
+                  hdu=None, plane=None, confine_to=None, train_data=None) -> Path:
     """Encode every FITS image under ``data_dir`` with ``checkpoint`` and write the latent cache ``out``.
 
     Unreadable files are logged once each and listed in ``meta.skipped``; they never stop the encode.
@@ -98,7 +100,11 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     confine_to : path or sequence of paths, optional
         Read nothing whose real path lies outside these folders: a file linked from outside is listed in
         ``meta.skipped``, a catalog linked from outside is ignored, and the baselines are not fitted when the
-        checkpoint's training folder lies outside. The app passes the folders it may read.
+        training folder named lies outside. The app passes the folders it may read.
+    train_data : str or Path, optional
+        A folder holding the checkpoint's training images (recognised by their pixels), for the PCA and
+        mean-image baselines when ``data_dir`` does not hold them. Not part of what makes a cache fresh: with an
+        up-to-date cache, pass ``force`` too.
 
     Returns
     -------
@@ -133,7 +139,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         plan = distributed.agree(_plan, held, checkpoint, data_dir, out, options=options, force=force)
         if plan is None:
             return out
-        job = _Job(checkpoint, data_dir, out, options, int(batch_size), confine_to, *plan, t_start=t_start)
+        job = _Job(checkpoint, data_dir, out, options, int(batch_size), confine_to,
+                   None if train_data is None else Path(train_data), *plan, t_start=t_start)
         if not distributed.is_main_process():
             _encode_everything(job, _inference_model(job.checkpoint), spool=None, progress=None)
             return out
@@ -227,10 +234,9 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     rank, world = distributed.rank_world()
     rels = job.rels
     files = [job.data_dir / r for r in rels]
-    sample = report_sample(rels, training_split(model, job.data_dir), seed=job.options.seed)
     read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
     mine = encode_shard(model, files, rels, distributed.shard(range(len(files)), rank=rank, world=world),
-                        batch_size=job.batch_size, preview_size=job.options.preview_size, sample=sample,
+                        batch_size=job.batch_size, preview_size=job.options.preview_size,
                         spool=spool, read_args=read_args, progress=progress)
     if world == 1:
         return mine
@@ -256,11 +262,10 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
                          + (f"; e.g. {detail}" if detail else "") + ")")
     report(progress, 0, 0, "maps")
     t_maps = time.perf_counter()
-    split = training_split(model, job.data_dir)
     maps = fit_maps(shard.z, seed=job.options.seed, max_fit=job.options.umap_max_fit)
     scores = score_images(shard, seed=job.options.seed)
     catalog = catalog_part(shard.paths, job.data_dir, confine_to=job.confine_to)
-    labels = [split.label(r) for r in shard.paths]
+    labels = TrainingSet.of(model).labels(shard.hashes)
     table, columns = assemble_table(shard, split=labels, maps=maps, scores=scores, catalog=catalog)
     corr, corr_info = correlate(table, columns) if catalog is not None and catalog.info.error is None else (None, None)
     maps_seconds = time.perf_counter() - t_maps
@@ -268,8 +273,9 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     t_report = time.perf_counter()
     kind = f"{CATALOG_PREFIX}kind"
     kinds = table[kind].tolist() if kind in table.columns else None
-    influence, evaluation = latent_report(model, shard.sample, shard.z, split=split, seed=job.options.seed,
-                                          confine_to=job.confine_to, kinds=kinds)
+    read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
+    influence, evaluation = latent_report(model, job.data_dir, shard.paths, labels, shard.z, seed=job.options.seed,
+                                          read_args=read_args, train_data=job.train_data, kinds=kinds)
     timing = Timing(encode_seconds=encode_seconds, maps_seconds=maps_seconds,
                     report_seconds=time.perf_counter() - t_report, total_seconds=time.perf_counter() - job.t_start)
     spool.save(tmp / FILES["previews"])
@@ -279,8 +285,7 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
         checkpoint=_checkpoint_ref(model, job), data_dir=relative_to(job.data_dir, job.out),
         dataset_fingerprint=manifest_fingerprint(job.manifest), n_files=len(job.rels), n_images=shard.n,
         columns=columns, options=job.options, pca=maps.pca_params, umap=maps.info,
-        split=SplitInfo(data_is_training_root=split.is_training_root,
-                        counts={k: int(v) for k, v in table["split"].value_counts().items()}),
+        split=SplitInfo(counts={k: int(v) for k, v in table["split"].value_counts().items()}),
         timing=timing, model_config=model.config.to_dict(), preprocess_config=model.preprocess_config.to_dict(),
         skipped=tuple(shard.skipped), catalog=None if catalog is None else catalog.info, correlations=corr_info,
         influence=influence, evaluation=evaluation)

@@ -87,9 +87,9 @@ class Columns:
 
 @dataclass(frozen=True)
 class SplitInfo:
-    """Whether the data folder is the checkpoint's training folder, and the rows of each ``split`` value."""
+    """The rows of each ``split`` value (``train``, ``val``, ``unseen``: which images the checkpoint trained and
+    validated on, recognised by their pixels)."""
 
-    data_is_training_root: bool
     counts: dict[str, int]
 
 

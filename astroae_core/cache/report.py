@@ -1,92 +1,113 @@
-"""What a cache measures about its latent at encode time, on a sample of its images kept during the encode:
-each dimension's influence on the latent-only decode, and the reconstructions beside PCA-k and the mean image.
-Also which images are the checkpoint's training and validation images (the table's ``split``)."""
+"""What a cache measures about its latent at encode time: which images the checkpoint trained and validated on
+(the table's ``split``, by content), each latent dimension's influence on the decoded image, and the latent-only
+reconstruction beside PCA-k and the mean image on images the model did not train on."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from astroae_core.cache.meta import json_value
-from astroae_core.cache.shard import ReportSample
 
-__all__ = ["EVAL_MAX_IMAGES", "EVAL_MAX_TRAIN_IMAGES", "TrainingSplit", "latent_report", "report_sample",
-           "training_split"]
+__all__ = ["EVAL_MAX_IMAGES", "EVAL_MAX_TRAIN_IMAGES", "latent_report", "report_rows"]
 
-#: Images kept in memory during an encode for the report (x, full and latent-only reconstruction: about
-#: 3 x 140 kB each at 187 px), and training images re-read for the PCA / mean baselines.
+#: Images re-read after the encode for the report, and training images re-read for the PCA / mean baselines.
 EVAL_MAX_IMAGES = 500
 EVAL_MAX_TRAIN_IMAGES = 1000
 
 
-@dataclass(frozen=True)
-class TrainingSplit:
-    """The checkpoint's record of its training folder, seen from a data folder: whether it is that folder, and
-    then its training and validation images (relative paths)."""
-
-    is_training_root: bool
-    train: frozenset = frozenset()
-    val: frozenset = frozenset()
-
-    def label(self, rel: str) -> str:
-        """``"train"``, ``"val"`` or ``"unseen"``."""
-        return "train" if rel in self.train else "val" if rel in self.val else "unseen"
+def _seeded_sample(rows: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(rows) <= n:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=n, replace=False))
 
 
-def training_split(model, data_dir) -> TrainingSplit:
-    """Which of ``data_dir``'s images ``model`` was trained and validated on (none unless ``data_dir`` is its
-    training folder)."""
-    info = (getattr(model, "checkpoint_info", {}) or {}).get("data") or {}
-    root = info.get("root")
-    if not root or Path(root).resolve() != Path(data_dir).resolve():
-        return TrainingSplit(is_training_root=False)
-    return TrainingSplit(is_training_root=True, train=frozenset(info.get("train_paths", [])),
-                         val=frozenset(info.get("val_paths", [])))
+def report_rows(labels: Sequence[str], *, seed: int) -> tuple[str, np.ndarray]:
+    """The rows the report scores and their code: the validation images when the folder holds any, else the
+    images the model did not train on, else (a folder of training images only) all of them, for the influence
+    alone; a seeded sample of at most :data:`EVAL_MAX_IMAGES`."""
+    labels = np.asarray(labels, dtype=object)
+    for code, rows in (("validation", np.flatnonzero(labels == "val")),
+                       ("unseen", np.flatnonzero(labels == "unseen")),
+                       ("training", np.arange(len(labels)))):
+        if len(rows):
+            return code, _seeded_sample(rows, EVAL_MAX_IMAGES, seed)
+    return "unseen", np.zeros(0, np.int64)
 
 
-def report_sample(rels: Sequence[str], split: TrainingSplit, *, seed: int) -> set[int]:
-    """Positions of the files kept for the report: the validation images when the folder is the checkpoint's
-    training folder, else all images; a seeded sample of at most :data:`EVAL_MAX_IMAGES`."""
-    pool = [i for i, r in enumerate(rels) if r in split.val] or list(range(len(rels)))
-    if len(pool) > EVAL_MAX_IMAGES:
-        pool = np.random.default_rng(seed).choice(pool, size=EVAL_MAX_IMAGES, replace=False).tolist()
-    return set(pool)
+def _baseline_images(model, data_dir: Path, paths: Sequence[str], labels: np.ndarray, *, train_data, seed,
+                     confine_to) -> np.ndarray:
+    """The training images the baselines are fitted on: from ``train_data`` when named, else those found in the
+    encoded folder (a seeded sample of at most :data:`EVAL_MAX_TRAIN_IMAGES`)."""
+    from astroae_core.analysis import no_training_images, training_images
+    from astroae_core.data import load_folder
+
+    if train_data is not None:
+        return training_images(model, train_data, max_images=EVAL_MAX_TRAIN_IMAGES, seed=seed,
+                               confine_to=confine_to).x
+    rows = _seeded_sample(np.flatnonzero(labels == "train"), EVAL_MAX_TRAIN_IMAGES, seed)
+    if not len(rows):
+        raise no_training_images(model, data_dir)
+    return load_folder(data_dir, config=model.preprocess_config, only=[paths[i] for i in rows],
+                       confine_to=confine_to).x
 
 
-def latent_report(model, sample: ReportSample, z_all: np.ndarray, *, split: TrainingSplit, seed: int,
-                  confine_to=None, kinds: Sequence | None = None) -> tuple[dict | None, dict | None]:
-    """``meta.influence`` and ``meta.evaluation`` from the sample kept during the encode (nothing is decoded twice).
+def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[str], z_all: np.ndarray, *,
+                  seed: int, read_args: dict, train_data=None, kinds: Sequence | None = None):
+    """``meta.influence`` and ``meta.evaluation``, on a sample of the encoded images read again.
+
+    Parameters
+    ----------
+    model : AutoEncoder
+    data_dir : Path
+        The encoded folder.
+    paths, labels : sequence of str
+        Every row's path (relative to ``data_dir``) and split (``train``, ``val``, ``unseen``).
+    z_all : numpy.ndarray
+        Every row's latent (the influence is scaled by the whole dataset's spread).
+    seed : int
+    read_args : dict
+        ``hdu``, ``plane`` and ``confine_to``, as the encode read the files.
+    train_data : path, optional
+        A folder holding the checkpoint's training images, when ``data_dir`` does not.
+    kinds : sequence, optional
+        The catalog's ``kind`` of every row, for the evaluation's ``by_kind``.
 
     Returns
     -------
     influence : dict or None
-        :func:`~astroae_core.analysis.measure_influence` on the sample, scaled by the whole dataset's spread.
+        :func:`~astroae_core.analysis.measure_influence` on the sample.
     evaluation : dict or None
-        :func:`~astroae_core.analysis.compare_with_baselines` on the sample, with ``images``: ``"validation"``
-        (the validation split of the training folder), ``"sample"`` (a seeded sample of the images) or ``"all"``,
-        and ``n_train_images_for_baselines``; or ``{"error", "images"}`` when the baselines cannot be fitted
-        (the checkpoint's training images are not on this machine). Both None when no sampled image was readable.
-    kinds : sequence, optional
-        The catalog's ``kind`` of every image (table order), for the evaluation's ``by_kind``.
+        :func:`~astroae_core.analysis.compare_with_baselines` on the sample, with ``images`` (``"validation"`` or
+        ``"unseen"``) and ``n_train_images_for_baselines``; ``{"error", "images"}`` when it cannot be made (the
+        training images are not found, or every image is one the model trained on). Both None without images.
     """
-    from astroae_core.analysis import compare_with_baselines, measure_influence, training_images
+    from astroae_core.analysis import compare_with_baselines, measure_influence, object_groups, run_model
+    from astroae_core.data import load_folder
 
-    if len(sample.rows) == 0:
+    labels = np.asarray(labels, dtype=object)
+    images, rows = report_rows(labels, seed=seed)
+    if not len(rows):
         return None, None
-    z = z_all[sample.rows]
-    influence = json_value(measure_influence(model, z, images=sample.x, std=z_all.std(0), seed=seed))
-    images = ("validation" if split.is_training_root and split.val else
-              "sample" if len(sample.rows) < len(z_all) else "all")
+    x = load_folder(data_dir, config=model.preprocess_config, only=[paths[i] for i in rows], **read_args).x
+    if len(x) != len(rows):  # a file changed or went since the encode read it: no report rather than a wrong one
+        return None, {"error": f"{len(rows) - len(x)} sampled files could not be read again", "images": images}
+    out = run_model(model, x, batch_size=64)
+    z = z_all[rows]
+    influence = json_value(measure_influence(model, z, images=x, std=z_all.std(0), seed=seed))
+    if images == "training":
+        return influence, {"error": "every image in this folder is one the model trained on: there is no image "
+                                    "to compare it with PCA on", "images": images}
     try:
-        train, _ = training_images(model, None, model.preprocess_config, max_images=EVAL_MAX_TRAIN_IMAGES,
-                                   seed=seed, confine_to=confine_to)
+        train_x = _baseline_images(model, data_dir, paths, labels, train_data=train_data, seed=seed,
+                                   confine_to=read_args.get("confine_to"))
         # too few training images for PCA-k is a report's problem, never the encode's
-        evaluation = compare_with_baselines(model, sample.x, z, sample.x_hat, sample.x_latent, train.x, seed=seed,
-                                            kinds=None if kinds is None else [kinds[i] for i in sample.rows])
+        evaluation = compare_with_baselines(model, x, z, out["x_hat"], out["x_hat_latent"], train_x, seed=seed,
+                                            groups=object_groups(model, [paths[i] for i in rows]),
+                                            kinds=None if kinds is None else [kinds[i] for i in rows])
     except ValueError as exc:
         return influence, {"error": str(exc), "images": images}
-    evaluation.update(images=images, n_train_images_for_baselines=len(train.paths))
+    evaluation.update(images=images, n_train_images_for_baselines=len(train_x))
     return influence, json_value(evaluation)

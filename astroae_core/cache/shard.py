@@ -15,11 +15,11 @@ import numpy as np
 
 from astroae_core.cache.meta import Skipped
 from astroae_core.cache.previews import PreviewSpool, make_previews
+from astroae_core.io.content_hash import pixel_hash
 from astroae_core.io import LINKED_FROM_OUTSIDE, FitsReadError, is_within, read_fits_with_index, sky_position
 from astroae_core.progress import Progress, report
 
-__all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "ReportSample", "encode_shard", "flat_fraction",
-           "read_image"]
+__all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "encode_shard", "flat_fraction", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +29,16 @@ METRIC_COLUMNS = ("mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim")
 
 @dataclass
 class ReadImage:
-    """One file read and preprocessed: the model's input ``x`` (1, S, S), its sky position (NaN without a WCS),
-    the index of the HDU read, and its :func:`flat_fraction`."""
+    """One file read and preprocessed: the model's input ``x`` (1, S, S), its identity by content
+    (:func:`~astroae_core.io.content_hash.pixel_hash`), its sky position (NaN without a WCS), the index of the HDU
+    read, and its :func:`flat_fraction`."""
 
     x: np.ndarray
+    hash: str
     ra: float
     dec: float
     hdu: int
     flat: float
-
-
-@dataclass
-class ReportSample:
-    """Images kept for the cache's latent report: table ``rows``, inputs ``x``, full and latent-only
-    reconstructions ``x_hat`` and ``x_latent``."""
-
-    rows: np.ndarray
-    x: np.ndarray
-    x_hat: np.ndarray
-    x_latent: np.ndarray
-
-    @classmethod
-    def concat(cls, parts: Sequence[ReportSample], offsets: Sequence[int]) -> ReportSample:
-        """One sample of several, each part's rows shifted by its offset."""
-        return cls(rows=np.concatenate([p.rows + o for p, o in zip(parts, offsets)]).astype(np.int64),
-                   **{k: np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "x_hat", "x_latent")})
 
 
 @dataclass
@@ -64,6 +49,8 @@ class EncodedShard:
     ----------
     paths : list of str
         The images encoded (relative to the data folder), in file order.
+    hashes : list of str
+        Each image's identity by content (which of them the checkpoint trained on).
     hdu, ra, dec, flat, peak : numpy.ndarray
         Per image: index of the HDU read, sky position, flat fraction, largest absolute residual.
     z : numpy.ndarray
@@ -72,13 +59,12 @@ class EncodedShard:
         :data:`METRIC_COLUMNS`, float64.
     skipped : list of Skipped
         The files of the run that could not be used.
-    sample : ReportSample
-        The report sample's images among them (rows relative to this shard).
     previews : numpy.ndarray or None
         uint8 thumbnails, or None where they went to a :class:`~astroae_core.cache.previews.PreviewSpool`.
     """
 
     paths: list[str]
+    hashes: list[str]
     hdu: np.ndarray
     ra: np.ndarray
     dec: np.ndarray
@@ -87,7 +73,6 @@ class EncodedShard:
     z: np.ndarray
     metrics: dict[str, np.ndarray]
     skipped: list[Skipped]
-    sample: ReportSample
     previews: np.ndarray | None = None
 
     @property
@@ -98,24 +83,19 @@ class EncodedShard:
     @classmethod
     def empty(cls, model, *, preview_size: int, with_previews: bool, skipped=()) -> EncodedShard:
         """No image (only ``skipped`` files), with arrays shaped for ``model``'s images and latents."""
-        side = model.preprocess_config.size
-        img = np.zeros((0, 1, side, side), np.float32)
-        return cls(paths=[], hdu=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flat=np.zeros(0),
+        return cls(paths=[], hashes=[], hdu=np.zeros(0, np.int64), ra=np.zeros(0), dec=np.zeros(0), flat=np.zeros(0),
                    peak=np.zeros(0), z=np.zeros((0, model.config.latent_dim), np.float32),
                    metrics={k: np.zeros(0) for k in METRIC_COLUMNS}, skipped=list(skipped),
-                   sample=ReportSample(rows=np.zeros(0, np.int64), x=img, x_hat=img, x_latent=img),
                    previews=np.zeros((0, preview_size, preview_size), np.uint8) if with_previews else None)
 
     @classmethod
     def concat(cls, parts: Sequence[EncodedShard]) -> EncodedShard:
-        """The shards one after the other (their report samples' rows shifted to match)."""
-        offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
+        """The shards one after the other."""
         arrays = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("hdu", "ra", "dec", "flat", "peak", "z")}
         previews = None if any(p.previews is None for p in parts) else np.concatenate([p.previews for p in parts])
-        return cls(paths=[r for p in parts for r in p.paths], **arrays,
+        return cls(paths=[r for p in parts for r in p.paths], hashes=[h for p in parts for h in p.hashes], **arrays,
                    metrics={k: np.concatenate([p.metrics[k] for p in parts]) for k in METRIC_COLUMNS},
-                   skipped=[s for p in parts for s in p.skipped],
-                   sample=ReportSample.concat([p.sample for p in parts], offsets), previews=previews)
+                   skipped=[s for p in parts for s in p.skipped], previews=previews)
 
 
 def flat_fraction(x: np.ndarray) -> float:
@@ -144,7 +124,7 @@ def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> 
         return f"{type(exc).__name__}: {exc}"
     sky = sky_position(header, image.shape)
     ra, dec = (sky["ra"], sky["dec"]) if sky else (np.nan, np.nan)
-    return ReadImage(x=x, ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
+    return ReadImage(x=x, hash=pixel_hash(image), ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
 
 
 def _read_ahead(files: Sequence[Path], batches: list[list[int]], config, read_args: dict) -> Iterator[list]:
@@ -168,14 +148,14 @@ def _infer(model, x: np.ndarray) -> dict:
 
     out = run_model(model, x, batch_size=len(x))
     full = image_metrics(x, out["x_hat"])
-    latent = image_metrics(x, out["x_latent"]) if model.config.has_skips else full
+    latent = image_metrics(x, out["x_hat_latent"]) if model.config.has_skips else full
     metrics = {"mse": full["mse"], "ssim": full["ssim"], "ms_ssim": full["ms_ssim"],
                "latent_mse": latent["mse"], "latent_ssim": latent["ssim"]}
     peak = np.abs(x - out["x_hat"]).reshape(len(x), -1).max(axis=1).astype(np.float64)
     return {**out, "metrics": metrics, "peak": peak}
 
 
-def _encode_batch(model, rels: list[str], results: list, *, sampled: list[bool], preview_size: int,
+def _encode_batch(model, rels: list[str], results: list, *, preview_size: int,
                   spool: PreviewSpool | None) -> EncodedShard:
     """One batch of read results through the model (the unreadable ones become :class:`Skipped`)."""
     skipped = [Skipped(path=r, reason=res) for r, res in zip(rels, results) if isinstance(res, str)]
@@ -190,18 +170,15 @@ def _encode_batch(model, rels: list[str], results: list, *, sampled: list[bool],
     previews = make_previews(x, preview_size)
     if spool is not None:
         spool.append(previews)
-    keep = [k for k, j in enumerate(ok) if sampled[j]]
     return EncodedShard(
-        paths=[rels[j] for j in ok], hdu=np.array([im.hdu for im in images], np.int64),
+        paths=[rels[j] for j in ok], hashes=[im.hash for im in images], hdu=np.array([im.hdu for im in images], np.int64),
         ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),
         flat=np.array([im.flat for im in images], np.float64), peak=out["peak"], z=out["z"], metrics=out["metrics"],
-        skipped=skipped, sample=ReportSample(rows=np.asarray(keep, np.int64), x=x[keep], x_hat=out["x_hat"][keep],
-                                             x_latent=out["x_latent"][keep]),
-        previews=None if spool is not None else previews)
+        skipped=skipped, previews=None if spool is not None else previews)
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
-                 preview_size: int, sample: set[int], spool: PreviewSpool | None = None, read_args: dict | None = None,
+                 preview_size: int, spool: PreviewSpool | None = None, read_args: dict | None = None,
                  progress: Progress | None = None) -> EncodedShard:
     """Read, encode and measure the files ``indices`` (positions in ``files``) in batches.
 
@@ -215,8 +192,6 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
         The files of this shard.
     batch_size, preview_size : int
         Images per model call; side of the thumbnails.
-    sample : set of int
-        File positions whose images are kept for the latent report.
     spool : PreviewSpool, optional
         Where the thumbnails go; without one they stay in the result (to travel to rank 0).
     read_args : dict, optional
@@ -229,8 +204,7 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     parts, done = [], 0
     report(progress, 0, len(indices), "encode")
     for b, results in zip(batches, _read_ahead(files, batches, model.preprocess_config, read_args or {})):
-        parts.append(_encode_batch(model, [rels[i] for i in b], results, sampled=[i in sample for i in b],
-                                   preview_size=preview_size, spool=spool))
+        parts.append(_encode_batch(model, [rels[i] for i in b], results, preview_size=preview_size, spool=spool))
         done += len(b)
         report(progress, done, len(indices), "encode")
     if not parts:

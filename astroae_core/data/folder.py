@@ -20,6 +20,7 @@ from astroae_core.data.config import PreprocessConfig
 from astroae_core.data.normalization import Norm
 from astroae_core.data.preprocessing import preprocess
 from astroae_core.io import FitsReadError, find_fits_files, read_fits
+from astroae_core.io.content_hash import pixel_hash
 from astroae_core.progress import Progress, report
 
 __all__ = ["LoadedImages", "load_folder"]
@@ -41,6 +42,9 @@ class LoadedImages:
         Per-image normalization, to map reconstructions back to flux units.
     skipped : list of (str, str)
         ``(relative path, reason)`` for each file that could not be used.
+    hashes : list of str
+        Each image's identity by content (:func:`~astroae_core.io.content_hash.pixel_hash` of the pixels as read),
+        so a checkpoint recognises its training images wherever the folder lives.
     root : str
         The folder that was read.
     config : PreprocessConfig or None
@@ -51,6 +55,7 @@ class LoadedImages:
     paths: list[str]
     norms: list[Norm]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
     root: str = ""
     config: PreprocessConfig | None = None
 
@@ -123,7 +128,7 @@ def load_folder(
     def work(f):
         try:
             image, _header = read_fits(f, hdu=hdu, plane=plane)
-            return preprocess(image, config=config)
+            return (*preprocess(image, config=config), pixel_hash(image))
         except (ValueError, OSError) as exc:  # FitsReadError is a ValueError
             return exc
 
@@ -131,6 +136,7 @@ def load_folder(
     x = np.empty((len(files), 1, config.size, config.size), dtype=np.float32)
     keep = np.zeros(len(files), dtype=bool)
     norms: list[Norm | None] = [None] * len(files)
+    hashes: list[str] = [""] * len(files)
     skipped: list[tuple[str, str]] = []
     n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if files:
@@ -143,7 +149,7 @@ def load_folder(
                 skipped.append((rel[i], reason))
                 log.warning("skipping %s: %s", rel[i], reason)
             else:
-                x[i], norms[i] = result
+                x[i], norms[i], hashes[i] = result
                 keep[i] = True
             report(progress, i + 1, len(files), "read")
 
@@ -151,9 +157,11 @@ def load_folder(
         x = np.ascontiguousarray(x[keep])
     paths = [p for p, k in zip(rel, keep) if k]
     norms = [n for n, k in zip(norms, keep) if k]
+    hashes = [h for h, k in zip(hashes, keep) if k]
     if not paths:
         log.warning("no usable FITS files under %s (%d found, %d skipped)", root, len(files), len(skipped))
-    return LoadedImages(x=x, paths=paths, norms=norms, skipped=skipped, root=str(root), config=config)
+    return LoadedImages(x=x, paths=paths, norms=norms, skipped=skipped, hashes=hashes, root=str(root),
+                        config=config)
 
 
 def _select_files(root: Path, *, confine_to, only, max_files) -> tuple[list[Path], list[str]]:

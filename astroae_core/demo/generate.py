@@ -34,15 +34,12 @@ Where things are
 :mod:`~astroae_core.demo.plan` (kinds, seeds, file names), :mod:`~astroae_core.demo.stamp` (one stamp, start to
 finish), :mod:`~astroae_core.demo.galaxies` and :mod:`~astroae_core.demo.oddities` (what is drawn),
 :mod:`~astroae_core.demo.fits_file` (the file), :mod:`~astroae_core.demo.workers` (the process pool); this module
-runs a whole set and holds the command line.
+runs a whole set (its command line is ``astroae demo-data``, in :mod:`astroae_core.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -54,7 +51,7 @@ from astroae_core.demo.stamp import CATALOG_COLUMNS, make_stamp
 from astroae_core.demo.workers import available_cpus, run_workers
 from astroae_core.io.atomic import atomic_write_text
 from astroae_core.io.catalog import CATALOG_NAME
-from astroae_core.progress import Progress, TqdmProgress, report
+from astroae_core.progress import Progress, report
 
 __all__ = ["generate_demo_data", "main"]
 
@@ -161,67 +158,13 @@ def _previous_files(out: Path) -> set[str]:
     return {f for f in files if f.startswith(FILE_PREFIX) and f.endswith(".fits") and "/" not in f and "\\" not in f}
 
 
-def main(argv=None) -> int:
-    """Command line: ``python -m astroae_core demo-data --out DIR [--n N] [--seed S] [--dry-run]``.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status (0 on success; argument errors exit with status 2 through argparse).
-    """
-    parser = _parser()
-    args = parser.parse_args(argv)
-    bar = TqdmProgress(disable=args.no_progress)
-    try:
-        if args.dry_run:
-            print(_dry_run_summary(args))
-            return 0
-        t0 = time.perf_counter()
-        catalog = generate_demo_data(args.out, n=args.n, seed=args.seed, anomaly_fraction=args.anomaly_fraction,
-                                     size=args.size, progress=bar, workers=args.workers)
-    except ValueError as exc:
-        parser.error(str(exc))
-    finally:
-        bar.close()
-    n_anom = int(catalog["is_anomaly"].sum())
-    print(f"wrote {len(catalog)} stamps ({n_anom} anomalies) and {CATALOG_NAME} to {args.out} "
-          f"in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m astroae_core demo-data",
-        description="Generate the embedded demo dataset: GalSim galaxy stamps (FITS) with injected oddities "
-        "and a catalog.csv of the true parameters.",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--n", type=int, default=2000, help="number of stamps (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument("--anomaly-fraction", type=float, default=0.04,
-                        help="fraction of stamps with an injected oddity (default 0.04)")
-    parser.add_argument("--size", type=int, default=187, help="stamp side in pixels (default 187)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs, max 8)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be written, write nothing")
-    return parser
-
-
-def _dry_run_summary(args) -> str:
-    """What a run with these arguments would write (ValueError for bad ones, as the run itself would raise)."""
-    specs = plan_stamps(args.out, n=args.n, seed=args.seed, anomaly_fraction=args.anomaly_fraction,
-                        size=args.size, kinds=None)
+def dry_run_summary(out, *, n: int, seed: int, anomaly_fraction: float, size: int) -> str:
+    """What :func:`generate_demo_data` with these arguments would write, in one sentence (ValueError for bad
+    ones, as the run itself would raise)."""
+    specs = plan_stamps(out, n=n, seed=seed, anomaly_fraction=anomaly_fraction, size=size, kinds=None)
     counts = Counter(s.kind for s in specs)
     summary = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
-    return (f"dry run: would write {len(specs)} FITS stamps ({args.size}x{args.size} float32, "
-            f"{specs[0].name} .. {specs[-1].name}) and {CATALOG_NAME} to {args.out} "
-            f"with seed {args.seed}; kinds: {summary}")
+    return (f"dry run: would write {len(specs)} FITS stamps ({size}x{size} float32, "
+            f"{specs[0].name} .. {specs[-1].name}) and {CATALOG_NAME} to {out} "
+            f"with seed {seed}; kinds: {summary}")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

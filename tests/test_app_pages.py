@@ -295,6 +295,29 @@ def test_an_older_cache_computes_the_evaluation_and_the_influence_on_demand(env,
     assert 0.5 < bars.mean() / np.mean(stored["vs_data"]) < 2
 
 
+def test_the_baselines_can_be_fitted_on_training_images_in_another_folder(env, tmp_path, monkeypatch):
+    import shutil
+
+    from astroae_core.cache import encode_folder
+
+    root = tmp_path / "root"  # new images, and a copy of the training images (known by their pixels) beside them
+    shutil.copytree(env["data"], root / "blobs")
+    fresh = write_galaxies(root / "fresh", 6, seed=11)
+    cache = encode_folder(env["checkpoint"], fresh, root / "caches" / "fresh")
+    monkeypatch.setenv("ASTROAE_DATA_ROOT", str(root))
+    monkeypatch.setenv("ASTROAE_CACHE", str(cache))
+    at = open_page("metrics")
+    assert "The cache could not measure it when it was built" in texts(at)
+    choice = at.selectbox(key="eval_train")
+    assert choice.value == "" and "blobs" in choice.options  # the cache's own images first, then the data root's
+    at.button(key="eval_btn").click().run()  # no training image among the cache's own: said, not raised
+    assert not at.exception and [e.value for e in at.error if e.value.startswith("Cannot evaluate")]
+    at.selectbox(key="eval_train").set_value("blobs").run()
+    at.button(key="eval_btn").click().run()
+    no_errors(at)
+    assert "How much of the image the 8 numbers carry" in texts(at) and "baseline_fig" in charts(at)
+
+
 def _plotly_array(spec):
     """A plotly.py typed array (``{"dtype": "f8", "bdata": base64}``) as numpy."""
     import base64

@@ -5,7 +5,7 @@ import streamlit as st
 
 from astroae_core.analysis import worst_images
 from astroae_core.model import CheckpointError
-from dashboard import formatting as fmt, gallery, paths, plots, sentences, state
+from dashboard import formatting as fmt, gallery, loaders, paths, plots, sentences, state
 
 ctx = state.context()
 st.title("Metrics")
@@ -16,10 +16,10 @@ k = model.config.latent_dim
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def run_evaluation(checkpoint: str, data_dir: str, stamp: str, allowed: tuple) -> dict:
+def run_evaluation(checkpoint: str, data_dir: str, train_data: str | None, stamp: str, allowed: tuple) -> dict:
     from astroae_core.analysis import evaluate
 
-    return evaluate(checkpoint, data_dir, confine_to=allowed)  # the training folder too, and no link out
+    return evaluate(checkpoint, data_dir, train_data=train_data, confine_to=allowed)  # no link out of them
 
 
 # -- how much the latent carries -------------------------------------------------------------------------------------
@@ -32,14 +32,21 @@ if evaluation is None:
            else f"No evaluation is stored for `{fmt.model_label(ctx.model_path)}`"
            + (" (the cache was built before caches stored one)." if ctx.model_is_cache_model else
               " (the cache stores one for its own model only)."))
-    st.info(f"{why} Computing it reconstructs the cache's images from the full model and from the latent alone, "
-            f"and fits PCA-{k} and the mean image on the checkpoint's training images (a few seconds to minutes).")
+    st.info(f"{why.rstrip('.')}. Computing it reconstructs the cache's images from the full model and from the "
+            f"latent alone, and fits PCA-{k} and the mean image on the checkpoint's training images (a few seconds "
+            "to minutes).")
+    # the checkpoint knows its training images by their pixels: they may lie in another folder than the cache's
+    train_folder = st.selectbox("Training images for the baselines",
+                                ["", *(f for f, _ in loaders.find_data_folders(str(ctx.data_root)))], key="eval_train",
+                                format_func=lambda f: f or "those among the cache's own images",
+                                help="A folder under the data root holding the images the model was trained on.")
     if st.button("Compute the comparison with PCA and the mean image", type="primary", key="eval_btn"):
         with st.spinner("Evaluating the model and fitting the baselines…"):
             try:
                 data_dir = paths.resolve_within(ctx.cache.data_dir, ctx.allowed_roots)
-                evaluation = run_evaluation(str(ctx.model_path), str(data_dir), model.checkpoint_info["sha256"],
-                                            tuple(str(r) for r in ctx.allowed_roots))
+                train_data = paths.resolve_within(train_folder, [ctx.data_root]) if train_folder else None
+                evaluation = run_evaluation(str(ctx.model_path), str(data_dir), train_data and str(train_data),
+                                            model.checkpoint_info["sha256"], tuple(str(r) for r in ctx.allowed_roots))
                 st.session_state[f"eval:{ctx.model_path}"] = evaluation
                 st.rerun()
             except (ValueError, CheckpointError, OSError) as exc:

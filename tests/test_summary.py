@@ -3,6 +3,7 @@ influence and the column it tracks, the strangest and worst images."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +14,8 @@ from astroae_core.analysis import (carry_summary, influence_summary, latent_infl
                                    worst_images)
 
 from .test_inference import LinearDecoder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_latent_influence_reads_the_cache_or_measures_it_on_the_previews():
@@ -85,3 +88,29 @@ def test_top_outliers_by_rank_else_score(table):
 def test_worst_images_highest_error_lowest_similarity(table):
     assert list(worst_images(table, "mse", 4)["mse"]) == sorted(table["mse"], reverse=True)[:4]
     assert list(worst_images(table, "ssim", 4)["ssim"]) == sorted(table["ssim"])[:4]
+
+
+def test_distance_from_training_against_the_models_own_validation_error():
+    from types import SimpleNamespace
+
+    from astroae_core.analysis import FAR_FROM_TRAINING, distance_from_training
+
+    model = SimpleNamespace(checkpoint_info={"history": [{"val_latent_mse": 9.0}, {"val_latent_mse": 2.0}]})
+    near = distance_from_training([1.0, 2.0, 3.0, np.nan], model)  # the last epoch's error; NaN ignored
+    assert near == {"median_latent_mse": 2.0, "val_latent_mse": 2.0, "ratio": 1.0, "far": False}
+    far = distance_from_training([2.0 * FAR_FROM_TRAINING * 1.5] * 3, model)
+    assert far["far"] and far["ratio"] == pytest.approx(FAR_FROM_TRAINING * 1.5)
+    assert distance_from_training([], model) is None
+    assert distance_from_training([1.0], SimpleNamespace(checkpoint_info={})) is None
+
+
+def test_the_demo_model_on_real_galaxies_is_far_from_its_training(ceers_dir):
+    from astroae_core.analysis import distance_from_training, run_model
+    from astroae_core.data import load_folder
+    from astroae_core.model import load_model
+
+    demo = load_model(ROOT / "models" / "demo.pt")
+    x = load_folder(ceers_dir, config=demo.preprocess_config, max_files=21).x
+    out = run_model(demo, x)
+    mse = ((out["x_hat_latent"] - x) ** 2).reshape(len(x), -1).mean(1)
+    assert distance_from_training(mse, demo)["far"]

@@ -11,14 +11,15 @@ from astroae_core.analysis.outliers import anomaly_scores, knn_distance, robust_
 from astroae_core.analysis.projections import (MIN_UMAP_POINTS, fit_pca, fit_umap, nearest_neighbors,
                                                pca_transform, place_by_neighbors, umap_transform)
 from astroae_core.analysis.reconstruction import Reconstruction, decode_latents, reconstruct
-from astroae_core.analysis.summary import (WEAK_INFLUENCE, carry_summary, influence_summary, latent_influence,
-                                           top_outliers, tracked_columns, worst_images)
+from astroae_core.analysis.summary import (FAR_FROM_TRAINING, WEAK_INFLUENCE, carry_summary, distance_from_training,
+                                           influence_summary, latent_influence, top_outliers, tracked_columns,
+                                           worst_images)
 from astroae_core.analysis.training_set import (SPLITS, TrainingSet, no_training_images, object_groups,
                                                 training_images)
 from astroae_core.analysis.traversal import interpolate_latents, traversal_latents
 from astroae_core.analysis.upload import UPLOAD_SUFFIXES, UploadResult, process_upload, read_upload
 
-__all__ = ["SPLITS", "TrainingSet", "no_training_images", "object_groups", "verdict", "METRICS", "MIN_UMAP_POINTS", "MeanImageBaseline", "PCABaseline", "Reconstruction", "UPLOAD_SUFFIXES",
+__all__ = ["FAR_FROM_TRAINING", "distance_from_training", "SPLITS", "TrainingSet", "no_training_images", "object_groups", "verdict", "METRICS", "MIN_UMAP_POINTS", "MeanImageBaseline", "PCABaseline", "Reconstruction", "UPLOAD_SUFFIXES",
            "UploadResult", "WEAK_INFLUENCE", "anomaly_scores", "carry_summary", "compare_with_baselines",
            "decode_latents", "error_by_kind", "evaluate", "fit_pca", "fit_umap", "image_metrics",
            "image_spread", "influence_summary", "interpolate_latents", "knn_distance", "latent_correlations",

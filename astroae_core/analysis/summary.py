@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WEAK_INFLUENCE", "carry_summary", "influence_summary", "latent_influence", "top_outliers",
-           "tracked_columns", "worst_images"]
+__all__ = ["FAR_FROM_TRAINING", "WEAK_INFLUENCE", "carry_summary", "distance_from_training", "influence_summary",
+           "latent_influence", "top_outliers", "tracked_columns", "worst_images"]
 
 #: A dimension moving the image by less than this fraction of the strongest one's change counts as weak.
 WEAK_INFLUENCE = 0.02
@@ -153,3 +153,41 @@ def worst_images(table, metric: str, n: int = 12):
     """The ``n`` worst reconstructed images by ``metric``: the lowest for a similarity (``ssim``, ``ms_ssim``,
     ``latent_ssim``), the highest for an error (``mse``, ``latent_mse``)."""
     return table.nsmallest(n, metric) if "ssim" in metric else table.nlargest(n, metric)
+
+
+#: Images whose median latent-only error is this many times the model's error on its own validation images are
+#: called far from what the model was trained on.
+FAR_FROM_TRAINING = 3.0
+
+
+def distance_from_training(latent_mse, model) -> dict | None:
+    """How the latent-only error of some images compares with the model's error on its validation images.
+
+    A model used on images unlike its training set (the demo model on real galaxies, say) reconstructs them
+    badly from its 8 numbers, and its latents then say little about them; this is the number that says so. The
+    images' median is set against the validation images' mean (the one figure a checkpoint's history keeps): a
+    mean is pulled up by its worst images, so on the model's own kind of data the ratio is below 1.
+
+    Parameters
+    ----------
+    latent_mse : array_like
+        Per-image latent-only MSE (in the model's [0, 1] input units, as the cache stores it), e.g. of the images
+        the model did not train on, or of one upload.
+    model : AutoEncoder
+        A model loaded from a checkpoint: its history holds the validation error of its last epoch.
+
+    Returns
+    -------
+    dict or None
+        ``median_latent_mse``, ``val_latent_mse``, their ``ratio`` and ``far`` (ratio above
+        :data:`FAR_FROM_TRAINING`); None without images or without a recorded validation error.
+    """
+    mse = np.asarray(latent_mse, dtype=np.float64)
+    mse = mse[np.isfinite(mse)]
+    history = model.checkpoint_info.get("history") or []
+    val = history[-1].get("val_latent_mse") if history else None
+    if not mse.size or not val or not np.isfinite(val) or val <= 0:
+        return None
+    med = float(np.median(mse))
+    return {"median_latent_mse": med, "val_latent_mse": float(val), "ratio": med / float(val),
+            "far": med / float(val) > FAR_FROM_TRAINING}

@@ -186,6 +186,11 @@ def _run_encode(args) -> int:
     else:
         print(f"wrote {out}: {meta.n_images} images, {len(meta.skipped)} skipped, "
               f"map: {meta.umap.method}, {meta.timing.total_seconds:.1f} s")
+    far = meta.training_distance
+    if far and far["far"]:
+        print(f"warning: these images are far from what the model was trained on: their median latent-only error "
+              f"is {far['ratio']:.1f} x the model's error on its validation images, so their 8 numbers say "
+              "little; train a model on this folder (astroae train)", file=sys.stderr)
     return 0
 
 

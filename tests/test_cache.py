@@ -691,3 +691,18 @@ def test_preview_spool_writes_the_batches_as_one_npy_and_removes_its_part_file(t
     spool.save(tmp_path / "previews.npy", chunk=2)  # chunks that straddle the batches
     np.testing.assert_array_equal(np.load(tmp_path / "previews.npy"), np.concatenate(batches))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["previews.npy"]
+
+
+def test_encoding_images_far_from_the_training_set_warns(ceers_dir, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "real"
+    data.mkdir()
+    for f in sorted(ceers_dir.glob("*/*.fits"))[:4]:  # real JWST galaxies through the GalSim demo's model
+        shutil.copy(f, data / f.name)
+    ckpt = Path(__file__).resolve().parents[1] / "models" / "demo.pt"
+    assert main(["encode", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(tmp_path / "c"),
+                 "--quiet"]) == 0
+    assert "far from what the model was trained on" in capsys.readouterr().err
+    far = load_cache(tmp_path / "c").meta.training_distance
+    assert far["far"] and far["ratio"] > 3

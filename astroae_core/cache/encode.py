@@ -34,6 +34,7 @@ from astroae_core.cache.fingerprint import freshness, manifest_fingerprint
 from astroae_core.cache.layout import CACHE_FORMAT, CATALOG_PREFIX, FILES
 from astroae_core.cache.meta import CacheMeta, CheckpointRef, EncodeOptions, SplitInfo, Timing, relative_to
 from astroae_core.cache.previews import PreviewSpool
+from astroae_core.analysis.summary import distance_from_training
 from astroae_core.analysis.training_set import TrainingSet
 from astroae_core.cache.report import latent_report
 from astroae_core.cache.shard import EncodedShard, encode_shard
@@ -288,7 +289,8 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
         split=SplitInfo(counts={k: int(v) for k, v in table["split"].value_counts().items()}),
         timing=timing, model_config=model.config.to_dict(), preprocess_config=model.preprocess_config.to_dict(),
         skipped=tuple(shard.skipped), catalog=None if catalog is None else catalog.info, correlations=corr_info,
-        influence=influence, evaluation=evaluation)
+        influence=influence, evaluation=evaluation,
+        training_distance=distance_from_training(table.loc[table["split"] != "train", "latent_mse"], model))
     write_cache(tmp, meta, table=table, manifest=job.manifest, correlations=corr)
     return meta
 

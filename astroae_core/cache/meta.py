@@ -184,6 +184,7 @@ class CacheMeta:
     correlations: CorrelationInfo | None = None
     influence: dict | None = None
     evaluation: dict | None = None
+    training_distance: dict | None = None
 
     def __post_init__(self):
         # Plain dicts as JSON gives them back, so that a meta built in memory equals the one read from disk.

@@ -323,13 +323,18 @@ def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
     os.symlink(outside / "secret0.fits", data / "linked.fits")
     (outside / "catalog.csv").write_text("file,size\nin0.fits,1.0\n")
     os.symlink(outside / "catalog.csv", data / "catalog.csv")
-    # a checkpoint that says it was trained on the folder outside (its baselines would read it)
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", _model(latent_dim=3),
-                           data={"root": str(outside), "train_paths": [f"secret{i}.fits" for i in range(5)],
-                                 "val_paths": []})
+    # a checkpoint trained on the folder outside (its baselines would read it)
+    from astroae_core.io import read_fits
+    from astroae_core.io.content_hash import pixel_hash
 
-    plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli"))
+    secrets = [f"secret{i}.fits" for i in range(5)]
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", _model(latent_dim=3),
+                           data={"train_hashes": [pixel_hash(read_fits(outside / f)[0]) for f in secrets],
+                                 "val_hashes": [], "train_paths": secrets, "val_paths": []})
+
+    plain = load_cache(encode_folder(ckpt, data, tmp_path / "cli", train_data=outside))
     assert "linked.fits" in set(plain.table["path"])  # the command line follows the user's own links
+    assert plain.table.set_index("path").loc["linked.fits", "split"] == "train"  # recognised by its pixels
     assert "catalog.size" in plain.table.columns
     assert plain.meta.evaluation.get("n_train_images_for_baselines") == 5
 
@@ -338,11 +343,13 @@ def test_an_app_encode_reads_nothing_outside_the_folders_it_may_read(tmp_path):
     reasons = {s.path: s.reason for s in confined.meta.skipped}
     assert "outside the folders that may be read" in reasons["linked.fits"]
     assert "catalog.size" not in confined.table.columns and confined.catalog_columns == []  # not joined
-    assert "outside the folders that may be read" in confined.meta.evaluation["error"]
+    assert "none of the checkpoint's 5 training images" in confined.meta.evaluation["error"]
     with pytest.raises(ValueError, match="lies outside the folders that may be read"):
         encode_folder(ckpt, outside, tmp_path / "app2", confine_to=[root])
     with pytest.raises(ValueError, match="training folder .* lies outside"):
-        evaluate(ckpt, data, confine_to=[root])
+        encode_folder(ckpt, data, tmp_path / "app3", confine_to=[root], train_data=outside)
+    with pytest.raises(ValueError, match="outside.* lies outside the folders that may be read"):
+        evaluate(ckpt, data, train_data=outside, confine_to=[root])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
     checkpoint, data_dir, out = Path(checkpoint), Path(data_dir), Path(out)
     options = _checked_options(checkpoint, data_dir, batch_size=batch_size, preview_size=preview_size,
                                umap_max_fit=umap_max_fit, seed=seed, hdu=hdu, plane=plane, confine_to=confine_to,
-                               progress=progress)
+                               train_data=train_data, progress=progress)
     with contextlib.ExitStack() as held:
         # Rank 0 alone looks at the output, holds the lock and lists the files; every rank then encodes its block
         # of that list, and rank 0 gathers the blocks and writes the one cache.
@@ -156,7 +156,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
 
 
 def _checked_options(checkpoint: Path, data_dir: Path, *, batch_size, preview_size, umap_max_fit, seed, hdu, plane,
-                     confine_to, progress) -> EncodeOptions:
+                     confine_to, train_data, progress) -> EncodeOptions:
     """The encode's settings, every argument checked (ValueError naming the bad one)."""
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -176,6 +176,8 @@ def _checked_options(checkpoint: Path, data_dir: Path, *, batch_size, preview_si
         raise ValueError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
     if confine_to is not None and not is_within(data_dir, confine_to):
         raise ValueError(f"data folder {str(data_dir)!r} lies outside the folders that may be read")
+    if train_data is not None and confine_to is not None and not is_within(train_data, confine_to):
+        raise ValueError(f"training folder {str(train_data)!r} lies outside the folders that may be read")
     return EncodeOptions(preview_size=int(preview_size), hdu=hdu, plane=None if plane is None else int(plane),
                          umap_max_fit=int(umap_max_fit), seed=int(seed))
 

@@ -107,3 +107,13 @@ def map_fallback(umap) -> str:
     if umap.fallback == "umap_failed":
         return f"UMAP failed on these latents ({umap.error or 'no reason recorded'}): showing PCA."
     return "This cache has no UMAP: showing PCA."
+
+
+def far_from_training(distance: dict | None, *, k: int, subject: str = "These images are") -> str | None:
+    """A warning in words when images are far from what the model was trained on
+    (:func:`~astroae_core.analysis.distance_from_training`); None when they are not."""
+    if not distance or not distance.get("far"):
+        return None
+    return (f"{subject} far from what the model was trained on: the latent-only error is {distance['ratio']:.1f}× "
+            f"the model's error on its own validation images, so the {k} numbers say little here. Train a model on "
+            "this folder for a latent that describes it.")

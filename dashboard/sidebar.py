@@ -9,8 +9,9 @@ from pathlib import Path
 import streamlit as st
 
 from astroae_core.cache import is_cache_dir
+from train.jobs import runs_root
 
-from . import loaders
+from . import loaders, sentences
 from .display import COLORMAPS, STRETCHES
 from .formatting import model_label
 from .paths import MODELS_DIR, PathNotAllowed, configured_cache, data_root, find_models, resolve_within
@@ -22,10 +23,11 @@ def sidebar() -> Context:
     conf, source = configured_cache(sys.argv[1:])
     root = data_root()
     ctx = Context(data_root=root, configured_cache=conf, configured_source=source)
-    # Readable: the data root, the shipped models, and what the operator configured (the cache given by
-    # ASTROAE_CACHE / --cache, with the checkpoint and data folder its meta.json names).
+    # Readable: the data root, the shipped models, the models trained from the app (the runs root), and what the
+    # operator configured (the cache given by ASTROAE_CACHE / --cache, with the checkpoint and data folder its
+    # meta.json names).
     trusted = loaders.configured_trust(str(conf), loaders.mtime(conf / "meta.json"))
-    ctx.allowed_roots = [root, MODELS_DIR.resolve(), conf, *trusted]
+    ctx.allowed_roots = [root, MODELS_DIR.resolve(), runs_root(), conf, *trusted]
     ss = st.session_state
     ss.setdefault("stretch", "asinh")
     ss.setdefault("cmap", "gray")
@@ -153,6 +155,9 @@ def _summary(ctx: Context) -> None:
         if ctx.cache_stale:
             st.warning(f"This cache is out of date: {ctx.cache_stale}. Rebuild it on the Datasets page.",
                        icon=":material/warning:")
+        far = sentences.far_from_training(ctx.cache.meta.training_distance, k=ctx.cache.latent_dim)
+        if far:
+            st.warning(far, icon=":material/warning:")
     if ctx.model is not None:
         cfg = ctx.model.config
         st.caption(f"model `{model_label(ctx.model_path)}` · skips: **{cfg.skip_mode}**  \n"

@@ -15,6 +15,9 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
+from astroae_core.analysis import beats_pca
+from astroae_core.cache import load_cache
+
 from .conftest import ROOT, TINY_RECIPE, blob_image
 
 pytestmark = pytest.mark.slow
@@ -434,3 +437,38 @@ def test_a_cache_whose_files_lie_outside_the_data_root_is_refused(env, tmp_path,
     at.sidebar.selectbox(key="cache_path").set_value(choice).run()
     assert not at.exception
     assert any("outside the folders the app may read" in e.value for e in at.sidebar.error)
+
+
+def test_metrics_page_gives_the_verdict_on_the_validation_images(env):
+    at = open_page("metrics")
+    no_errors(at)
+    ev = load_cache(env["cache"]).meta.evaluation
+    assert ev["images"] == "validation"
+    boxes = [x.value for x in at.success] + [x.value for x in at.warning]
+    want = "beat PCA-8" if beats_pca(ev) else "no better than PCA-8"
+    assert any("On the checkpoint's validation images" in b and want in b for b in boxes), boxes
+
+
+def test_a_cache_far_from_the_models_training_warns_on_every_page(ceers_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from astroae_core.cache import encode_folder
+
+    data = tmp_path / "data" / "real"
+    data.mkdir(parents=True)
+    for f in sorted(ceers_dir.glob("*/*.fits"))[:4]:  # real JWST galaxies, the GalSim demo's model
+        shutil.copy(f, data / f.name)
+    cache = encode_folder(ROOT / "models" / "demo.pt", data, tmp_path / "cache")
+    monkeypatch.setenv("ASTROAE_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("ASTROAE_CACHE", str(cache))
+    for name in ("datasets", "metrics"):
+        at = open_page(name)
+        warnings = [w.value for w in at.sidebar.warning]
+        assert any("far from what the model was trained on" in w for w in warnings), warnings
+    # an upload of such an image says so too
+    from astroae_core.analysis import process_upload
+    from astroae_core.model import load_model
+
+    f = sorted(data.glob("*.fits"))[0]
+    up = process_upload(f.name, f.read_bytes(), load_model(ROOT / "models" / "demo.pt"), load_cache(cache))
+    assert up.ok and up.training_distance["far"]

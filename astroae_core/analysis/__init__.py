@@ -4,7 +4,8 @@ traversals, and the plain-number summaries the app shows."""
 
 from astroae_core.analysis.baselines import MeanImageBaseline, PCABaseline
 from astroae_core.analysis.correlations import latent_correlations
-from astroae_core.analysis.evaluate import compare_with_baselines, error_by_kind, evaluate, ratio_by_group, verdict
+from astroae_core.analysis.evaluate import (beats_pca, compare_with_baselines, error_by_kind, evaluate, ratio_by_group,
+                                            verdict)
 from astroae_core.analysis.inference import image_spread, measure_influence, participation_ratio, run_model
 from astroae_core.analysis.metrics import METRICS, image_metrics, summarize
 from astroae_core.analysis.outliers import anomaly_scores, knn_distance, robust_z
@@ -19,7 +20,7 @@ from astroae_core.analysis.training_set import (SPLITS, TrainingSet, no_training
 from astroae_core.analysis.traversal import interpolate_latents, traversal_latents
 from astroae_core.analysis.upload import UPLOAD_SUFFIXES, UploadResult, process_upload, read_upload
 
-__all__ = ["FAR_FROM_TRAINING", "distance_from_training", "SPLITS", "TrainingSet", "no_training_images", "object_groups", "verdict", "METRICS", "MIN_UMAP_POINTS", "MeanImageBaseline", "PCABaseline", "Reconstruction", "UPLOAD_SUFFIXES",
+__all__ = ["beats_pca", "FAR_FROM_TRAINING", "distance_from_training", "SPLITS", "TrainingSet", "no_training_images", "object_groups", "verdict", "METRICS", "MIN_UMAP_POINTS", "MeanImageBaseline", "PCABaseline", "Reconstruction", "UPLOAD_SUFFIXES",
            "UploadResult", "WEAK_INFLUENCE", "anomaly_scores", "carry_summary", "compare_with_baselines",
            "decode_latents", "error_by_kind", "evaluate", "fit_pca", "fit_umap", "image_metrics",
            "image_spread", "influence_summary", "interpolate_latents", "knn_distance", "latent_correlations",

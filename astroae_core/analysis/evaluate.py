@@ -242,18 +242,25 @@ IMAGES = {"validation": "the checkpoint's validation images", "unseen": "images 
           "all": "all images, training images included", "sample": "a sample of the images"}
 
 
+def beats_pca(result: dict) -> bool:
+    """Whether the latent-only reconstruction beats PCA with as many components, and the whole 90% bootstrap
+    interval over objects agrees (where the result has one)."""
+    hi = (result.get("by_group") or {}).get("boot_p95")
+    return result["latent_vs_pca_mse"] < 1 and (hi is None or hi < 1)
+
+
 def verdict(result: dict) -> str:
-    """One plain sentence: do the 8 numbers beat PCA on these images, and how sure is that (the bootstrap
-    interval over objects when the result has one)?"""
+    """One plain sentence: do the latent's numbers beat PCA on these images, and how sure is that (the bootstrap
+    interval over objects, where the result has one)?"""
     k, ratio = result["latent_dim"], result["latent_vs_pca_mse"]
     group = result.get("by_group") or {}
-    lo, hi = group.get("boot_p05"), group.get("boot_p95")
-    interval = f" (90% interval over {group['n_groups']} objects: {lo:.2f}-{hi:.2f})" if lo is not None else ""
+    interval = (f" (90% interval over {group['n_groups']} objects: {group['boot_p05']:.2f}-{group['boot_p95']:.2f})"
+                if group.get("boot_p05") is not None else "")
     where = IMAGES.get(result.get("images"), "these images")
-    if ratio >= 1 or (hi is not None and hi >= 1):
-        return (f"On {where}, the {k} numbers are no better than PCA-{k}: latent-only MSE is {ratio:.2f} x "
-                f"PCA-{k}'s{interval}.")
-    return f"On {where}, the {k} numbers beat PCA-{k}: latent-only MSE is {ratio:.2f} x PCA-{k}'s{interval}."
+    if beats_pca(result):
+        return f"On {where}, the {k} numbers beat PCA-{k}: latent-only MSE is {ratio:.2f} x PCA-{k}'s{interval}."
+    return (f"On {where}, the {k} numbers are no better than PCA-{k}: latent-only MSE is {ratio:.2f} x "
+            f"PCA-{k}'s{interval}.")
 
 
 def format_table(result: dict) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from astroae_core.analysis.summary import distance_from_training
 from astroae_core.analysis.reconstruction import Reconstruction, reconstruct
 
 __all__ = ["UPLOAD_SUFFIXES", "UploadResult", "mse_percentile", "process_upload", "read_upload", "upload_suffix"]
@@ -40,6 +41,9 @@ class UploadResult:
         Share (0-100) of the cache's images reconstructed better than this one.
     place_error : str or None
         Why it could not be placed on the map.
+    training_distance : dict or None
+        :func:`~astroae_core.analysis.distance_from_training` of its latent-only error: ``far`` when the model was
+        trained on nothing like it.
     """
 
     name: str
@@ -50,6 +54,7 @@ class UploadResult:
     neighbors: list = field(default_factory=list)
     mse_percentile: float | None = None
     place_error: str | None = None
+    training_distance: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,6 +151,7 @@ def process_upload(name: str, data: bytes, model, cache, *, k: int = 8) -> Uploa
     idx, dist = cache.neighbors(rec.z, k=k)
     res.neighbors = [(int(i), float(d)) for i, d in zip(np.ravel(idx), np.ravel(dist))]
     res.mse_percentile = mse_percentile(cache.table, rec.metrics["mse"])
+    res.training_distance = distance_from_training([(rec.metrics_latent or rec.metrics)["mse"]], model)
     return res
 
 

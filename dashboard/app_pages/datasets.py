@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import UPLOAD_SUFFIXES, process_upload
-from dashboard import formatting as fmt, gallery, jobs, loaders, paths, plots, state
+from dashboard import formatting as fmt, gallery, jobs, loaders, paths, plots, sentences, state
 
 ctx = state.context()
 ss = st.session_state
@@ -102,6 +102,9 @@ for fid, r in results.items():
         if r.mse_percentile is not None:
             cols[4].metric("MSE percentile", f"{r.mse_percentile:.0f}%",
                            help="Share of the dataset reconstructed better than this upload: high means unusual.")
+        far = sentences.far_from_training(r.training_distance, k=ctx.cache.latent_dim, subject="This image is")
+        if far:
+            st.warning(far, icon=":material/warning:")
         st.plotly_chart(plots.image_panels(plots.reconstruction_panels(r.rec, ctx.stretch, ctx.cmap), height=300),
                         key=f"up_fig_{fid}")
         if r.place:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from astroae_core.analysis import worst_images
+from astroae_core.analysis import beats_pca, verdict, worst_images
 from astroae_core.model import CheckpointError
 from dashboard import formatting as fmt, gallery, loaders, paths, plots, sentences, state
 
@@ -53,7 +53,8 @@ if evaluation is None:
                 st.error(f"Cannot evaluate: {exc}")
 if evaluation is not None:
     summary = sentences.carry_text(evaluation)
-    (st.success if summary["beats_pca"] else st.warning)(summary["sentence"])
+    # on images the model did not train on, with the interval over objects
+    (st.success if beats_pca(evaluation) else st.warning)(f"**{verdict(evaluation)}** {summary['sentence']}")
     if evaluation.get("skip_mode", "none") != "none" and "Latent sliders" in state.PAGES:
         st.page_link(state.PAGES["Latent sliders"], label="See it on the Latent sliders page: each slider's influence",
                      icon=":material/tune:")

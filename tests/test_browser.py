@@ -38,6 +38,7 @@ PAGES = [
     ("metrics", "Metrics", "metrics"),
     ("sliders", "Latent sliders", "latent_sliders"),
     ("latent_map", "Latent map", "latent_map"),
+    ("train", "Train", "train"),
 ]
 IDLE = testing.IDLE
 SERVER_START_S = 120
@@ -71,11 +72,14 @@ def server_logs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(app_env, server_logs):
+def server(app_env, server_logs, tmp_path_factory):
     """``streamlit run dashboard/app.py`` on the demo cache; yields its base URL."""
     try:
-        with testing.serve(app_env["cache"], app_env["data_root"], server_logs, start_timeout=SERVER_START_S) as url:
-            yield url
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ASTROAE_RUNS_ROOT", str(tmp_path_factory.mktemp("runs")))  # the Train page's, not runs/
+            with testing.serve(app_env["cache"], app_env["data_root"], server_logs,
+                               start_timeout=SERVER_START_S) as url:
+                yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))
 

@@ -298,6 +298,6 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
 
 
 def _checkpoint_ref(model, job: _Job) -> CheckpointRef:
-    info = getattr(model, "checkpoint_info", {}) or {}
+    info = model.checkpoint_info
     return CheckpointRef(path=relative_to(job.checkpoint, job.out), sha256=job.ckpt_sha, epoch=info.get("epoch"),
                          version=info.get("version"))

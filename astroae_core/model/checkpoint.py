@@ -93,7 +93,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> AutoEnco
         Naming ``source`` and the problem: a config that is not a dict or not valid, weights that are not a dict
         of tensors, or weights missing, unexpected or of the wrong shape for the config.
     """
-    from astroae_core.data.preprocessing import PreprocessConfig
+    from astroae_core.data import PreprocessConfig
 
     for key in ("model_config", "preprocess_config"):
         if not isinstance(ckpt[key], dict):

@@ -35,7 +35,7 @@ class AutoEncoder(nn.Module):
 
     def __init__(self, config: ModelConfig | None = None, *, preprocess_config=None):
         super().__init__()
-        from astroae_core.data.preprocessing import PreprocessConfig
+        from astroae_core.data import PreprocessConfig
 
         self.config = config or ModelConfig()
         self.preprocess_config = preprocess_config or PreprocessConfig(size=self.config.in_size)
@@ -164,7 +164,7 @@ class AutoEncoder(nn.Module):
 
     def preprocess(self, image):
         """Preprocess a 2-D image with the settings this model was trained with; see ``astroae_core.data.preprocessing``."""
-        from astroae_core.data.preprocessing import preprocess
+        from astroae_core.data import preprocess
 
         return preprocess(image, config=self.preprocess_config)
 

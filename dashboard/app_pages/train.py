@@ -1,0 +1,168 @@
+"""Train: a folder under the data root to a trained model and its latent cache. The run is a process of its own
+(train.jobs) that outlives the page, the session and the server; the page reads its folder back."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import loaders, paths, plots, state, training as tr
+from train import jobs
+from train.folder_check import plan_split, problem, rule_label
+from train.presets import estimate_seconds, load_presets
+
+ctx = state.context()
+ss = st.session_state
+ROOT = jobs.runs_root()
+st.title("Train")
+state.flash()
+
+
+def open_cache(s: jobs.RunStatus) -> None:
+    """Switch the sidebar to the run's cache (on the next run of the app)."""
+    ss["_next_cache"] = str(s.cache_dir)
+    ss["_flash"] = f"Trained `{s.name}` and encoded its folder: the app now shows its cache `{s.cache_dir.name}`."
+    loaders.forget_caches()
+    st.rerun()
+
+
+@st.fragment(run_every=2)
+def live(run: Path) -> None:
+    s = jobs.run_status(run, root=ROOT)
+    if not s.alive:
+        st.rerun(scope="app")  # it ended: the whole page shows how
+    if s.state == "missing":
+        st.error(f"The run folder `{run}` was deleted while the run was going, with what it had trained; the "
+                 "training process stops at its next step.", icon=":material/delete_forever:")
+    else:
+        fraction, line = tr.progress_line(s)
+        st.progress(fraction, text=f"**{s.state.capitalize()}** `{s.name}` · {line}")
+        st.plotly_chart(plots.training_curves(s.history), key="train_curves")
+    if st.button("Cancel the run", icon=":material/cancel:", key="train_cancel"):
+        jobs.cancel_run(run, root=ROOT)
+        ss["_flash"] = f"Cancelled `{run.name}`; its folder keeps the last finished epoch (last.pt): resume it below."
+        st.rerun(scope="app")
+
+
+def ended(s: jobs.RunStatus) -> None:
+    """The latest run, once it has ended: its cache, or why it stopped and a way on."""
+    where = f"`{s.name}`" + (f" ({s.epochs_done} of {s.epochs} epochs on `{Path(s.job.data_dir).name}`)" if s.job else "")
+    if s.state == "done":
+        st.success(f"The last run {where} is done; its cache is `{s.cache_dir}`.", icon=":material/check_circle:")
+        a, b = st.columns([1, 3])
+        if str(s.cache_dir) != str(ctx.cache_path) and a.button("Open its cache", type="primary", key="train_open"):
+            open_cache(s)
+        if str(s.cache_dir) == str(ctx.cache_path) and "Latent sliders" in state.PAGES:
+            a.page_link(state.PAGES["Latent sliders"], label="Open the latent sliders", icon=":material/tune:")
+    else:
+        why = {"cancelled": "was cancelled", "interrupted": "stopped: its process ended (killed, or the machine "
+               "stopped)", "failed": f"failed: {s.error}"}.get(s.state, s.state)
+        (st.warning if s.resumable else st.error)(f"The last run {where} {why}.")
+        if s.resumable:
+            label = "Resume it" if s.has_last else "Start it again"
+            if st.button(label, type="primary", icon=":material/play_arrow:", key="train_resume"):
+                try:
+                    jobs.resume_run(s.run_dir, root=ROOT)
+                    ss["train_watching"] = s.name
+                    st.rerun()
+                except (jobs.RunInProgress, RuntimeError, ValueError, OSError) as exc:
+                    st.error(str(exc))
+    if s.history:
+        with st.expander("Its training curves"):
+            st.plotly_chart(plots.training_curves(s.history), key="train_last_curves")
+
+
+# -- a run going, or the last one ----------------------------------------------------------------------------------
+active = jobs.active_run(ROOT)
+if active is not None:
+    if ss.get("train_start"):  # pressed on a page drawn before this run began
+        st.error(f"Not started: a training run is already going ({active.name}), and one runs at a time. Wait for "
+                 "it to end, or cancel it.", icon=":material/block:")
+    ss["train_watching"] = active.name  # this session saw it going: it opens the cache when it is done
+    live(active)
+    st.stop()
+runs = jobs.list_runs(ROOT)
+watched = ss.pop("train_watching", None)
+if watched and not (ROOT / watched).is_dir():
+    st.error(f"The run folder `{ROOT / watched}` was deleted, with what it had trained; nothing else was touched.")
+if runs:
+    latest = jobs.run_status(runs[0], root=ROOT)
+    if watched == latest.name and latest.state == "done":
+        open_cache(latest)
+    ended(latest)
+    if len(runs) > 1:
+        with st.expander(f"Earlier runs in `{ROOT}`"):
+            st.dataframe([tr.run_line(jobs.run_status(r, root=ROOT)) for r in runs[1:20]], hide_index=True)
+
+# -- a new run -----------------------------------------------------------------------------------------------------
+st.header("Train on a folder")
+folders = loaders.find_data_folders(str(ctx.data_root))
+try:
+    presets = load_presets()
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+if not folders:
+    st.info(f"No FITS files found under the data root `{ctx.data_root}` (ASTROAE_DATA_ROOT): copy a folder of FITS "
+            "images there, then reload.", icon=":material/folder_open:")
+    st.stop()
+counts = dict(folders)
+folder = st.selectbox("Folder under the data root", list(counts), key="train_folder",
+                      format_func=lambda f: f"{f}  ({counts[f]:,} FITS files)")
+src = paths.resolve_within(folder, [ctx.data_root])
+preset = presets.get(ss.get("train_preset")) or next(iter(presets.values()))
+base = preset.base()
+contents = tr.folder_contents(str(src), loaders.mtime(src), json.dumps(base.preprocess.to_dict()),
+                              str(ctx.data_root))
+rules = {"auto": "the number ending the name", "": "each file alone", "regex": "a regular expression"}
+kind = st.radio("Group the files by", list(rules), format_func=rules.get, horizontal=True, key="train_rule",
+                help="Files of one group stay on one side of the train/validation split (e.g. the bands of one "
+                     "galaxy), so the validation images are ones the model never saw.")
+group_regex = st.text_input("Regular expression: its first group names a file's group", r"_(\d+)\.fits",
+                            key="train_regex") if kind == "regex" else kind
+plan = plan_split(contents.paths, group_regex=group_regex, val_fraction=base.val_fraction, seed=base.seed)
+c = st.columns(4)
+c[0].metric("usable images", f"{len(contents.paths):,}")
+c[1].metric("unreadable files", len(contents.skipped))
+c[2].metric("groups", f"{plan.n_groups:,}")
+c[3].metric("train / validation", f"{plan.n_train:,} / {plan.n_val:,}")
+examples = ", ".join(f"`{f}` → `{g}`" for f, g in plan.examples)
+st.caption(f"Grouped by {rule_label(group_regex)}: {plan.train_groups:,} groups to train on, {plan.val_groups:,} "
+           f"to validate on; the largest holds {plan.largest:,} files. {examples}")
+if contents.skipped:
+    with st.expander(f"{len(contents.skipped)} files cannot be read and will be skipped"):
+        st.dataframe([{"file": p, "reason": r} for p, r in contents.skipped], hide_index=True)
+why = problem(contents, plan)
+if why:
+    st.error(why, icon=":material/block:")
+
+n_train = max(plan.n_train, 1)
+ips, speed_error = tr.training_speed(json.dumps(base.to_dict()), str(ROOT / "speed.json"))
+configs = {name: p.config(n_train).replace(group_regex=group_regex) for name, p in presets.items()}
+
+
+def preset_label(name: str) -> str:
+    cfg = configs[name]
+    time = tr.duration(estimate_seconds(cfg, n_train=n_train, n_val=plan.n_val, images_per_s=ips)) if ips else "?"
+    return f"**{name}**: {presets[name].steps:,} steps, {cfg.epochs:,} epochs, {time}"
+
+
+name = st.radio("Preset", list(presets), format_func=preset_label, key="train_preset",
+                captions=[p.about for p in presets.values()])
+st.caption(f"Times from this machine's speed: {ips:.0f} training images a second." if ips else
+           f"The training speed could not be measured: {speed_error}")
+cache_dir = ctx.data_root / "caches"
+if st.button("Start training", type="primary", icon=":material/model_training:", disabled=bool(why),
+             key="train_start"):
+    run_name = jobs.new_run_name(folder)
+    try:
+        with st.spinner("Starting the training process…"):
+            run = jobs.start_run(configs[name], src, root=ROOT, name=run_name, cache_dir=cache_dir / run_name,
+                                 preset=name, confine_to=ctx.data_root)
+    except (jobs.RunInProgress, RuntimeError, ValueError, OSError) as exc:
+        st.error(f"Could not start: {exc}")
+    else:
+        ss["train_watching"] = run.name
+        st.rerun()
+st.caption(f"The run goes to `{ROOT}` (ASTROAE_RUNS_ROOT) and its cache to `{cache_dir}`; it goes on if you leave "
+           "this page or close the browser.")

@@ -11,6 +11,7 @@ Session state keys (set here or by pages; they survive page switches because the
 ``_goto``               a page a callback asked to switch to (callbacks cannot switch pages themselves)
 ``_flash``              a message a finished job left for the next run
 ``_next_cache``         a cache just built, for the sidebar to switch to
+``train_watching``      the training run this session started or saw going (its cache opens when it is done)
 """
 
 from __future__ import annotations

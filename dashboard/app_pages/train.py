@@ -2,74 +2,19 @@
 (train.jobs) that outlives the page, the session and the server; the page reads its folder back."""
 
 import json
-from pathlib import Path
 
 import streamlit as st
 
-from dashboard import loaders, paths, plots, state, training as tr
+from dashboard import loaders, paths, run_panels, state, training as tr
 from train import jobs
 from train.folder_check import plan_split, problem, rule_label
-from train.presets import estimate_seconds, load_presets
+from train.presets import estimate_seconds, load_presets, scaled_config
 
 ctx = state.context()
 ss = st.session_state
 ROOT = jobs.runs_root()
 st.title("Train")
 state.flash()
-
-
-def open_cache(s: jobs.RunStatus) -> None:
-    """Switch the sidebar to the run's cache (on the next run of the app)."""
-    ss["_next_cache"] = str(s.cache_dir)
-    ss["_flash"] = f"Trained `{s.name}` and encoded its folder: the app now shows its cache `{s.cache_dir.name}`."
-    loaders.forget_caches()
-    st.rerun()
-
-
-@st.fragment(run_every=2)
-def live(run: Path) -> None:
-    s = jobs.run_status(run, root=ROOT)
-    if not s.alive:
-        st.rerun(scope="app")  # it ended: the whole page shows how
-    if s.state == "missing":
-        st.error(f"The run folder `{run}` was deleted while the run was going, with what it had trained; the "
-                 "training process stops at its next step.", icon=":material/delete_forever:")
-    else:
-        fraction, line = tr.progress_line(s)
-        st.progress(fraction, text=f"**{s.state.capitalize()}** `{s.name}` · {line}")
-        st.plotly_chart(plots.training_curves(s.history), key="train_curves")
-    if st.button("Cancel the run", icon=":material/cancel:", key="train_cancel"):
-        jobs.cancel_run(run, root=ROOT)
-        ss["_flash"] = f"Cancelled `{run.name}`; its folder keeps the last finished epoch (last.pt): resume it below."
-        st.rerun(scope="app")
-
-
-def ended(s: jobs.RunStatus) -> None:
-    """The latest run, once it has ended: its cache, or why it stopped and a way on."""
-    where = f"`{s.name}`" + (f" ({s.epochs_done} of {s.epochs} epochs on `{Path(s.job.data_dir).name}`)" if s.job else "")
-    if s.state == "done":
-        st.success(f"The last run {where} is done; its cache is `{s.cache_dir}`.", icon=":material/check_circle:")
-        a, b = st.columns([1, 3])
-        if str(s.cache_dir) != str(ctx.cache_path) and a.button("Open its cache", type="primary", key="train_open"):
-            open_cache(s)
-        if str(s.cache_dir) == str(ctx.cache_path) and "Latent sliders" in state.PAGES:
-            a.page_link(state.PAGES["Latent sliders"], label="Open the latent sliders", icon=":material/tune:")
-    else:
-        why = {"cancelled": "was cancelled", "interrupted": "stopped: its process ended (killed, or the machine "
-               "stopped)", "failed": f"failed: {s.error}"}.get(s.state, s.state)
-        (st.warning if s.resumable else st.error)(f"The last run {where} {why}.")
-        if s.resumable:
-            label = "Resume it" if s.has_last else "Start it again"
-            if st.button(label, type="primary", icon=":material/play_arrow:", key="train_resume"):
-                try:
-                    jobs.resume_run(s.run_dir, root=ROOT)
-                    ss["train_watching"] = s.name
-                    st.rerun()
-                except (jobs.RunInProgress, RuntimeError, ValueError, OSError) as exc:
-                    st.error(str(exc))
-    if s.history:
-        with st.expander("Its training curves"):
-            st.plotly_chart(plots.training_curves(s.history), key="train_last_curves")
 
 
 # -- a run going, or the last one ----------------------------------------------------------------------------------
@@ -79,7 +24,7 @@ if active is not None:
         st.error(f"Not started: a training run is already going ({active.name}), and one runs at a time. Wait for "
                  "it to end, or cancel it.", icon=":material/block:")
     ss["train_watching"] = active.name  # this session saw it going: it opens the cache when it is done
-    live(active)
+    run_panels.live(active, ROOT)
     st.stop()
 runs = jobs.list_runs(ROOT)
 watched = ss.pop("train_watching", None)
@@ -88,8 +33,8 @@ if watched and not (ROOT / watched).is_dir():
 if runs:
     latest = jobs.run_status(runs[0], root=ROOT)
     if watched == latest.name and latest.state == "done":
-        open_cache(latest)
-    ended(latest)
+        run_panels.open_cache(latest)
+    run_panels.ended(latest, ctx, ROOT)
     if len(runs) > 1:
         with st.expander(f"Earlier runs in `{ROOT}`"):
             st.dataframe([tr.run_line(jobs.run_status(r, root=ROOT)) for r in runs[1:20]], hide_index=True)
@@ -99,6 +44,7 @@ st.header("Train on a folder")
 folders = loaders.find_data_folders(str(ctx.data_root))
 try:
     presets = load_presets()
+    bases = {name: p.base() for name, p in presets.items()}
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
@@ -109,9 +55,12 @@ if not folders:
 counts = dict(folders)
 folder = st.selectbox("Folder under the data root", list(counts), key="train_folder",
                       format_func=lambda f: f"{f}  ({counts[f]:,} FITS files)")
-src = paths.resolve_within(folder, [ctx.data_root])
-preset = presets.get(ss.get("train_preset")) or next(iter(presets.values()))
-base = preset.base()
+try:
+    src = paths.resolve_within(folder, [ctx.data_root])
+except paths.PathNotAllowed as exc:
+    st.error(str(exc))
+    st.stop()
+base = bases.get(ss.get("train_preset")) or next(iter(bases.values()))
 contents = tr.folder_contents(str(src), loaders.mtime(src), json.dumps(base.preprocess.to_dict()),
                               str(ctx.data_root))
 rules = {"auto": "the number ending the name", "": "each file alone", "regex": "a regular expression"}
@@ -137,19 +86,21 @@ if why:
     st.error(why, icon=":material/block:")
 
 n_train = max(plan.n_train, 1)
-ips, speed_error = tr.training_speed(json.dumps(base.to_dict()), str(ROOT / "speed.json"))
-configs = {name: p.config(n_train).replace(group_regex=group_regex) for name, p in presets.items()}
+configs = {name: scaled_config(bases[name], steps=p.steps, n_train=n_train).replace(group_regex=group_regex)
+           for name, p in presets.items()}
+speeds = {name: tr.training_speed(json.dumps(cfg.to_dict()), str(ROOT / "speed.json")) for name, cfg in bases.items()}
 
 
 def preset_label(name: str) -> str:
-    cfg = configs[name]
-    time = tr.duration(estimate_seconds(cfg, n_train=n_train, n_val=plan.n_val, images_per_s=ips)) if ips else "?"
-    return f"**{name}**: {presets[name].steps:,} steps, {cfg.epochs:,} epochs, {time}"
+    cfg, (ips, _) = configs[name], speeds[name]
+    took = tr.duration(estimate_seconds(cfg, n_train=n_train, n_val=plan.n_val, images_per_s=ips)) if ips else "?"
+    return f"**{name}**: {presets[name].steps:,} steps, {cfg.epochs:,} epochs, {took}"
 
 
 name = st.radio("Preset", list(presets), format_func=preset_label, key="train_preset",
                 captions=[p.about for p in presets.values()])
-st.caption(f"Times from this machine's speed: {ips:.0f} training images a second." if ips else
+ips, speed_error = speeds[name]
+st.caption(f"Times from this machine's measured speed: {ips:.0f} training images a second." if ips else
            f"The training speed could not be measured: {speed_error}")
 cache_dir = ctx.data_root / "caches"
 if st.button("Start training", type="primary", icon=":material/model_training:", disabled=bool(why),

@@ -48,7 +48,7 @@ def ended(s: jobs.RunStatus, ctx: Context, root: Path) -> None:
     """The latest run, once it has ended: its cache (or the sliders on it), or why it stopped and a way on."""
     where = f"`{s.name}`"
     if s.job:
-        where += f" ({s.epochs_done} of {s.epochs} epochs on `{Path(s.job.data_dir).name}`)"
+        where += f" ({s.epochs_done:,} of {s.epochs:,} epochs on `{Path(s.job.data_dir).name}`)"
     if s.state == "done":
         st.success(f"The last run {where} is done; its cache is `{s.cache_dir}`.", icon=":material/check_circle:")
         if str(s.cache_dir) != str(ctx.cache_path):

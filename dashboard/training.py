@@ -35,7 +35,7 @@ def progress_line(s: RunStatus) -> tuple[float, str]:
     m = _EPOCH.fullmatch(stage)
     if m:
         epoch, n = int(m.group(1)), int(m.group(2))
-        return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch} of {n} ({part:.0%} of its steps)"
+        return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch:,} of {n:,} ({part:.0%} of its steps)"
     if stage == "read" and total:
         return 0.0, f"Reading the images: {done:,} / {total:,}"
     return 0.0, "Starting…"
@@ -44,7 +44,7 @@ def progress_line(s: RunStatus) -> tuple[float, str]:
 def run_line(s: RunStatus) -> dict:
     """A run as a table row."""
     folder = s.job.data_dir.rsplit("/", 1)[-1] if s.job else ""
-    return {"run": s.name, "state": s.state, "epochs": f"{s.epochs_done} / {s.epochs}", "folder": folder,
+    return {"run": s.name, "state": s.state, "epochs": f"{s.epochs_done:,} / {s.epochs:,}", "folder": folder,
             "preset": s.job.preset if s.job else ""}
 
 
@@ -58,12 +58,13 @@ def folder_contents(folder: str, stamp: float, preprocess: str, confine_to: str)
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Measuring this machine's training speed (a few steps)…")
-def training_speed(recipe: str, cache_file: str) -> tuple[float | None, str | None]:
-    """Training images a second of a recipe (JSON) on this machine, or None and why it could not be measured."""
+def training_speed(recipe: str, cache_file: str):
+    """The :class:`train.speed.Speed` of a recipe (JSON) on this machine and None, or None and why it could not be
+    measured."""
     from train.config import TrainConfig
-    from train.speed import images_per_s
+    from train.speed import training_speed as measured
 
     try:
-        return images_per_s(TrainConfig.from_dict(json.loads(recipe)), cache_file=cache_file), None
+        return measured(TrainConfig.from_dict(json.loads(recipe)), cache_file=cache_file), None
     except (RuntimeError, ValueError, OSError) as exc:
         return None, str(exc)

@@ -62,6 +62,9 @@ def test_the_estimate_counts_steps_and_validation():
     # a folder smaller than a batch trains on all of it each step
     assert estimate_seconds(cfg.replace(epochs=10, frozen_norm_epochs=0, frozen_norm_warmup_epochs=0),
                             n_train=4, n_val=0, images_per_s=2.0) == pytest.approx(20.0)
+    # each epoch's checkpoints: what a folder of a few images spends most of its time on
+    assert estimate_seconds(cfg, n_train=1600, n_val=0, images_per_s=48.0, epoch_seconds=0.5) == \
+        pytest.approx(4800 * 16 / 48 + 48 * 0.5)
     with pytest.raises(ValueError, match="images_per_s"):
         estimate_seconds(cfg, n_train=10, n_val=0, images_per_s=0.0)
 
@@ -156,12 +159,14 @@ def test_the_speed_is_measured_once_and_remembered(tmp_path, monkeypatch):
     from train import speed
 
     cfg = TrainConfig.from_dict({"model": {"in_size": 32, "channels": [4, 8]}, "train": {"batch_size": 4}})
-    assert speed.measure_images_per_s(cfg, device="cpu", steps=1) > 0
+    here = speed.measure_speed(cfg, device="cpu", steps=1)
+    assert here.images_per_s > 0 and here.epoch_seconds > 0
     cache = tmp_path / "speed.json"
-    first = speed.images_per_s(cfg, cache_file=cache)  # in a process of its own
-    assert first > 0 and json.loads(cache.read_text())[speed.speed_key(cfg)]["source"] == "measured"
+    first = speed.training_speed(cfg, cache_file=cache)  # in a process of its own
+    assert first.images_per_s > 0 and first.epoch_seconds > 0
+    assert json.loads(cache.read_text())[speed.speed_key(cfg)]["source"] == "measured"
     monkeypatch.setattr(speed.subprocess, "run", lambda *a, **k: pytest.fail("measured again"))
-    assert speed.images_per_s(cfg, cache_file=cache) == first
-    speed.record_speed(cfg, 12.5, cache_file=cache)
-    assert speed.images_per_s(cfg, cache_file=cache) == 12.5
+    assert speed.training_speed(cfg, cache_file=cache) == first
+    speed.record_speed(cfg, 12.5, cache_file=cache)  # a run's own figure; the checkpoints' time is kept
+    assert speed.training_speed(cfg, cache_file=cache) == speed.Speed(12.5, first.epoch_seconds)
     assert speed.speed_key(cfg) != speed.speed_key(cfg.replace(batch_size=8))

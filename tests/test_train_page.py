@@ -58,7 +58,7 @@ def env(tmp_path_factory):
     from train.speed import record_speed
 
     cfg = TrainConfig.from_dict(__import__("tomllib").loads(TINY))
-    record_speed(cfg, 60.0, cache_file=runs / "speed.json")
+    record_speed(cfg, 60.0, epoch_seconds=0.1, cache_file=runs / "speed.json")
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {"ASTROAE_DATA_ROOT": data, "ASTROAE_CACHE": tmp / "no-cache", "ASTROAE_RUNS_ROOT": runs,
                      "ASTROAE_PRESETS": tmp / "presets.toml"}.items():
@@ -111,8 +111,8 @@ def test_a_folder_is_checked_grouped_and_offered_with_timed_presets(env):
                            "train / validation": "10 / 2"}  # "auto": the number ending each name, one per file
     assert "`obj_000_000.fits` → `000`" in texts(at)
     radio = at.radio(key="train_preset")
-    assert radio.options[0].startswith("**tiny**: 30 steps, 15 epochs, about") and "300 steps" in radio.options[1]
-    assert "60 training images a second" in texts(at)
+    assert radio.options[0] == "**tiny**: 30 steps, 15 epochs, about 5 s" and "300 steps" in radio.options[1]
+    assert "60 training images a second, and 0.10 s an epoch" in texts(at)
     at.radio(key="train_rule").set_value("regex").run()
     at.text_input(key="train_regex").set_value(r"obj_(\d+)_").run()
     assert metrics(at)["groups"] == "4" and "first group of the regular expression" in texts(at)

@@ -114,11 +114,13 @@ def scaled_config(base: TrainConfig, *, steps: int, n_train: int) -> TrainConfig
                         frozen_norm_epochs=frozen, frozen_norm_warmup_epochs=warmup)
 
 
-def estimate_seconds(cfg: TrainConfig, *, n_train: int, n_val: int, images_per_s: float) -> float:
-    """How long ``cfg`` takes on ``n_train`` training and ``n_val`` validation images at ``images_per_s``
-    training images a second (:mod:`train.speed`): the optimizer steps, and every epoch's validation."""
+def estimate_seconds(cfg: TrainConfig, *, n_train: int, n_val: int, images_per_s: float,
+                     epoch_seconds: float = 0.0) -> float:
+    """How long ``cfg`` takes on ``n_train`` training and ``n_val`` validation images at ``images_per_s`` training
+    images a second, each epoch adding ``epoch_seconds`` for its checkpoints (:class:`train.speed.Speed`): the
+    optimizer steps, every epoch's validation and its checkpoints."""
     if not images_per_s > 0:
         raise ValueError(f"images_per_s must be positive, got {images_per_s!r}")
     per_step = min(cfg.batch_size, n_train)
     images = cfg.epochs * (steps_per_epoch(n_train, cfg.batch_size) * per_step + _VALIDATION_SHARE * n_val)
-    return images / images_per_s
+    return images / images_per_s + cfg.epochs * max(0.0, epoch_seconds)

@@ -1,5 +1,6 @@
 """How fast this machine trains a recipe's model: training images a second over a few optimizer steps on random
-images, measured once per (model, batch, loss, threads, device, torch, machine) and remembered in a JSON file.
+images, and the seconds each epoch adds by writing its checkpoints; measured once per (model, batch, loss, threads,
+device, torch, machine) and remembered in a JSON file.
 
 The measurement runs in its own process (``python -m train.speed``, the recipe as JSON on stdin) with the recipe's
 thread count, as a training run would: a server that serves other sessions keeps its own torch settings.
@@ -13,23 +14,36 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import TrainConfig
 
-__all__ = ["images_per_s", "measure_images_per_s", "record_speed", "speed_key"]
+__all__ = ["Speed", "measure_speed", "record_speed", "speed_key", "training_speed"]
 
 _REPO = Path(__file__).resolve().parents[1]
 
 
-def measure_images_per_s(cfg: TrainConfig, *, device: str = "auto", steps: int = 3) -> float:
-    """Training images a second of ``cfg``'s model: ``steps`` timed optimizer steps after one untimed one, each
-    as :mod:`train.loop` takes it (augmentation, channels-last, the loss and the decorrelation penalty)."""
+@dataclass(frozen=True)
+class Speed:
+    """Training images a second, and the seconds each epoch adds writing its checkpoints (``last.pt`` with the
+    optimizer, and the model again as ``best.pt`` when it improves): on a folder of a few images the epochs are
+    short and their checkpoints take most of the time."""
+
+    images_per_s: float
+    epoch_seconds: float = 0.0
+
+
+def measure_speed(cfg: TrainConfig, *, device: str = "auto", steps: int = 3) -> Speed:
+    """``cfg``'s :class:`Speed`: ``steps`` timed optimizer steps after one untimed one, each as :mod:`train.loop`
+    takes it (augmentation, channels-last, the loss and the decorrelation penalty), then an epoch's two checkpoint
+    writes into a temporary folder."""
     import torch
 
     from astroae_core.data import augment
-    from astroae_core.model import AutoEncoder
+    from astroae_core.model import AutoEncoder, save_checkpoint
 
     from .loop import latent_correlation_penalty, loss_fn, resolve_device
 
@@ -56,7 +70,12 @@ def measure_images_per_s(cfg: TrainConfig, *, device: str = "auto", steps: int =
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * cfg.batch_size / (time.perf_counter() - t0)
+    ips = steps * cfg.batch_size / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        save_checkpoint(Path(tmp) / "best.pt", model, train_config=cfg.to_dict())
+        save_checkpoint(Path(tmp) / "last.pt", model, optimizer=opt.state_dict(), train_config=cfg.to_dict())
+        return Speed(ips, time.perf_counter() - t0)
 
 
 def speed_key(cfg: TrainConfig, device: str = "auto") -> str:
@@ -70,9 +89,9 @@ def speed_key(cfg: TrainConfig, device: str = "auto") -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def images_per_s(cfg: TrainConfig, *, cache_file, device: str = "auto", timeout: float = 300.0) -> float:
-    """``cfg``'s training speed on this machine: remembered in ``cache_file``, else measured in a fresh process
-    (a few seconds) and remembered.
+def training_speed(cfg: TrainConfig, *, cache_file, device: str = "auto", timeout: float = 300.0) -> Speed:
+    """``cfg``'s :class:`Speed` on this machine: remembered in ``cache_file``, else measured in a fresh process (a
+    few seconds) and remembered.
 
     Raises
     ------
@@ -80,10 +99,9 @@ def images_per_s(cfg: TrainConfig, *, cache_file, device: str = "auto", timeout:
         If the measurement fails or takes longer than ``timeout`` seconds (with the reason it gave).
     """
     cache_file = Path(cache_file)
-    key = speed_key(cfg, device)
-    known = _read(cache_file)
-    if key in known:
-        return float(known[key]["images_per_s"])
+    known = _read(cache_file).get(speed_key(cfg, device))
+    if known:
+        return Speed(float(known["images_per_s"]), float(known.get("epoch_seconds", 0.0)))
     cmd = [sys.executable, "-m", "train.speed", "--device", device]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])))
     try:
@@ -93,20 +111,25 @@ def images_per_s(cfg: TrainConfig, *, cache_file, device: str = "auto", timeout:
         raise RuntimeError(f"measuring the training speed took longer than {timeout:.0f} s") from None
     if done.returncode != 0:
         raise RuntimeError(f"measuring the training speed failed: {done.stderr.strip()[-500:]}")
-    ips = float(json.loads(done.stdout)["images_per_s"])
-    record_speed(cfg, ips, cache_file=cache_file, device=device, source="measured")
-    return ips
+    speed = Speed(**json.loads(done.stdout))
+    record_speed(cfg, speed.images_per_s, epoch_seconds=speed.epoch_seconds, cache_file=cache_file, device=device,
+                 source="measured")
+    return speed
 
 
-def record_speed(cfg: TrainConfig, ips: float, *, cache_file, device: str = "auto", source: str = "run") -> None:
-    """Remember ``ips`` as ``cfg``'s training speed on this machine (a whole run's median is a better figure than
-    a few steps on random images, so a finished run records its own)."""
+def record_speed(cfg: TrainConfig, images_per_s: float, *, cache_file, epoch_seconds: float | None = None,
+                 device: str = "auto", source: str = "run") -> None:
+    """Remember ``images_per_s`` (and ``epoch_seconds``, else the one measured before) as ``cfg``'s speed on this
+    machine. A whole run's median is a better figure than a few steps on random images: a run records its own."""
     from astroae_core.io import atomic_write_text
 
     cache_file = Path(cache_file)
     known = _read(cache_file)  # another process may have added its own measurement meanwhile
-    known[speed_key(cfg, device)] = {"images_per_s": float(ips), "source": source,
-                                     "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    key = speed_key(cfg, device)
+    if epoch_seconds is None:
+        epoch_seconds = float(known.get(key, {}).get("epoch_seconds", 0.0))
+    known[key] = {"images_per_s": float(images_per_s), "epoch_seconds": float(epoch_seconds), "source": source,
+                  "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache_file, json.dumps(known, indent=1))
 
@@ -120,7 +143,7 @@ def _read(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m train.speed [--device D] < recipe.json``: print ``{"images_per_s": ...}``."""
+    """``python -m train.speed [--device D] < recipe.json``: print the :class:`Speed` as JSON."""
     import argparse
 
     import torch
@@ -131,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_dict(json.loads(sys.stdin.read()))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    print(json.dumps({"images_per_s": measure_images_per_s(cfg, device=args.device)}))
+    print(json.dumps(asdict(measure_speed(cfg, device=args.device))))
     return 0
 
 

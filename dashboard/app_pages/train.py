@@ -77,7 +77,7 @@ c[2].metric("groups", f"{plan.n_groups:,}")
 c[3].metric("train / validation", f"{plan.n_train:,} / {plan.n_val:,}")
 examples = ", ".join(f"`{f}` → `{g}`" for f, g in plan.examples)
 st.caption(f"Grouped by {rule_label(group_regex)}: {plan.train_groups:,} groups to train on, {plan.val_groups:,} "
-           f"to validate on; the largest holds {plan.largest:,} files. {examples}")
+           f"to validate on; the largest holds {plan.largest:,} file{'s' if plan.largest != 1 else ''}. {examples}")
 if contents.skipped:
     with st.expander(f"{len(contents.skipped)} files cannot be read and will be skipped"):
         st.dataframe([{"file": p, "reason": r} for p, r in contents.skipped], hide_index=True)
@@ -92,15 +92,17 @@ speeds = {name: tr.training_speed(json.dumps(cfg.to_dict()), str(ROOT / "speed.j
 
 
 def preset_label(name: str) -> str:
-    cfg, (ips, _) = configs[name], speeds[name]
-    took = tr.duration(estimate_seconds(cfg, n_train=n_train, n_val=plan.n_val, images_per_s=ips)) if ips else "?"
+    cfg, (speed, _) = configs[name], speeds[name]
+    took = tr.duration(estimate_seconds(cfg, n_train=n_train, n_val=plan.n_val, images_per_s=speed.images_per_s,
+                                        epoch_seconds=speed.epoch_seconds)) if speed else "time unknown"
     return f"**{name}**: {presets[name].steps:,} steps, {cfg.epochs:,} epochs, {took}"
 
 
 name = st.radio("Preset", list(presets), format_func=preset_label, key="train_preset",
                 captions=[p.about for p in presets.values()])
-ips, speed_error = speeds[name]
-st.caption(f"Times from this machine's measured speed: {ips:.0f} training images a second." if ips else
+speed, speed_error = speeds[name]
+st.caption(f"Times from this machine's measured speed: {speed.images_per_s:.0f} training images a second, and "
+           f"{speed.epoch_seconds:.2f} s an epoch for its checkpoints." if speed else
            f"The training speed could not be measured: {speed_error}")
 cache_dir = ctx.data_root / "caches"
 if st.button("Start training", type="primary", icon=":material/model_training:", disabled=bool(why),

@@ -117,7 +117,7 @@ def test_a_folder_is_checked_grouped_and_offered_with_timed_presets(env):
     at.text_input(key="train_regex").set_value(r"obj_(\d+)_").run()
     assert metrics(at)["groups"] == "4" and "first group of the regular expression" in texts(at)
     assert not at.button(key="train_start").disabled
-    assert "1 files cannot be read" in " ".join(e.label for e in at.expander)
+    assert "1 file cannot be read" in " ".join(e.label for e in at.expander)
 
 
 @pytest.mark.parametrize("folder, rule, says", [

@@ -79,7 +79,8 @@ examples = ", ".join(f"`{f}` → `{g}`" for f, g in plan.examples)
 st.caption(f"Grouped by {rule_label(group_regex)}: {plan.train_groups:,} groups to train on, {plan.val_groups:,} "
            f"to validate on; the largest holds {plan.largest:,} file{'s' if plan.largest != 1 else ''}. {examples}")
 if contents.skipped:
-    with st.expander(f"{len(contents.skipped)} files cannot be read and will be skipped"):
+    n_bad = len(contents.skipped)
+    with st.expander(f"{n_bad} file{'s' if n_bad != 1 else ''} cannot be read and will be skipped"):
         st.dataframe([{"file": p, "reason": r} for p, r in contents.skipped], hide_index=True)
 why = problem(contents, plan)
 if why:

@@ -35,7 +35,8 @@ def progress_line(s: RunStatus) -> tuple[float, str]:
     m = _EPOCH.fullmatch(stage)
     if m:
         epoch, n = int(m.group(1)), int(m.group(2))
-        return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch:,} of {n:,} ({part:.0%} of its steps)"
+        doing = f"{part:.0%} of its steps" if part < 1 else "checking it on the validation images"
+        return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch:,} of {n:,}: {doing}"
     if stage == "read" and total:
         return 0.0, f"Reading the images: {done:,} / {total:,}"
     return 0.0, "Starting…"

@@ -195,3 +195,21 @@ def test_a_finished_run_opens_its_cache_in_the_app(env):
     assert any("The last run `small-run` (3 of 3 epochs on `small`) is done" in x.value for x in at.success)
     at.button(key="train_open").click().run()
     assert at.sidebar.selectbox(key="cache_path").value == str(cache)
+
+
+def test_progress_in_words():
+    from dashboard.training import duration, progress_line
+
+    def status(state, **progress):
+        return jobs.RunStatus(ROOT, state, True, progress=progress)
+
+    assert progress_line(status("starting")) == (0.0, "Starting…")
+    assert progress_line(status("training", stage="read", done=5, total=20)) == (0.0, "Reading the images: 5 / 20")
+    frac, line = progress_line(status("training", stage="epoch 3/10", done=8, total=32))
+    assert frac == pytest.approx(0.225) and line == "Epoch 3 of 10: 25% of its steps"
+    assert progress_line(status("training", stage="epoch 3/10", done=32, total=32))[1] == \
+        "Epoch 3 of 10: checking it on the validation images"
+    assert progress_line(status("encoding", stage="encode", done=1000, total=4000)) == \
+        (0.25, "Encoding the folder with the new model: 1,000 / 4,000 images")
+    assert progress_line(status("encoding", stage="maps", done=0, total=0)) == (1.0, "Fitting the maps (PCA, UMAP)…")
+    assert [duration(s) for s in (3, 42, 600, 4000)] == ["about 5 s", "about 40 s", "about 10 min", "about 1 h 07 min"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from astroae_core.cache import is_cache_dir
 from train import jobs
 
 from . import loaders, plots, state
@@ -49,7 +50,10 @@ def ended(s: jobs.RunStatus, ctx: Context, root: Path) -> None:
     where = f"`{s.name}`"
     if s.job:
         where += f" ({s.epochs_done:,} of {s.epochs:,} epochs on `{Path(s.job.data_dir).name}`)"
-    if s.state == "done":
+    if s.state == "done" and not is_cache_dir(s.cache_dir):
+        st.warning(f"The last run {where} is done, but its cache `{s.cache_dir}` is gone.")
+        _restart_button(s, root, "Encode the folder again")
+    elif s.state == "done":
         st.success(f"The last run {where} is done; its cache is `{s.cache_dir}`.", icon=":material/check_circle:")
         if str(s.cache_dir) != str(ctx.cache_path):
             if st.button("Open its cache", type="primary", icon=":material/folder_open:", key="train_open"):
@@ -61,14 +65,18 @@ def ended(s: jobs.RunStatus, ctx: Context, root: Path) -> None:
                "stopped)", "failed": f"failed: {s.error}"}.get(s.state, s.state)
         (st.warning if s.resumable else st.error)(f"The last run {where} {why}.")
         if s.resumable:
-            label = "Resume it" if s.has_last else "Start it again"
-            if st.button(label, type="primary", icon=":material/play_arrow:", key="train_resume"):
-                try:
-                    jobs.resume_run(s.run_dir, root=root)
-                    st.session_state["train_watching"] = s.name
-                    st.rerun()
-                except (jobs.RunInProgress, RuntimeError, ValueError, OSError) as exc:
-                    st.error(str(exc))
+            _restart_button(s, root, "Resume it" if s.has_last else "Start it again")
     if s.history:
         with st.expander("Its training curves"):
             st.plotly_chart(plots.training_curves(s.history), key="train_last_curves")
+
+
+def _restart_button(s: jobs.RunStatus, root: Path, label: str) -> None:
+    """Start the run's process again: it continues from ``last.pt``, or only encodes when training was done."""
+    if st.button(label, type="primary", icon=":material/play_arrow:", key="train_resume"):
+        try:
+            jobs.resume_run(s.run_dir, root=root)
+            st.session_state["train_watching"] = s.name
+            st.rerun()
+        except (jobs.RunInProgress, RuntimeError, ValueError, OSError) as exc:
+            st.error(str(exc))

@@ -213,3 +213,15 @@ def test_progress_in_words():
         (0.25, "Encoding the folder with the new model: 1,000 / 4,000 images")
     assert progress_line(status("encoding", stage="maps", done=0, total=0)) == (1.0, "Fitting the maps (PCA, UMAP)…")
     assert [duration(s) for s in (3, 42, 600, 4000)] == ["about 5 s", "about 40 s", "about 10 min", "about 1 h 07 min"]
+
+
+def test_a_finished_run_whose_cache_is_gone_offers_to_encode_again(env):
+    run = _fake_run(env["runs"], "blobs-done", "done", env["data"] / "blobs")
+    try:
+        at = open_train()
+        assert any("its cache" in w.value and "is gone" in w.value for w in at.warning)
+        assert at.button(key="train_resume").label == "Encode the folder again"
+    finally:
+        import shutil
+
+        shutil.rmtree(run)

@@ -37,8 +37,9 @@ def progress_line(s: RunStatus) -> tuple[float, str]:
         epoch, n = int(m.group(1)), int(m.group(2))
         doing = f"{part:.0%} of its steps" if part < 1 else "checking it on the validation images"
         return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch:,} of {n:,}: {doing}"
-    if stage == "read" and total:
-        return 0.0, f"Reading the images: {done:,} / {total:,}"
+    if stage in ("check", "read") and total:
+        what = "Checking the images" if stage == "check" else "Reading the images"
+        return 0.0, f"{what}: {done:,} / {total:,}"
     return 0.0, "Starting…"
 
 

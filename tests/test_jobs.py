@@ -161,5 +161,14 @@ def test_a_run_on_a_folder_with_links_out_fails_and_says_why(env, tmp_path):
     (env["folder"] / "linked_1.fits").symlink_to(outside / "obj_000_000.fits")
     run = start(env, 2)
     s = wait_for(lambda: (st := status(env, run)).state == "failed" and st, timeout=120, every=0.2)
-    assert "links to files outside" in s.error and "linked_1.fits" in s.error
+    assert "links to files outside the data root" in s.error and "linked_1.fits" in s.error
     assert not (run / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_folder_that_changed_since_the_page_checked_it_fails_in_words(env):
+    for f in list(env["folder"].glob("*.fits"))[1:]:
+        f.unlink()
+    run = start(env, 2)
+    s = wait_for(lambda: (st := status(env, run)).state == "failed" and st, timeout=120, every=0.2)
+    assert "only 1 usable image" in s.error and not (run / "last.pt").exists()

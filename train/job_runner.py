@@ -81,14 +81,17 @@ def _state(folder: _Folder, state: str, **extra) -> None:
         log.error("cannot record state %r: %s", state, exc)
 
 
-def _links_out(job: jobs.Job) -> list[str]:
-    """FITS files in the data folder whose real location lies outside ``confine_to``: training would read them."""
-    from astroae_core.io import find_fits_files
+def _check(job: jobs.Job, cfg, progress) -> None:
+    """Refuse, in words, a folder training cannot use (:func:`train.folder_check.problem`), as the page did: the
+    folder may have changed since, and a link out of the data root must never be read (the loop does not check)."""
+    from .folder_check import check_folder, plan_split, problem
 
-    if job.confine_to is None:
-        return []
-    inside = set(find_fits_files(job.data_dir, confine_to=job.confine_to))
-    return [str(f) for f in find_fits_files(job.data_dir) if f not in inside]
+    contents = check_folder(job.data_dir, config=cfg.preprocess, confine_to=job.confine_to,
+                            progress=lambda done, total, _: progress(done, total, "check"))
+    why = problem(contents, plan_split(contents.paths, group_regex=cfg.group_regex, val_fraction=cfg.val_fraction,
+                                       seed=cfg.seed))
+    if why:
+        raise ValueError(why)
 
 
 def _train_and_encode(folder: _Folder) -> None:
@@ -105,14 +108,11 @@ def _train_and_encode(folder: _Folder) -> None:
     cfg = load_recipe(run / jobs.FILES["recipe"])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    outside = _links_out(job)
-    if outside:
-        raise ValueError(f"{len(outside)} files in {job.data_dir} are links to files outside {job.confine_to}, "
-                         f"which are not read: {', '.join(outside[:3])}")
     progress = _ProgressFile(folder)
     final = run / f"epoch_{cfg.epochs:03d}.pt"
     if not final.is_file():  # written at the last epoch only: training ended already when it is there
         _state(folder, "training")
+        _check(job, cfg, progress)
         res = train(cfg, job.data_dir, run, resume=(run / jobs.FILES["last"]).is_file(), progress=progress)
         speeds = [h["train_images_per_s"] for h in res.history if h.get("train_images_per_s")]
         if speeds and res.n_train >= cfg.batch_size:  # a smaller folder's steps are smaller batches

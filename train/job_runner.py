@@ -1,10 +1,10 @@
 """The process of one training run started from the app: ``python -m train.job_runner RUN`` (:mod:`train.jobs`
 starts it in a session of its own).
 
-It holds the runs root's lock for its whole life, trains on the folder ``RUN/job.json`` names with
-``RUN/recipe.toml`` (as ``python -m train --config RUN/recipe.toml --data DIR --out RUN`` would, continuing from
-``last.pt`` when there is one), then encodes the folder with the last epoch's model into the cache ``job.json``
-names. It writes the stage it reached (``state.json``, with the reason when it fails) and its progress
+It holds the runs root's lock for its whole life, checks the folder ``RUN/job.json`` names as the page did, trains
+on it with ``RUN/recipe.toml`` (as ``python -m train --config RUN/recipe.toml --data DIR --out RUN`` would,
+continuing from ``last.pt`` when there is one), then encodes the folder with the last epoch's model into the cache
+``job.json`` names. It writes the stage it reached (``state.json``, with the reason when it fails) and its progress
 (``progress.json``, a few times a second at most) into the run folder, where the app reads them.
 """
 
@@ -43,9 +43,13 @@ class _Folder:
             return None
         return st.st_dev, st.st_ino
 
+    def gone(self) -> bool:
+        """Whether the folder is no longer the one the job started in."""
+        return self._id is None or self._identity() != self._id
+
     def check(self) -> None:
-        """Raise :class:`RunFolderGone` when the folder is no longer the one the job started in."""
-        if self._id is None or self._identity() != self._id:
+        """Raise :class:`RunFolderGone` when the folder is :meth:`gone`."""
+        if self.gone():
             raise RunFolderGone(f"the run folder {self.path} was deleted while the job was running")
 
     def tidy(self) -> None:
@@ -132,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         with jobs.hold_lock(folder.path.parent, folder.path):
             try:
                 _train_and_encode(folder)
-            except RunFolderGone as exc:
-                log.error("%s; stopping", exc)
-                folder.tidy()
-                return 1
             except Exception as exc:  # noqa: BLE001 - whatever it is, the app shows it
+                if folder.gone():  # a write into the deleted folder may fail before the next check
+                    log.error("the run folder %s was deleted while the job was running (%s); stopping",
+                              folder.path, exc)
+                    folder.tidy()
+                    return 1
                 log.exception("the run failed")
                 _state(folder, "failed", error=str(exc) or type(exc).__name__)
                 return 1

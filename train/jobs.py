@@ -351,7 +351,7 @@ def run_status(run_dir, *, root) -> RunStatus:
     run = Path(run_dir).resolve()
     owner = lock_owner(root)
     alive = bool(owner) and owner.get("run") == str(run)
-    if not run.is_dir():
+    if not (run / FILES["job"]).is_file():  # also a folder its job brought back writing into it once deleted
         return RunStatus(run, "missing", alive, error=f"the run folder {run} was deleted")
     try:
         job = read_job(run)

@@ -28,7 +28,7 @@ if active is not None:
     st.stop()
 runs = jobs.list_runs(ROOT)
 watched = ss.pop("train_watching", None)
-if watched and not (ROOT / watched).is_dir():
+if watched and jobs.run_status(ROOT / watched, root=ROOT).state == "missing":
     st.error(f"The run folder `{ROOT / watched}` was deleted, with what it had trained; nothing else was touched.")
 if runs:
     latest = jobs.run_status(runs[0], root=ROOT)

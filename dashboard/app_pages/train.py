@@ -55,14 +55,14 @@ if not folders:
 counts = dict(folders)
 folder = st.selectbox("Folder under the data root", list(counts), key="train_folder",
                       format_func=lambda f: f"{f}  ({counts[f]:,} FITS files)")
+base = bases.get(ss.get("train_preset")) or next(iter(bases.values()))
 try:
     src = paths.resolve_within(folder, [ctx.data_root])
-except paths.PathNotAllowed as exc:
-    st.error(str(exc))
+    contents = tr.folder_contents(str(src), loaders.mtime(src), json.dumps(base.preprocess.to_dict()),
+                                  str(ctx.data_root))
+except (paths.PathNotAllowed, OSError) as exc:  # PathNotAllowed is a ValueError; a folder gone since the listing
+    st.error(f"Cannot read `{folder}`: {exc}")
     st.stop()
-base = bases.get(ss.get("train_preset")) or next(iter(bases.values()))
-contents = tr.folder_contents(str(src), loaders.mtime(src), json.dumps(base.preprocess.to_dict()),
-                              str(ctx.data_root))
 rules = {"auto": "the number ending the name", "": "each file alone", "regex": "a regular expression"}
 kind = st.radio("Group the files by", list(rules), format_func=rules.get, horizontal=True, key="train_rule",
                 help="Files of one group stay on one side of the train/validation split (e.g. the bands of one "

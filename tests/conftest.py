@@ -82,3 +82,31 @@ def tiny_recipe(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's chromium for the real-browser tests (CI installs it; elsewhere the tests skip without it)."""
+    import os
+
+    from dashboard.testing import CHROMIUM
+
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"Debian chromium is missing at {CHROMIUM}: CI must install it (apt-get install chromium)")
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    """One chromium for the session: Playwright's sync API allows one running instance per process."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.testing import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -51,16 +51,6 @@ SLIDER_IMG = ".st-key-slider_img img"
 
 
 @pytest.fixture(scope="session")
-def chromium_path() -> Path:
-    if not CHROMIUM.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Debian chromium is missing at {CHROMIUM}: CI must install it (apt-get install chromium)")
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    pytest.importorskip("playwright.sync_api")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
 def app_env(chromium_path, tmp_path_factory):
     """40 demo stamps (seed 3, not the shipped model's training set) encoded with models/demo.pt."""
     return testing.build_demo_cache(tmp_path_factory.mktemp("browser"), n=40, seed=3)
@@ -82,16 +72,6 @@ def server(app_env, server_logs, tmp_path_factory):
                 yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium_path), args=testing.CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -137,7 +137,8 @@ def test_a_run_refuses_a_second_survives_sigkill_resumes_and_ends_with_its_cache
 @pytest.mark.slow
 def test_cancel_keeps_what_was_trained_and_the_run_can_resume(env):
     run = start(env, 400)
-    wait_for(lambda: epochs_done(env, run) >= 1)
+    # history.json is written before last.pt (so an older last.pt always matches its own history): wait for both
+    wait_for(lambda: epochs_done(env, run) >= 1 and (run / "last.pt").is_file())
     assert jobs.cancel_run(run, root=env["root"])
     s = status(env, run)
     assert (s.state, s.alive, s.has_last, s.resumable) == ("cancelled", False, True, True)

@@ -39,16 +39,6 @@ checkpoint_every = 100
 
 
 @pytest.fixture
-def chromium_path() -> Path:
-    if not testing.CHROMIUM.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Debian chromium is missing at {testing.CHROMIUM}: CI must install it")
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    pytest.importorskip("playwright.sync_api")
-    return testing.CHROMIUM
-
-
-@pytest.fixture
 def env(tmp_path, monkeypatch):
     data = tmp_path / "data"
     write_blob_folder(data / "blobs", 4)
@@ -86,59 +76,56 @@ def open_train(browser, url):
     return page
 
 
-def test_train_from_the_app_through_a_server_restart_to_the_sliders(chromium_path, env):
-    from playwright.sync_api import expect, sync_playwright
+def test_train_from_the_app_through_a_server_restart_to_the_sliders(browser, env):
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=T)
     proc, url = testing.start(env["cache"], env["data"], env["logs"] / "a")
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(chromium_path), args=testing.CHROMIUM_ARGS)
-            page = open_train(browser, url)
-            expect(page.get_by_text("usable images")).to_be_visible()
-            expect(page.get_by_text(re.compile(r"tiny: 1,000 steps, 1,000 epochs, about"))).to_be_visible()
-            no_errors(page)
-            page.get_by_role("button", name="Start training").click()
-            progress = page.get_by_text(re.compile(r"Epoch [\d,]+ of 1,000"))
-            expect(progress).to_be_visible(timeout=T)
-            expect(page.get_by_role("button", name="Cancel the run")).to_be_visible()
-            shot(page, "test_during")
-            # another page and back: the run is still there, further on
-            page.locator('[data-testid="stSidebarNavLink"]', has_text="Metrics").click()
-            expect(page.locator("h1", has_text="Metrics")).to_be_visible()
-            page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
-            expect(page.locator("h1", has_text="Train")).to_be_visible()
-            expect(progress.or_(page.get_by_text("Encoding")).or_(page.get_by_text("is done"))).to_be_visible()
-            no_errors(page)
-            running = jobs.lock_owner(env["runs"])
-            assert running, "the run ended before the server could be stopped under it"
-            testing.stop(proc)  # the server goes; the run does not
-            assert jobs.lock_owner(env["runs"]) == running
-            proc, url = testing.start(env["cache"], env["data"], env["logs"] / "b")
-            page = open_train(browser, url)
-            # a new session finds the run going (it then opens the cache itself) or done (it offers the cache)
-            sliders = page.get_by_role("link", name="Open the latent sliders on it")
-            opened = page.get_by_role("button", name="Open its cache")
-            expect(sliders.or_(opened)).to_be_visible(timeout=240_000)
-            if opened.is_visible():
-                opened.click()
-            expect(sliders).to_be_visible()
-            idle(page)
-            no_errors(page)
-            run = jobs.list_runs(env["runs"])[0]
-            assert jobs.run_status(run, root=env["runs"]).state == "done"
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            expect(sidebar.get_by_role("combobox", name="Latent cache")).to_match_aria_snapshot(
-                f'- combobox "Latent cache": caches/{run.name}')
-            expect(sidebar.get_by_text("4 images from")).to_be_visible()
-            shot(page, "test_after")
-            sliders.click()
-            expect(page.locator("h1", has_text="Latent sliders")).to_be_visible()
-            expect(page.locator(".st-key-slider_img img")).to_be_visible()
-            assert page.locator('[data-testid="stSlider"]').count() == 8
-            idle(page)
-            no_errors(page)
-            browser.close()
+        page = open_train(browser, url)
+        expect(page.get_by_text("usable images")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"tiny: 1,000 steps, 1,000 epochs, about"))).to_be_visible()
+        no_errors(page)
+        page.get_by_role("button", name="Start training").click()
+        progress = page.get_by_text(re.compile(r"Epoch [\d,]+ of 1,000"))
+        expect(progress).to_be_visible(timeout=T)
+        expect(page.get_by_role("button", name="Cancel the run")).to_be_visible()
+        shot(page, "test_during")
+        # another page and back: the run is still there, further on
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Metrics").click()
+        expect(page.locator("h1", has_text="Metrics")).to_be_visible()
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
+        expect(page.locator("h1", has_text="Train")).to_be_visible()
+        expect(progress.or_(page.get_by_text("Encoding")).or_(page.get_by_text("is done"))).to_be_visible()
+        no_errors(page)
+        running = jobs.lock_owner(env["runs"])
+        assert running, "the run ended before the server could be stopped under it"
+        testing.stop(proc)  # the server goes; the run does not
+        assert jobs.lock_owner(env["runs"]) == running
+        proc, url = testing.start(env["cache"], env["data"], env["logs"] / "b")
+        page = open_train(browser, url)
+        # a new session finds the run going (it then opens the cache itself) or done (it offers the cache)
+        sliders = page.get_by_role("link", name="Open the latent sliders on it")
+        opened = page.get_by_role("button", name="Open its cache")
+        expect(sliders.or_(opened)).to_be_visible(timeout=240_000)
+        if opened.is_visible():
+            opened.click()
+        expect(sliders).to_be_visible()
+        idle(page)
+        no_errors(page)
+        run = jobs.list_runs(env["runs"])[0]
+        assert jobs.run_status(run, root=env["runs"]).state == "done"
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        expect(sidebar.get_by_role("combobox", name="Latent cache")).to_match_aria_snapshot(
+            f'- combobox "Latent cache": caches/{run.name}')
+        expect(sidebar.get_by_text("4 images from")).to_be_visible()
+        shot(page, "test_after")
+        sliders.click()
+        expect(page.locator("h1", has_text="Latent sliders")).to_be_visible()
+        expect(page.locator(".st-key-slider_img img")).to_be_visible()
+        assert page.locator('[data-testid="stSlider"]').count() == 8
+        idle(page)
+        no_errors(page)
     finally:
         testing.stop(proc)
         owner = jobs.lock_owner(env["runs"])

@@ -305,16 +305,7 @@ def _train_epoch(net, model, opt, cfg: TrainConfig, x_train: torch.Tensor, epoch
         xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
         if cfg.augment:
             xb = augment(xb, generator=gens["augment"])
-        xb = _to_device(xb, dev)
-        out = net(xb)
-        loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
-        if cfg.decorrelation:
-            # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
-            loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.item()
+        total += optimizer_step(net, opt, cfg, _to_device(xb, dev))
         report(progress, (s + 1) * per_step, steps * per_step, stage)
     return total / steps, time.perf_counter() - t0
 
@@ -332,6 +323,19 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
         if since_freeze < frozen.warmup_epochs:
             lr *= (since_freeze * steps + step + 1) / (frozen.warmup_epochs * steps)
     return lr
+
+
+def optimizer_step(net, opt, cfg: TrainConfig, xb: torch.Tensor) -> float:
+    """One optimizer step on batch ``xb`` (already on the device); returns the loss."""
+    out = net(xb)
+    loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
+    if cfg.decorrelation:
+        # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
+        loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data_info, *, improved, periodic):

@@ -45,7 +45,7 @@ def measure_speed(cfg: TrainConfig, *, device: str = "auto", steps: int = 3) -> 
     from astroae_core.data import augment
     from astroae_core.model import AutoEncoder, save_checkpoint
 
-    from .loop import latent_correlation_penalty, loss_fn, resolve_device
+    from .loop import optimizer_step, resolve_device
 
     dev = resolve_device(device)
     model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev).to(memory_format=torch.channels_last)
@@ -54,14 +54,7 @@ def measure_speed(cfg: TrainConfig, *, device: str = "auto", steps: int = 3) -> 
     x = torch.rand(cfg.batch_size, 1, cfg.model.in_size, cfg.model.in_size, generator=gen)
 
     def step():
-        xb = augment(x, generator=gen).to(dev).contiguous(memory_format=torch.channels_last)
-        out = model(xb)
-        loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
-        if cfg.decorrelation:
-            loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(model, opt, cfg, augment(x, generator=gen).to(dev).contiguous(memory_format=torch.channels_last))
         if dev.type == "cuda":
             torch.cuda.synchronize()
 

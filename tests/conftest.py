@@ -84,6 +84,29 @@ def tiny_recipe(tmp_path):
     return make
 
 
+# A tiny model on the shipped defaults, for the Train page's tests (presets scale its epochs).
+TINY_PRESET_RECIPE = """[model]
+in_size = 32
+channels = [4, 8]
+
+[preprocess]
+method = "minmax"
+
+[train]
+batch_size = 4
+epochs = 3
+checkpoint_every = 100
+"""
+
+
+def wcs_header():
+    """A celestial TAN header for a 16x16 image centred on RA 150, Dec 2 (with OBJECT and BUNIT)."""
+    h = fits.Header()
+    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=2.0, CRPIX1=8.5, CRPIX2=8.5,
+             CDELT1=-1e-4, CDELT2=1e-4, OBJECT="blob", BUNIT="e-/s")
+    return h
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     """Debian's chromium for the real-browser tests (CI installs it; elsewhere the tests skip without it)."""

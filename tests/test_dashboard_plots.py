@@ -15,6 +15,8 @@ from astroae_core.analysis import top_outliers
 from astroae_core.io import sky_position
 from dashboard import display, formatting, paths, plots, selection, sentences, slider_ranges
 
+from .conftest import wcs_header
+
 # ----------------------------------------------------------------------------------------------------------------
 # the path guard
 
@@ -177,15 +179,10 @@ def test_display_grid_shrinks_big_images_only():
 # sky positions, values and names as text
 
 
-def _wcs_header():
-    h = fits.Header()
-    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=2.0, CRPIX1=8.5, CRPIX2=8.5,
-             CDELT1=-1e-4, CDELT2=1e-4, OBJECT="blob", BUNIT="e-/s")
-    return h
 
 
 def test_sky_position_from_wcs_and_without():
-    pos = sky_position(_wcs_header(), (16, 16))
+    pos = sky_position(wcs_header(), (16, 16))
     assert pos is not None and abs(pos["ra"] - 150.0) < 1e-3 and abs(pos["dec"] - 2.0) < 1e-3
     assert ":" in pos["text"]
     assert sky_position(fits.Header(), (16, 16)) is None

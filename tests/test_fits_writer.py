@@ -9,17 +9,14 @@ from astropy.io import fits
 
 from astroae_core.io import reconstruction_fits_bytes
 
+from .conftest import wcs_header
 
-def _wcs_header():
-    h = fits.Header()
-    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=2.0, CRPIX1=8.5, CRPIX2=8.5,
-             CDELT1=-1e-4, CDELT2=1e-4, OBJECT="blob", BUNIT="e-/s")
-    return h
+
 
 
 def test_reconstruction_fits_keeps_header_and_flux():
     data = np.arange(256, dtype=np.float32).reshape(16, 16) * 0.5
-    raw = reconstruction_fits_bytes(data, _wcs_header(), model_sha="ab" * 32, source="x.fits")
+    raw = reconstruction_fits_bytes(data, wcs_header(), model_sha="ab" * 32, source="x.fits")
     with fits.open(io.BytesIO(raw)) as hdul:
         np.testing.assert_array_equal(hdul[0].data, data)
         h = hdul[0].header
@@ -36,7 +33,7 @@ def test_reconstruction_fits_from_an_extension_header():
 
 
 def test_reconstruction_fits_without_a_header_and_latent_only():
-    header = _wcs_header()
+    header = wcs_header()
     raw = reconstruction_fits_bytes(np.ones((4, 4)), None, latent_only=True)
     with fits.open(io.BytesIO(raw)) as hdul:
         assert hdul[0].data.dtype.kind == "f" and hdul[0].data.dtype.itemsize == 4

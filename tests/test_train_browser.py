@@ -18,24 +18,13 @@ import pytest
 from dashboard import testing
 from train import jobs
 
-from .conftest import ROOT, write_blob_folder
+from .conftest import ROOT, TINY_PRESET_RECIPE, write_blob_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 T = 60_000  # ms
 SHOTS = ROOT / "artifacts" / "screenshots"
-TINY = """[model]
-in_size = 32
-channels = [4, 8]
-
-[preprocess]
-method = "minmax"
-
-[train]
-batch_size = 4
-epochs = 3
-checkpoint_every = 100
-"""
+TINY = TINY_PRESET_RECIPE
 
 
 @pytest.fixture

@@ -18,23 +18,12 @@ import pytest
 from train import jobs
 from train.config import TrainConfig
 
-from .conftest import ROOT, write_blob_folder
+from .conftest import ROOT, TINY_PRESET_RECIPE, write_blob_folder
 
 pytestmark = pytest.mark.slow
 
 APP = ROOT / "dashboard" / "app.py"
-TINY = """[model]
-in_size = 32
-channels = [4, 8]
-
-[preprocess]
-method = "minmax"
-
-[train]
-batch_size = 4
-epochs = 3
-checkpoint_every = 100
-"""
+TINY = TINY_PRESET_RECIPE
 
 
 def _bad_file(path):

@@ -21,7 +21,7 @@ __all__ = ["IMAGE_COLUMNS", "MAP_COLUMNS", "CatalogPart", "Maps", "assemble_tabl
 
 log = logging.getLogger(__name__)
 
-IMAGE_COLUMNS = ("id", "path", "hdu", "split", "ra", "dec")
+IMAGE_COLUMNS = ("id", "path", "hash", "hdu", "split", "ra", "dec")
 MAP_COLUMNS = ("pca_x", "pca_y", "umap_x", "umap_y")
 
 
@@ -129,7 +129,7 @@ def assemble_table(shard: EncodedShard, *, split: Sequence[str], maps: Maps, sco
     z = shard.z.astype(np.float32)
     latent = tuple(f"z{d}" for d in range(z.shape[1]))
     cols = {"id": pd.Series(image_ids(shard.paths), dtype="str"), "path": pd.Series(shard.paths, dtype="str"),
-            "hdu": shard.hdu.astype(np.int64), "split": pd.Series(list(split), dtype="str"),
+            "hash": pd.Series(shard.hashes, dtype="str"), "hdu": shard.hdu.astype(np.int64), "split": pd.Series(list(split), dtype="str"),
             "ra": shard.ra.astype(np.float64), "dec": shard.dec.astype(np.float64)}
     cols.update({c: z[:, d] for d, c in enumerate(latent)})
     cols.update({k: shard.metrics[k].astype(np.float64) for k in METRIC_COLUMNS})

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["CACHE_FORMAT", "CATALOG_PREFIX", "FILES", "REQUIRED_FILES"]
 
 #: Version of the cache layout (files, meta.json schema, column naming); a cache of another version is rebuilt.
-CACHE_FORMAT = "astroae-cache/2"
+CACHE_FORMAT = "astroae-cache/3"
 
 FILES = {"table": "latents.parquet", "previews": "previews.npy", "meta": "meta.json", "manifest": "manifest.json",
          "correlations": "correlations.parquet"}

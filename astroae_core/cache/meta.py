@@ -68,7 +68,7 @@ class EncodeOptions:
 
 @dataclass(frozen=True)
 class Columns:
-    """The table's columns by role, in table order: ``image`` (id, path, hdu, split, ra, dec), ``latent``
+    """The table's columns by role, in table order: ``image`` (id, path, hash, hdu, split, ra, dec), ``latent``
     (z0, z1, ...), ``metrics``, ``maps``, ``scores`` (the separate scores, then the combined one and its rank),
     ``catalog`` (``catalog.<name>``)."""
 

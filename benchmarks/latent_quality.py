@@ -6,7 +6,16 @@ dimensionality and each dimension's influence. Prints JSON.
         --recipe train/configs/seed.toml --recipe train/configs/ceers.toml --epochs 20 --out runs/bench
     python benchmarks/latent_quality.py --data data/demo-eval --checkpoint models/demo.pt --checkpoint models/demo-unet.pt
 
-With --recipe, each recipe is trained on --data (galaxy-level split from the recipe's group rule) and its last
+    python benchmarks/latent_quality.py --data ../shared/data/ceers_jwst --folds 5 --epochs 15 \\
+        --recipe train/configs/ceers.toml --out runs/cv15 > runs/cv15-ceers.json
+
+With --folds K, each recipe is cross-validated (train.crossval): K folds grouped by galaxy, each fold's last epoch
+scored on its validation galaxies beside PCA-8 fitted on its training images, under the degradations of
+astroae_core.analysis.robustness too (unless --no-robustness); the JSON has per-fold values, their mean, std, min and
+max, and which of issue 17's targets are met. A killed run resumes: finished folds are reused from --out.
+--epochs scales a recipe's frozen-statistics phase in proportion (train.config.with_epochs).
+
+With --recipe (no --folds), each recipe is trained on --data (galaxy-level split from the recipe's group rule) and its last
 epoch's model is evaluated on its own validation split; with --checkpoint, each checkpoint is evaluated on --data (its validation split if --data
 is its training folder, else every image).
 """
@@ -30,24 +39,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", action="append", default=[], help="evaluate this checkpoint (repeatable)")
     p.add_argument("--epochs", type=int, help="override the recipes' epochs")
     p.add_argument("--out", default="runs/latent_quality", help="run folders for --recipe")
+    p.add_argument("--folds", type=int, help="cross-validate each --recipe over this many folds grouped by galaxy")
+    p.add_argument("--no-robustness", action="store_true", help="with --folds: skip the degraded validation sets")
     p.add_argument("--dry-run", action="store_true", help="print what would run")
     args = p.parse_args(argv)
     if not args.recipe and not args.checkpoint:
         p.error("give at least one --recipe or --checkpoint")
+    if args.folds is not None and args.checkpoint:
+        p.error("--folds cross-validates recipes: give --recipe, not --checkpoint")
     from astroae_core.analysis import evaluate
-    from train.config import load_recipe
+    from train.config import load_recipe, with_epochs
     from train.loop import train
 
     jobs = [("recipe", r) for r in args.recipe] + [("checkpoint", c) for c in args.checkpoint]
     if args.dry_run:
-        print(json.dumps({"data": args.data, "jobs": jobs, "epochs": args.epochs}, indent=2))
+        print(json.dumps({"data": args.data, "jobs": jobs, "epochs": args.epochs, "folds": args.folds}, indent=2))
         return 0
+    if args.folds is not None:
+        return _crossval(args)
     results = []
     for kind, item in jobs:
         entry = {kind: item}
         ckpt = Path(item)
         if kind == "recipe":
-            cfg = load_recipe(item).replace(epochs=args.epochs)
+            cfg = with_epochs(load_recipe(item), args.epochs)
             run_dir = Path(args.out) / Path(item).stem
             t0 = time.perf_counter()
             res = train(cfg, args.data, run_dir, resume=(run_dir / "last.pt").exists())
@@ -61,6 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         results.append(entry)
         print(json.dumps(entry), file=sys.stderr, flush=True)
     print(json.dumps({"data": args.data, "results": results}, indent=2))
+    return 0
+
+
+def _crossval(args) -> int:
+    """Each recipe's k-fold cross-validation, one JSON document with a result per recipe."""
+    from train.config import load_recipe, with_epochs
+    from train.crossval import crossval
+
+    results = []
+    for recipe in args.recipe:
+        cfg = with_epochs(load_recipe(recipe), args.epochs)
+        t0 = time.perf_counter()
+        res = crossval(cfg, args.data, Path(args.out) / Path(recipe).stem, folds=args.folds,
+                       robustness=not args.no_robustness,
+                       on_fold=lambda k, row: print(json.dumps({"recipe": recipe, **row}), file=sys.stderr, flush=True))
+        results.append({"recipe_file": recipe, "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t0, 1),
+                        **res})
+    print(json.dumps({"data": args.data, "folds": args.folds, "results": results}, indent=2))
     return 0
 
 

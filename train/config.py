@@ -10,7 +10,7 @@ from pathlib import Path
 from astroae_core.data import PreprocessConfig
 from astroae_core.model import ModelConfig, drop_retired
 
-__all__ = ["TrainConfig", "FrozenNorm", "load_recipe", "LOSSES"]
+__all__ = ["TrainConfig", "FrozenNorm", "load_recipe", "with_epochs", "LOSSES"]
 
 LOSSES = ("bce", "mse", "l1", "ms_ssim_l1")
 
@@ -89,6 +89,10 @@ class TrainConfig:
     epochs: int = 120
     checkpoint_every: int = 20
     val_fraction: float = 0.2
+    # Cross-validation: with folds >= 2 the split is fold ``fold`` (0-based) of a grouped k-fold split
+    # (astroae_core.data.kfold_by_group, seeded by ``seed``) instead of the val_fraction split; 0 = no folds.
+    folds: int = 0
+    fold: int = 0
     seed: int = 0
     augment: bool = True
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
@@ -111,6 +115,10 @@ class TrainConfig:
         if self.frozen_norm.epochs > self.epochs:
             raise ValueError(f"frozen_norm.epochs must be in [0, epochs={self.epochs}], "
                              f"got {self.frozen_norm.epochs!r}")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:
@@ -166,6 +174,23 @@ class TrainConfig:
             nested[name] = {k[len(prefix):]: overrides.pop(k) for k in list(overrides) if k.startswith(prefix)}
         return dataclasses.replace(
             self, **{name: dataclasses.replace(getattr(self, name), **kw) for name, kw in nested.items()}, **overrides)
+
+
+def with_epochs(cfg: TrainConfig, epochs: int | None) -> TrainConfig:
+    """``cfg`` shortened or lengthened to ``epochs``, its frozen-statistics phase scaled in proportion.
+
+    A screening budget keeps the recipe's shape: ``ceers.toml``'s 110 frozen epochs of 120 become 14 of 15 (at
+    least one epoch keeps batch statistics when the recipe has any). None = unchanged.
+    """
+    if epochs is None or epochs == cfg.epochs:
+        return cfg
+    if epochs <= 0:
+        raise ValueError(f"epochs must be positive, got {epochs!r}")
+    fn = cfg.frozen_norm
+    frozen = min(round(fn.epochs * epochs / cfg.epochs), epochs - (fn.epochs < cfg.epochs))
+    warmup = min(round(fn.warmup_epochs * epochs / cfg.epochs), frozen)
+    return dataclasses.replace(cfg, epochs=epochs, frozen_norm=dataclasses.replace(
+        fn, epochs=frozen, warmup_epochs=warmup))
 
 
 def load_recipe(path) -> TrainConfig:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from astroae_core import distributed
 from astroae_core.analysis import image_metrics
-from astroae_core.data import augment, group_keys, load_folder, split_by_group
+from astroae_core.data import augment, group_keys, kfold_by_group, load_folder, split_by_group
 from astroae_core.io import atomic_write_text
 from astroae_core.model import AutoEncoder, batchnorm_layers, read_checkpoint, save_checkpoint
 from astroae_core.progress import Progress, report
@@ -269,7 +269,10 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     if len(loaded.paths) < 2:
         raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
     groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
-    train_idx, val_idx = split_by_group(groups, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if cfg.folds:
+        train_idx, val_idx = kfold_by_group(groups, n_folds=cfg.folds, seed=cfg.seed)[cfg.fold]
+    else:
+        train_idx, val_idx = split_by_group(groups, val_fraction=cfg.val_fraction, seed=cfg.seed)
     x_all = torch.from_numpy(loaded.x)
     # Images are identified by their pixels (astroae_core.analysis.TrainingSet), so the split is known wherever the
     # folder lives; the relative paths are for people reading the checkpoint. No absolute path is stored.

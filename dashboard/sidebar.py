@@ -11,7 +11,7 @@ import streamlit as st
 from astroae_core.cache import is_cache_dir
 from train.jobs import runs_root
 
-from . import loaders, sentences
+from . import loaders, sentences, subset
 from .display import COLORMAPS, STRETCHES
 from .formatting import model_label
 from .paths import MODELS_DIR, PathNotAllowed, configured_cache, data_root, find_models, resolve_within
@@ -43,6 +43,7 @@ def sidebar() -> Context:
         ctx.stretch = ss.get("stretch") or "asinh"
         ctx.cmap = ss.get("cmap") or "gray"
         _summary(ctx)
+        subset.sidebar_panel(ctx)
     ss["ctx"] = ctx
     return ctx
 

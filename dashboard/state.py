@@ -6,6 +6,7 @@ Session state keys (set here or by pages; they survive page switches because the
 ``ctx``                 the :class:`Context` of this run (cache, models, stretch, colour map)
 ``selected_id``         the image the user is looking at (reconstructions, sliders, map all follow it)
 ``map_selection_ids``   ids chosen on the map with a box or lasso
+``subset_filters``      the filters of the subset every page shows (dashboard/subset.py)
 ``uploads``             {file id: astroae_core.analysis.UploadResult} for the uploaded files
 ``slider_z``            the latent the sliders page shows
 ``_goto``               a page a callback asked to switch to (callbacks cannot switch pages themselves)
@@ -45,6 +46,8 @@ class Context:
     model_error: str | None = None
     stretch: str = "asinh"
     cmap: str = "gray"
+    view: object = None  # the table with the user's labels (dashboard.subset.view_table), made once per run
+    subset: object = None  # its rows that pass the filters (dashboard.subset.subset_table), made once per run
 
     @property
     def table(self):

@@ -1,13 +1,12 @@
 """Reconstructions: one image, its reconstruction and the residual under one stretch; metrics, header, download."""
 
-import numbers
 from pathlib import Path
 
 import streamlit as st
 
 from astroae_core.analysis import reconstruct
 from astroae_core.io import FitsReadError, read_fits, reconstruction_fits_bytes, sky_position
-from dashboard import formatting as fmt, paths, plots, selection, state
+from dashboard import formatting as fmt, paths, picker, plots, state
 
 ctx = state.context()
 st.title("Reconstructions")
@@ -22,33 +21,8 @@ def reconstructed(path: str, hdu, model_key: str, _model):
     return reconstruct(_model, image), header
 
 
-def on_pick():
-    state.select_image(st.session_state["rec_pick"])
-
-
-# -- choose an image: search, sort, or arrive from another page with selected_id ---------------------------------
-c1, c2, c3 = st.columns([3, 2, 1])
-query = c1.text_input("Search by file name", key="rec_query", placeholder="part of a file name or id")
-sortable = [c for c in ("anomaly_rank", "mse", "ssim", "ms_ssim", "anomaly_score", "path") if c in t.columns]
-sort_by = c2.selectbox("Sort by", sortable, key="rec_sort")
-desc = c3.toggle("Descending", key="rec_desc", value=sort_by == "mse")
-rows = selection.search_table(t, query, sort_by=sort_by, ascending=not desc)
-if rows.empty:
-    st.warning(f"No image name contains {query!r}. Clear the search to see all {len(t):,} images.")
-    st.stop()
-if st.session_state.get("selected_id") is None:  # nothing chosen yet: the top of the sorted list
-    state.select_image(rows["id"].iloc[0])
-row = state.selected_row(ctx)
-options = rows["id"].tolist()[:1000]
-if row["id"] not in options:
-    options = [row["id"], *options]
-if st.session_state.get("rec_pick") not in options or st.session_state.get("rec_pick") != row["id"]:
-    st.session_state["rec_pick"] = row["id"]
-labels = dict(zip(t["id"], t["path"].astype(str)))
-values = dict(zip(t["id"], t[sort_by])) if sort_by != "path" else {}
-st.selectbox(f"Image ({len(rows):,} match)", options, key="rec_pick", on_change=on_pick,
-             format_func=lambda i: f"{Path(labels.get(i, str(i))).name}" + (
-                 f"  ·  {sort_by} {values[i]:.4g}" if isinstance(values.get(i), numbers.Real) else ""))
+# -- choose an image: search (a name that matches one image shows it), sort, or arrive with selected_id ----------
+row = picker.image_picker(ctx, key="rec", sort=True)
 
 # -- read and reconstruct --------------------------------------------------------------------------------------------
 hdu = row.get("hdu")

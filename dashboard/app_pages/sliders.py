@@ -7,7 +7,7 @@ import streamlit as st
 
 from astroae_core.analysis import (decode_latents, interpolate_latents, latent_influence, top_outliers,
                                    tracked_columns, traversal_latents)
-from dashboard import display, formatting as fmt, plots, selection, sentences, slider_ranges, state
+from dashboard import display, formatting as fmt, picker, plots, selection, sentences, slider_ranges, state
 
 ctx = state.context()
 st.title("Latent sliders")
@@ -54,11 +54,7 @@ c1, c2 = st.columns([1, 2])
 mode = c1.radio("Start from", ["dataset mean", "chosen image"], key="slider_start", horizontal=True)
 row = state.selected_row(ctx)
 if mode == "chosen image":
-    names = dict(zip(t["id"], t["path"].astype(str)))
-    st.session_state["sl_pick"] = row["id"]
-    c2.selectbox("Image", selection.pick_options(t, [row["id"]]), key="sl_pick",
-                 format_func=lambda i: Path(names[i]).name,
-                 on_change=lambda: state.select_image(st.session_state["sl_pick"]))
+    row = picker.image_picker(ctx, key="sl", container=c2)
     start = Z[t.index.get_loc(row.name)]
 else:
     start = np.array([r.mean for r in ranges], dtype=np.float32)

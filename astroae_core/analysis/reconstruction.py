@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from astroae_core.analysis.photometry import Photometry, compare_photometry
+
 __all__ = ["Reconstruction", "decode_latents", "reconstruct"]
 
 
@@ -31,6 +33,9 @@ class Reconstruction:
         full reconstruction).
     skip_mode : str
         The model's skip mode.
+    photometry, photometry_latent : Photometry or None
+        The reconstruction's total-flux ratio and sky offset against the original
+        (:func:`~astroae_core.analysis.photometry.compare_photometry`), and the latent-only one's.
     """
 
     x: np.ndarray
@@ -44,6 +49,8 @@ class Reconstruction:
     flux_latent: np.ndarray | None = None
     metrics_latent: dict | None = None
     skip_mode: str = "none"
+    photometry: Photometry | None = None
+    photometry_latent: Photometry | None = None
 
 
 def _metrics_one(x, x_hat) -> dict:
@@ -67,7 +74,7 @@ def reconstruct(model, image) -> Reconstruction:
     Returns
     -------
     Reconstruction
-        With the latent-only reconstruction filled in for a model with skips.
+        With the latent-only reconstruction filled in for a model with skips, and the photometry of each.
 
     Raises
     ------
@@ -89,10 +96,12 @@ def reconstruct(model, image) -> Reconstruction:
     rec = Reconstruction(x=x[0], x_hat=x_hat, z=out["z"][0].float().numpy(), norm=norm, flux=flux,
                          flux_hat=norm.invert(x_hat, to_original_shape=True), metrics=_metrics_one(x[0], x_hat),
                          skip_mode=model.config.skip_mode)
+    rec.photometry = compare_photometry(flux, rec.flux_hat)
     if model.config.has_skips:
         rec.x_latent = out["x_hat_latent"][0, 0].float().numpy()
         rec.flux_latent = norm.invert(rec.x_latent, to_original_shape=True)
         rec.metrics_latent = _metrics_one(x[0], rec.x_latent)
+        rec.photometry_latent = compare_photometry(flux, rec.flux_latent)
     return rec
 
 

@@ -15,7 +15,7 @@ _LAYOUT_KEYS = ("XTENSION", "PCOUNT", "GCOUNT", "ZIMAGE", "ZBITPIX", "ZNAXIS", "
 
 
 def reconstruction_fits_bytes(flux_hat, header, *, model_sha: str = "", source: str = "",
-                              latent_only: bool = False) -> bytes:
+                              latent_only: bool = False, photometry: dict | None = None) -> bytes:
     """A reconstruction as the bytes of a FITS file, in the original flux units with the original header.
 
     Parameters
@@ -30,6 +30,11 @@ def reconstruction_fits_bytes(flux_hat, header, *, model_sha: str = "", source: 
         The original file's name, recorded in a HISTORY card.
     latent_only : bool
         Whether this is the reconstruction from the latent alone (said in the HISTORY card).
+    photometry : dict, optional
+        ``Photometry.as_dict()`` of this reconstruction against the original: written as the cards ``FLUXRAT``
+        (total-flux ratio, reconstruction / original, sky-subtracted, one aperture), ``SKYOFF`` (sky offset,
+        reconstruction minus original, in the file's units) and ``SKYOFFSG`` (the same in the original's sky sigma),
+        so that nobody takes the reconstruction for photometry without seeing how far it is.
 
     Returns
     -------
@@ -48,6 +53,20 @@ def reconstruction_fits_bytes(flux_hat, header, *, model_sha: str = "", source: 
         hdu.header["HISTORY"] = f"astroae {what} of {source or 'an image'}"[:72]
         if model_sha:
             hdu.header["HISTORY"] = f"astroae model sha256 {model_sha[:40]}"
+        if photometry:
+            _photometry_cards(hdu.header, photometry)
         buf = io.BytesIO()
         hdu.writeto(buf, output_verify="silentfix")
     return buf.getvalue()
+
+
+def _photometry_cards(hdr, p: dict) -> None:
+    def num(v):
+        v = float(v)
+        return v if np.isfinite(v) else "NaN"  # a FITS card cannot hold a NaN number
+
+    unit = str(hdr.get("BUNIT", "")).strip()
+    hdr["FLUXRAT"] = (num(p["flux_ratio"]), "recon/orig sky-subtracted flux in one aperture")
+    hdr["SKYOFF"] = (num(p["sky_offset"]), f"recon minus orig median sky{(' [' + unit + ']') if unit else ''}"[:47])
+    hdr["SKYOFFSG"] = (num(p["sky_offset_sigma"]), "sky offset in the original's sky sigma")
+    hdr["HISTORY"] = "astroae: not photometry; see FLUXRAT and SKYOFF for how far it is"

@@ -34,24 +34,46 @@ def stretch_limits(reference, stretch: str) -> tuple[float, float]:
 
     ``zscale`` uses IRAF's zscale algorithm; the others the finite minimum and maximum. Always ``vmin < vmax``.
     """
+    from astroae_core.analysis.clip_limits import clip_limits
+
     if stretch not in STRETCHES:
         raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
-    a = np.asarray(reference, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return 0.0, 1.0
-    if stretch == "zscale":
-        from astropy.visualization import ZScaleInterval
+    return clip_limits(reference, "zscale" if stretch == "zscale" else "min/max")
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lo, hi = ZScaleInterval().get_limits(a)
-    else:
-        lo, hi = float(a.min()), float(a.max())
-    lo, hi = float(lo), float(hi)
-    if not hi > lo:
-        hi = lo + (abs(lo) or 1.0) * 1e-6 if lo else 1.0
-    return lo, hi
+
+def colorbar_ticks(limits: tuple[float, float], stretch: str, *, n: int = 5) -> tuple[list[float], list[str]]:
+    """Colour-bar ticks for an image drawn under ``stretch`` over ``limits``, labelled in the file's units.
+
+    The values are picked evenly on the display scale (so a log stretch does not crowd them at one end), rounded
+    to two significant digits, and placed where the stretch puts those rounded values. Returns
+    ``(positions in [0, 1], labels)``.
+    """
+    vmin, vmax = limits
+    obj = _stretch_object(stretch)
+    flux = [vmin + (vmax - vmin) * float(obj.inverse(np.array([f]))[0]) for f in np.linspace(0, 1, n)]
+    span = vmax - vmin
+    vals, kept = [], []
+    for f in flux:
+        digits = max(0, 1 - math.floor(math.log10(abs(f)))) if f else 0
+        # two significant digits, but never coarser than a hundredth of the range (ticks must stay distinct)
+        digits = max(digits, -math.floor(math.log10(span / 100)) if span > 0 else 0)
+        v = round(f, digits)
+        if vmin <= v <= vmax and (not vals or v > vals[-1]):
+            vals.append(v)
+            kept.append(digits)
+    pos = apply_stretch(np.array(vals, dtype=np.float64), stretch, limits).astype(float).tolist()
+    return pos, [_tick_text(v, d) for v, d in zip(vals, kept)]
+
+
+def _tick_text(v: float, digits: int) -> str:
+    """A label for ``v`` rounded to ``digits`` decimals: plain for 0.01 <= |v| < 1e5, else ``1.25e-05``; never a
+    mix of the two on one bar for values of one size."""
+    if v == 0:
+        return "0"
+    if 1e-2 <= abs(v) < 1e5:
+        return f"{v:.{max(0, digits)}f}"
+    sig = max(1, digits + math.floor(math.log10(abs(v))) + 1)
+    return f"{v:.{sig - 1}e}"
 
 
 def apply_stretch(image, stretch: str, limits: tuple[float, float]) -> np.ndarray:

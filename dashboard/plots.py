@@ -53,6 +53,8 @@ class Panel:
 
     ``display`` is what is coloured (display values in [0, 1] for images; the residual itself for a residual),
     ``hover`` what the mouse shows (flux units), ``zmid`` makes the colour scale symmetric (residuals).
+    ``ticks`` labels the colour bar in the file's units: ``(positions on the display scale, labels)``; without it
+    the bar is labelled with the coloured values themselves.
     """
 
     title: str
@@ -62,51 +64,150 @@ class Panel:
     zmin: float = 0.0
     zmax: float = 1.0
     zmid: float | None = None
-    colorbar: bool = False
+    colorbar: bool = True
     hover_label: str = "flux"
+    ticks: tuple | None = None
 
 
-def image_panels(panels: list[Panel], *, height: int = 380) -> go.Figure:
-    """Images side by side with linked zoom and pan, each pixel's value on hover."""
+def _grid_placement(shape, grid) -> dict:
+    """Heatmap ``x0, dx, y0, dy`` that put a display grid's cells on the image's own 0-based pixel coordinates."""
+    (ny, nx), (gy, gx) = shape, grid
+    return dict(x0=0.5 * nx / gx - 0.5, dx=nx / gx, y0=0.5 * ny / gy - 0.5, dy=ny / gy)
+
+
+def _colorbar(p: Panel, domain) -> dict:
+    """A horizontal colour bar under its panel, labelled in the file's units."""
+    bar = dict(orientation="h", thickness=10, len=0.9 * (domain[1] - domain[0]), lenmode="fraction",
+               x=(domain[0] + domain[1]) / 2, xanchor="center", y=-0.2, yanchor="top",
+               title=dict(text=p.hover_label, side="bottom"), tickfont=dict(size=10))
+    if p.ticks is not None:
+        bar.update(tickvals=list(p.ticks[0]), ticktext=list(p.ticks[1]))
+    else:
+        bar.update(exponentformat="power", nticks=5)
+    return bar
+
+
+def _heatmap(p: Panel, shape, sky, domain) -> go.Heatmap:
+    disp = np.asarray(p.display, dtype=np.float64)
+    kw = dict(zmin=p.zmin, zmax=p.zmax) if p.zmid is None else dict(zmin=p.zmin, zmax=p.zmax, zmid=p.zmid)
+    # float32 for what is sent: the figure of a 187-pixel image stays near 2 MB with RA/Dec on every pixel (RA in
+    # float32 is good to 1.5e-5 degrees, 0.05 arcsec, at RA 150; hover shows 5 decimals)
+    hover = _round_sig(p.hover, 5).astype(np.float32)
+    where = "x %{x:.0f}, y %{y:.0f}"
+    if sky is not None and sky.ra.shape == disp.shape:
+        hover = np.stack([hover, sky.ra.astype(np.float32), sky.dec.astype(np.float32)], axis=-1)
+        where += "<br>RA %{customdata[1]:.5f}°, Dec %{customdata[2]:+.5f}°"
+        value = f"{p.hover_label} %{{customdata[0]:.5g}}"
+    else:
+        value = f"{p.hover_label} %{{customdata:.5g}}"
+    scale = display.plotly_colorscale(p.colorscale) if isinstance(p.colorscale, str) else p.colorscale
+    return go.Heatmap(z=_round_sig(disp, 4).astype(np.float32), customdata=hover, colorscale=scale, showscale=p.colorbar, name=p.title,
+                      hovertemplate=f"{where}<br>{value}<extra>{p.title}</extra>",
+                      colorbar=_colorbar(p, domain) if p.colorbar else None,
+                      **_grid_placement(shape or disp.shape, disp.shape), **kw)
+
+
+def _image_axes(fig: go.Figure, i: int, sky, *, first: bool) -> None:
+    """Axes of panel ``i``: WCS ticks (RA/Dec where round values cross the edges) or none; linked zoom and pan."""
+    ax = "" if i == 1 else str(i)
+    bare = dict(ticks="", showgrid=False, zeroline=False, showline=False, constrain="domain")
+    if sky is None:  # no WCS: an image needs no axis, and tick marks without labels look like stray dashes
+        fig.update_xaxes(showticklabels=False, matches="x" if i > 1 else None, row=1, col=i, **bare)
+        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{ax}", matches="y" if i > 1 else None, row=1, col=i,
+                         **bare)
+        return
+    tick = dict(ticks="outside", ticklen=4, showgrid=False, zeroline=False, showline=True, constrain="domain",
+                tickfont=dict(size=10), linecolor="#666")
+    fig.update_xaxes(tickvals=[p for p, _ in sky.x_ticks], ticktext=[t for _, t in sky.x_ticks],
+                     title=dict(text=f"{sky.x_name} ({sky.frame})", font=dict(size=11), standoff=2),
+                     matches="x" if i > 1 else None, row=1, col=i, **tick)
+    fig.update_yaxes(tickvals=[p for p, _ in sky.y_ticks], ticktext=[t for _, t in sky.y_ticks],
+                     showticklabels=first, title=dict(text=f"{sky.y_name} ({sky.frame})" if first else "",
+                                                      font=dict(size=11), standoff=2),
+                     scaleanchor=f"x{ax}", matches="y" if i > 1 else None, row=1, col=i, **tick)
+
+
+def image_panels(panels: list[Panel], *, height: int = 420, shape=None, sky=None) -> go.Figure:
+    """Images side by side with linked zoom and pan, a colour bar under each and each pixel's value on hover.
+
+    Parameters
+    ----------
+    panels : list of Panel
+    shape : (ny, nx), optional
+        The size of the image the panels show (they may be drawn on a coarser grid): axes and hover are in its
+        0-based pixel coordinates. Default: each panel's own grid.
+    sky : SkyAxes, optional
+        :func:`astroae_core.io.sky_axes.sky_axes` of the image on the panels' grid: RA/Dec ticks on the axes and
+        RA/Dec in degrees on hover.
+    """
     n = len(panels)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels],
+                        horizontal_spacing=0.06 if sky is not None else 0.03)
     for i, p in enumerate(panels, start=1):
-        disp = np.asarray(p.display, dtype=np.float64)
-        kw = dict(zmin=p.zmin, zmax=p.zmax) if p.zmid is None else dict(zmin=p.zmin, zmax=p.zmax, zmid=p.zmid)
-        fig.add_trace(go.Heatmap(
-            z=_round_sig(disp, 4), customdata=_round_sig(p.hover, 5), colorscale=display.plotly_colorscale(p.colorscale)
-            if isinstance(p.colorscale, str) else p.colorscale, showscale=p.colorbar, name=p.title,
-            hovertemplate=f"x %{{x}}, y %{{y}}<br>{p.hover_label} %{{customdata:.5g}}<extra>{p.title}</extra>",
-            colorbar=dict(thickness=10, len=0.9, x=1.0, title=dict(text=p.hover_label, side="right"))
-            if p.colorbar else None,
-            **kw), row=1, col=i)
-        ax = "" if i == 1 else str(i)
-        # no ticks at all: an image needs no axis, and tick marks left without labels look like stray dashes
-        fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
-                         constrain="domain", matches="x" if i > 1 else None, row=1, col=i)
-        fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
-                         scaleanchor=f"x{ax}", matches="y" if i > 1 else None, constrain="domain", row=1, col=i)
-    return _base_layout(fig, height)
+        domain = fig.layout["xaxis" if i == 1 else f"xaxis{i}"].domain
+        fig.add_trace(_heatmap(p, shape, sky, domain), row=1, col=i)
+        _image_axes(fig, i, sky, first=i == 1)
+    fig = _base_layout(fig, height)
+    bottom = 95 if sky is not None else 60
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=bottom if any(p.colorbar for p in panels) else 10),
+                      dragmode="zoom")
+    return fig
+
+
+def blink_figure(first: Panel, second: Panel, *, height: int = 520, shape=None, sky=None,
+                 interval_ms: int = 700, cycles: int = 20) -> go.Figure:
+    """One panel that alternates two images (original and reconstruction) under one stretch and one set of limits:
+    buttons show either, or blink between them ``cycles`` times, one every ``interval_ms``."""
+    fig = image_panels([first], height=height, shape=shape, sky=sky)
+    trace = fig.data[0]
+    frames = []
+    for p in (first, second):
+        t = _heatmap(p, shape, sky, fig.layout.xaxis.domain)
+        frames.append(go.Frame(name=p.title, data=[t], traces=[0],
+                               layout=dict(annotations=[dict(fig.layout.annotations[0].to_plotly_json(),
+                                                             text=f"<b>{p.title}</b>")])))
+    fig.frames = frames
+    trace.update(name=first.title)
+    anim = dict(frame=dict(duration=interval_ms, redraw=True), transition=dict(duration=0), mode="immediate")
+    fig.update_layout(updatemenus=[dict(
+        type="buttons", direction="left", x=0.0, xanchor="left", y=1.12, yanchor="bottom", showactive=True,
+        pad=dict(r=4, t=0), buttons=[
+            dict(label="▶ Blink", method="animate", args=[[first.title, second.title] * cycles, anim]),
+            dict(label="■ Stop", method="animate", args=[[None], dict(anim, frame=dict(duration=0, redraw=False))]),
+            dict(label=first.title, method="animate", args=[[first.title], dict(anim, frame=dict(duration=0,
+                                                                                               redraw=True))]),
+            dict(label=second.title, method="animate", args=[[second.title], dict(anim, frame=dict(duration=0,
+                                                                                                 redraw=True))]),
+        ])], margin=dict(t=80))
+    return fig
 
 
 def reconstruction_panels(rec: Reconstruction, stretch: str, cmap: str, *, latent_only: bool = False,
-                          max_side: int = display.DISPLAY_MAX_SIDE) -> list[Panel]:
-    """Original | reconstruction | residual (original − reconstruction), the first two under one stretch whose
-    limits come from the original; the residual on a symmetric diverging scale. ``latent_only`` shows the image
-    decoded from the latent alone (for a model with skips)."""
+                          max_side: int = display.DISPLAY_MAX_SIDE, clip: str | None = None,
+                          manual: tuple[float, float] | None = None, unit: str = "flux") -> list[Panel]:
+    """Original | reconstruction | residual (original − reconstruction), the first two under one stretch and one
+    set of clip limits measured on the original (``clip``: one of
+    :data:`~astroae_core.analysis.clip_limits.CLIP_CHOICES`, by default zscale for the zscale stretch and min/max
+    otherwise; ``manual`` for ``"manual"``), their colour bars in the file's ``unit``; the residual on a
+    symmetric diverging scale. ``latent_only`` shows the image decoded from the latent alone (a model with
+    skips)."""
+    from astroae_core.analysis.clip_limits import clip_limits
+
     flux = display.display_grid(rec.flux, max_side=max_side)
     recon_flux = rec.flux_latent if latent_only else rec.flux_hat
     recon = display.display_grid(recon_flux, max_side=max_side)
     resid = flux - recon
-    limits = display.stretch_limits(flux, stretch)
+    clip = clip or ("zscale" if stretch == "zscale" else "min/max")
+    limits = clip_limits(flux, clip, manual=manual)
+    ticks = display.colorbar_ticks(limits, stretch)
     m = display.residual_limit(resid)
     label = "latent-only reconstruction" if latent_only else (
         "reconstruction (full, with skips)" if rec.skip_mode != "none" else "reconstruction (from the latent)")
     return [
-        Panel("original", display.apply_stretch(flux, stretch, limits), flux, cmap),
-        Panel(label, display.apply_stretch(recon, stretch, limits), recon, cmap),
+        Panel("original", display.apply_stretch(flux, stretch, limits), flux, cmap, hover_label=unit, ticks=ticks),
+        Panel(label, display.apply_stretch(recon, stretch, limits), recon, cmap, hover_label=unit, ticks=ticks),
         Panel("residual (original − reconstruction)", resid, resid, display.RESIDUAL_COLORMAP, -m, m, 0.0, True,
-              "residual"),
+              f"residual {unit}" if unit != "flux" else "residual"),
     ]
 
 
@@ -117,7 +218,8 @@ def decoded_image(img01, stretch: str, cmap: str, *, title: str = "", height: in
     per-image rescaling."""
     img = np.asarray(img01, dtype=np.float64)
     limits = display.stretch_limits(img, "zscale") if stretch == "zscale" else (0.0, 1.0)
-    panel = Panel(title or "decoded", display.apply_stretch(img, stretch, limits), img, cmap, hover_label="value")
+    panel = Panel(title or "decoded", display.apply_stretch(img, stretch, limits), img, cmap, hover_label="value",
+                  colorbar=False)
     fig = image_panels([panel], height=height)
     fig.update_layout(margin=dict(l=0, r=0, t=30 if title else 5, b=0))
     return fig

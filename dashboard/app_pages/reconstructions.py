@@ -6,7 +6,7 @@ import streamlit as st
 
 from astroae_core.analysis import reconstruct
 from astroae_core.io import FitsReadError, read_fits, reconstruction_fits_bytes, sky_position
-from dashboard import formatting as fmt, paths, picker, plots, state
+from dashboard import formatting as fmt, image_view, paths, picker, state
 
 ctx = state.context()
 st.title("Reconstructions")
@@ -56,16 +56,20 @@ for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
 
 head = "Full reconstruction (with skip connections)" if rec.skip_mode != "none" else "Reconstruction from the latent"
 st.subheader(head)
-st.plotly_chart(plots.image_panels(plots.reconstruction_panels(rec, ctx.stretch, ctx.cmap)), key="rec_fig",
-                config={"displaylogo": False})
+view = image_view.view_controls("rec", ctx.stretch, rec.flux)
+unit = image_view.header_unit(header)
+image_view.show_images(rec, header, ctx.stretch, ctx.cmap, view, key="rec_fig")
+st.markdown(image_view.photometry_sentence(rec.photometry, unit))
 if rec.x_latent is not None:
     st.subheader(f"Latent-only reconstruction (decoded from the {model.config.latent_dim} numbers alone)")
     st.caption("This model's skips let the decoder copy the input around the bottleneck; this is what the "
                "latent itself carries.")
-    st.plotly_chart(plots.image_panels(plots.reconstruction_panels(rec, ctx.stretch, ctx.cmap, latent_only=True)),
-                    key="rec_fig_latent", config={"displaylogo": False})
-st.caption(f"Shared **{ctx.stretch}** stretch from the original's values; residual on a symmetric diverging scale "
-           "(red: flux the model missed). Hover for pixel values in the file's units.")
+    image_view.show_images(rec, header, ctx.stretch, ctx.cmap, view, key="rec_fig_latent", latent_only=True)
+    st.markdown(image_view.photometry_sentence(rec.photometry_latent, unit))
+st.caption(f"Original and reconstruction under one **{ctx.stretch}** stretch and one set of **{view.clip}** limits "
+           "from the original, their colour bars in the file's units; residual on a symmetric diverging scale (red: "
+           "flux the model missed). Drag to zoom (the panels move together), double-click to reset; hover for pixel "
+           "values and RA/Dec.")
 
 # -- sky position, catalog values, header, downloads -------------------------------------------------------------
 left, right = st.columns([1, 1])
@@ -81,12 +85,14 @@ with right:
     name = Path(str(row["path"])).name.split(".")[0]
     sha = model.checkpoint_info.get("sha256", "")
     st.download_button("Download the reconstruction (FITS, original flux units and header)",
-                       reconstruction_fits_bytes(rec.flux_hat, header, model_sha=sha, source=str(row["path"])),
+                       reconstruction_fits_bytes(rec.flux_hat, header, model_sha=sha, source=str(row["path"]),
+                                                 photometry=rec.photometry.as_dict()),
                        file_name=f"{name}_recon.fits", mime="application/fits", icon=":material/download:")
     if rec.flux_latent is not None:
         st.download_button("Download the latent-only reconstruction (FITS)",
                            reconstruction_fits_bytes(rec.flux_latent, header, model_sha=sha,
-                                                          source=str(row["path"]), latent_only=True),
+                                                     source=str(row["path"]), latent_only=True,
+                                                     photometry=rec.photometry_latent.as_dict()),
                            file_name=f"{name}_latent_recon.fits", mime="application/fits")
     b1, b2 = st.columns(2)
     b1.button("Start the sliders here", on_click=lambda: st.session_state.update(

@@ -7,6 +7,7 @@ import streamlit as st
 
 from astroae_core.analysis import (decode_latents, interpolate_latents, latent_influence, top_outliers,
                                    tracked_columns, traversal_latents)
+from astroae_core.analysis.object_extent import object_box
 from dashboard import display, formatting as fmt, picker, plots, selection, sentences, slider_ranges, state
 
 ctx = state.context()
@@ -15,7 +16,8 @@ state.require_cache(ctx)
 t, cache, model = ctx.table, ctx.cache, ctx.cache_model
 zcols = cache.latent_columns
 Z = cache.latents()
-ranges = slider_ranges.slider_ranges(cache.latent_stats(), zcols)
+stats = cache.latent_stats()
+ranges = slider_ranges.slider_ranges(stats, zcols)
 tracked = tracked_columns(cache.correlations, zcols)
 key = f"{cache.path}:{model.checkpoint_info['sha256'][:16]}"
 
@@ -26,11 +28,21 @@ def decode(z: tuple, model_key: str, _model) -> np.ndarray:
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def decoded_png_uri(z: tuple, model_key: str, stretch: str, cmap: str, _model) -> str:
+def decoded_png_uri(z: tuple, model_key: str, stretch: str, cmap: str, box, _model) -> str:
     """The live image: a small PNG as a data URI, a function of the slider values (a slider moved back costs
     nothing). Inline, it arrives with the rerun's message: no second request to the server before it can be drawn
     (benchmarks/slider_latency.py; figures in benchmarks/RESULTS.md)."""
-    return display.png_data_uri(display.decoded_rgb(decode(z, model_key, _model), stretch, cmap)[0])
+    img = decode(z, model_key, _model)[0]
+    if box is not None:
+        img = img[box[0]:box[1], box[2]:box[3]]
+    return display.png_data_uri(display.decoded_rgb(img[None], stretch, cmap)[0])
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def object_window(model_key: str, _Z, _model) -> tuple:
+    """Where the decoded objects lie in the stamp: a box that the live image is cropped to, so the object fills it."""
+    pick = np.linspace(0, len(_Z) - 1, min(len(_Z), 64)).astype(int)
+    return object_box(decode_latents(_model, _Z[pick]))
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring how much each slider moves the image (an older cache)…")
@@ -59,10 +71,12 @@ if mode == "chosen image":
 else:
     start = np.array([r.mean for r in ranges], dtype=np.float32)
 origin = (mode, str(row["id"]) if mode == "chosen image" else None, key)
+# the ranges hold the chosen image's own latent, however odd: the sliders start exactly there
+ranges = slider_ranges.slider_ranges(stats, zcols, include=start if mode == "chosen image" else None)
 
 
 def reset():
-    for col, v in zip(zcols, slider_ranges.clamp_to_ranges(start, ranges)):
+    for col, v in zip(zcols, slider_ranges.as_slider_values(start)):
         st.session_state[f"sl_{col}"] = v
     st.session_state["slider_origin"] = origin
 
@@ -79,19 +93,28 @@ elif any(f"sl_{c}" not in st.session_state for c in zcols):  # back on the page:
 def live():
     left, right = st.columns([1, 1.2])
     # the image first: its message leaves before the sliders are redrawn
-    z = tuple(round(float(st.session_state[f"sl_{c}"]), 6) for c in zcols)
+    z = tuple(slider_ranges.as_slider_values([st.session_state[f"sl_{c}"] for c in zcols]))  # float32, exactly
     st.session_state["slider_z"] = list(z)
+    whole = right.toggle("Whole stamp", key="sl_whole", help="Off: the image is cropped to where the dataset's "
+                         "decoded objects lie, so the object fills it. On: the whole decoded stamp.")
+    box = None if whole else object_window(key, Z, model)
     with right, st.container(key="slider_img"):
-        st.image(decoded_png_uri(z, key, ctx.stretch, ctx.cmap, model), width="stretch",
-                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)")
+        st.image(decoded_png_uri(z, key, ctx.stretch, ctx.cmap, box, model), width="stretch",
+                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)"
+                 + ("" if box is None else f"; pixels {box[2]}..{box[3] - 1} x {box[0]}..{box[1] - 1} of the "
+                    f"{model.config.in_size}-pixel stamp"))
     with left:
         for d, (col, r) in enumerate(zip(zcols, ranges)):
             what = (f" · tracks **{fmt.column_label(tracked[col][0])}** (ρ={tracked[col][1]:+.2f})"
                     if col in tracked else "")
             st.slider(f"{col} · influence {inf[d]:.2f}{what}", r.lo, r.hi, step=r.step, key=f"sl_{col}",
-                      help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range = 1st..99th percentile")
+                      format="%.3f", help=f"dataset mean {r.mean:.3g}, std {r.std:.3g}; range: the 1st..99th "
+                      "percentile, widened to hold the chosen image's latent; one step is a fifth of a std")
         st.button("Reset", on_click=reset, icon=":material/restart_alt:", key="sl_reset")
     with right:
+        if mode == "chosen image" and np.array_equal(np.asarray(z, dtype=np.float32), start):
+            st.caption("At the chosen image's own latent: " + ", ".join(
+                f"{c} = {np.float32(v)}" for c, v in zip(zcols, start)), help="Exactly its cached float32 values.")
         d, _ = cache.neighbors(np.array(z, dtype=np.float32), k=1)
         st.caption(f"Nearest dataset image in latent space: `{t.iloc[int(np.ravel(d)[0])]['path']}`")
 

@@ -45,6 +45,8 @@ state.PAGES.update({
     "Metrics": st.Page(_HERE / "app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     "Latent sliders": st.Page(_HERE / "app_pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
     "Latent map": st.Page(_HERE / "app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:"),
+    "Outlier review": st.Page(_HERE / "app_pages/outliers.py", title="Outlier review",
+                              icon=":material/travel_explore:"),
     "Train": st.Page(_HERE / "app_pages/train.py", title="Train", icon=":material/model_training:"),
 })
 page = st.navigation(list(state.PAGES.values()))

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from astroae_core.analysis import WEAK_INFLUENCE, Reconstruction
 
-from . import display, formatting, selection
+from . import display, formatting, map_colors, selection
 
 ACCENT = "#f0b94d"
 ROW_COLORS = {"full": "#8f9bb3", "latent_only": ACCENT, "pca": "#5b8def", "mean_image": "#4a5068"}
@@ -272,32 +272,40 @@ class _MapPoints:
         return self.table["id"].astype(str)
 
 
-def _point_traces(fig: go.Figure, pts: _MapPoints, color: str | None, drawn: np.ndarray) -> None:
-    """The drawn points, coloured by a numeric column (one scale), a label column (a trace per value) or not."""
+def _point_traces(fig: go.Figure, pts: _MapPoints, color: str | None, drawn: np.ndarray, *, scale: str = "linear",
+                  labels=None) -> None:
+    """The drawn points, coloured by a numeric column (one scale: linear, rank or log, see :mod:`map_colors`), a
+    label column or the user's labels (``color="label"``; a trace per value) or not."""
     table, who = pts.table, pts.who
     size, opacity = pts.size_opacity
     base = dict(mode="markers", hovertemplate=f"{who}<extra></extra>")
     dx, dy, dkey = pts.xs[drawn], pts.ys[drawn], pts.key[drawn]
     label = formatting.column_label(color)
     if color and color in table.columns and table[color].dtype.kind in "biuf":
-        vals = table[color].to_numpy(dtype=float)[drawn]
+        full = table[color].to_numpy(dtype=float)
+        cv, tickvals, ticktext = map_colors.scaled(full, scale)  # quantiles over every image, not the drawn ones
+        vals, cv = full[drawn], cv[drawn]
         ok = np.isfinite(vals)
         if (~ok).any():
             fig.add_trace(go.Scattergl(x=dx[~ok], y=dy[~ok], customdata=dkey[~ok], name=f"{label} missing",
                                        marker=dict(size=size - 1, color="#555b6e"), **base))
+        title = label if scale == "linear" else f"{label} ({scale})"
         fig.add_trace(go.Scattergl(
             x=dx[ok], y=dy[ok], customdata=dkey[ok], name=label, showlegend=False, mode="markers",
-            hovertemplate=f"{who}<br>{label} = %{{marker.color:.4g}}<extra></extra>",
-            marker=dict(size=size, color=vals[ok].astype(np.float32), colorscale=MAP_COLORSCALE, opacity=opacity,
-                        colorbar=dict(title=dict(text=label), thickness=12))))
-    elif color and color in table.columns:
-        labels = table[color].astype("string").fillna("(none)").to_numpy()[drawn]
-        for i, lab in enumerate(sorted(set(labels), key=lambda v: (-(labels == v).sum(), v))):
-            m = labels == lab
+            text=np.char.mod("%.4g", vals[ok]), hovertemplate=f"{who}<br>{label} = %{{text}}<extra></extra>",
+            marker=dict(size=size, color=cv[ok], colorscale=MAP_COLORSCALE, opacity=opacity,
+                        colorbar=dict(title=dict(text=title), thickness=12, tickvals=tickvals, ticktext=ticktext))))
+    elif color and (color in table.columns or (color == "label" and labels is not None)):
+        col = labels if color == "label" and labels is not None else table[color]
+        cats = col.astype("string").fillna("").replace("", "(none)").to_numpy()[drawn]
+        palette = map_colors.LABEL_COLORS if color == "label" else {}
+        for i, lab in enumerate(sorted(set(cats), key=lambda v: (-(cats == v).sum(), v))):
+            m = cats == lab
             fig.add_trace(go.Scattergl(
                 x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
                 hovertemplate=f"{who}<br>{label} = {lab}<extra></extra>",
-                marker=dict(size=size, color=QUALITATIVE[i % len(QUALITATIVE)], opacity=min(opacity, 0.85))))
+                marker=dict(size=size, color=palette.get(lab, QUALITATIVE[i % len(QUALITATIVE)]),
+                            opacity=min(opacity, 0.85))))
     else:
         fig.add_trace(go.Scattergl(x=dx, y=dy, customdata=dkey, name="images",
                                    marker=dict(size=size - 1, color="#9bb0d6", opacity=min(opacity, 0.8)), **base))
@@ -319,7 +327,7 @@ def _overlay(fig: go.Figure, pts: _MapPoints, ids: list, name: str, marker: dict
 
 
 def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), highlight_id=None, neighbor_ids=(),
-               uploads=(), height: int = 620) -> go.Figure:
+               uploads=(), color_scale: str = "linear", labels=None, height: int = 620) -> go.Figure:
     """WebGL scatter of the dataset on a 2-D map; every point of the table is drawn and carries ``customdata``.
 
     Parameters
@@ -334,6 +342,12 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
         The chosen image, drawn as a large cross.
     uploads : iterable of dict
         ``{"name", "x", "y"}`` for uploaded images placed on the map (stars).
+    color_scale : str
+        ``"linear"``, ``"rank"`` or ``"log"`` for a numeric ``color`` (:func:`map_colors.scaled`); the colour bar is
+        labelled in the column's values.
+    labels : pandas.Series, optional
+        The user's label of each row (``""`` for none): ``color="label"`` colours by it, and labelled images are
+        marked on top (a star, a cross, a square per label).
 
     Notes
     -----
@@ -350,9 +364,13 @@ def latent_map(table, x: str, y: str, color: str | None, *, outlier_ids=(), high
     drawn = selection.map_sample(len(table))
     if len(drawn) < len(table):  # survey-sized: every point shades the density, a fixed sample is drawn as points
         fig.add_trace(_density(pts.xs, pts.ys))
-    _point_traces(fig, pts, color, drawn)
+    _point_traces(fig, pts, color, drawn, scale=color_scale, labels=labels)
     _overlay(fig, pts, list(outlier_ids), "outliers",
              dict(size=13, symbol="circle-open", color="#ff5a5a", line=dict(width=2)))
+    if labels is not None:
+        lab = np.asarray(labels, dtype=object)
+        for name, marker in map_colors.LABEL_MARKERS.items():
+            _overlay(fig, pts, table["id"].to_numpy()[lab == name].tolist(), f"labelled {name}", marker)
     _overlay(fig, pts, list(neighbor_ids), "nearest neighbours",
              dict(size=13, symbol="diamond-open", color="#59c9a5", line=dict(width=2)))
     if highlight_id is not None:

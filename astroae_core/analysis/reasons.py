@@ -86,7 +86,7 @@ def _sentence(col: str, value: float, z: float, ref: np.ndarray) -> str:
     if col == "score_flat":
         none = float(np.mean(ref == 0))
         return (f"{value:.0%} of the image is one flat value (a zero-filled edge, a saturated or masked region); "
-                f"{none:.0%} of the images have no such region")
+                f"{none:.0%} of the images have no such region ({z:.0f} sigma)")
     return f"{col} = {_g(value)}, {_times(value, med)} the median {_g(med)} ({z:.0f} sigma)"
 
 

@@ -119,19 +119,18 @@ def _valid_entry(e) -> bool:
 
 def _match(table: pd.DataFrame, entries: list[dict]) -> np.ndarray:
     """For each table row, the index of its entry in ``entries`` (-1 for none)."""
-    out = np.full(len(table), -1, dtype=np.int64)
-    paths = table["path"].astype(str).tolist()
-    hashes = table["hash"].astype(str).tolist() if "hash" in table.columns else [""] * len(table)
+    if not entries:
+        return np.full(len(table), -1, dtype=np.int64)
+    paths = table["path"].astype(str)
+    hashes = table["hash"].astype(str) if "hash" in table.columns else pd.Series("", index=table.index)
+    entry_hash = np.array([e.get("hash", "") for e in entries] + [""], dtype=object)
     by_hash = {e["hash"]: i for i, e in enumerate(entries) if e.get("hash")}
     by_path = {e["path"]: i for i, e in enumerate(entries)}
-    for row, (p, h) in enumerate(zip(paths, hashes)):
-        if h and h in by_hash:
-            out[row] = by_hash[h]
-        elif p in by_path:
-            i = by_path[p]
-            if not (h and entries[i].get("hash")):  # a different hash at this path: the pixels changed
-                out[row] = i
-    return out
+    h = hashes.map(by_hash).fillna(-1).to_numpy(dtype=np.int64)
+    p = paths.map(by_path).fillna(-1).to_numpy(dtype=np.int64)
+    # by path only where the row or the entry has no hash: a different hash at this path means the pixels changed
+    p_ok = (p >= 0) & ((hashes.to_numpy() == "") | (entry_hash[p] == ""))
+    return np.where(h >= 0, h, np.where(p_ok, p, -1))
 
 
 def load_labels(cache) -> pd.DataFrame:

@@ -82,7 +82,7 @@ def photometry_sentence(p, unit: str) -> str:
     if p is None:
         return ""
     ratio = (f"holds **{p.flux_ratio:.0%}** of the original's flux" if np.isfinite(p.flux_ratio)
-             else "cannot be compared in flux (the original has no positive flux above its sky)")
+             else "cannot be compared in flux (the original has no significant flux above its sky)")
     u = "" if unit == "flux" else f" {unit}"
     return (f"**Photometry**: the reconstruction {ratio} (sky-subtracted, summed in one aperture of "
             f"{p.aperture_pixels:,} pixels); its sky is offset by **{p.sky_offset:+.3g}{u}** "

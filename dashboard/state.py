@@ -7,7 +7,7 @@ Session state keys (set here or by pages; they survive page switches because the
 ``selected_id``         the image the user is looking at (reconstructions, sliders, map all follow it)
 ``map_selection_ids``   ids chosen on the map with a box or lasso
 ``subset_filters``      the filters of the subset every page shows (dashboard/subset.py)
-``uploads``             {file id: astroae_core.analysis.UploadResult} for the uploaded files
+``uploads``             {content hash: astroae_core.analysis.UploadResult} for the uploaded files
 ``slider_z``            the latent the sliders page shows
 ``_goto``               a page a callback asked to switch to (callbacks cannot switch pages themselves)
 ``_flash``              a message a finished job left for the next run

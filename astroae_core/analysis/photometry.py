@@ -14,6 +14,8 @@ _DETECT_SIGMA = 3.0
 _GROW_PIXELS = 3
 # Fewer sky pixels than this share of the image: the sky is measured on the image's outer border instead.
 _MIN_SKY_FRACTION = 0.1
+# The original's total flux in the aperture must exceed this many times its noise for a ratio to be given.
+_MIN_SNR = 5.0
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Photometry:
     ----------
     flux_ratio : float
         Total background-subtracted flux of the reconstruction over the original's, both summed in the same
-        aperture (NaN when the original has no positive flux there).
+        aperture (NaN when the original's flux there is below 5 times its noise).
     sky_offset : float
         Median of the reconstruction's sky minus the original's (same sky pixels), in the file's units.
     sky_offset_sigma : float
@@ -96,7 +98,9 @@ def compare_photometry(original, reconstruction) -> Photometry:
     sky_b = float(np.median(b[sky_px]))
     total_a = float((a[ap] - sky_a).sum()) if ap.any() else float((a - sky_a).sum())
     total_b = float((b[ap] - sky_b).sum()) if ap.any() else float((b - sky_b).sum())
-    ratio = total_b / total_a if total_a > 0 else float("nan")
+    n_ap = int(ap.sum()) if ap.any() else a.size
+    # a total within noise of zero makes any ratio meaningless: said as NaN
+    ratio = total_b / total_a if total_a > _MIN_SNR * sigma * np.sqrt(n_ap) else float("nan")
     offset = sky_b - sky_a
     return Photometry(flux_ratio=ratio, sky_offset=offset, sky_offset_sigma=offset / sigma, sky_sigma=sigma,
                       aperture_pixels=int(ap.sum()))

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import UPLOAD_SUFFIXES, process_upload
-from dashboard import formatting as fmt, gallery, jobs, loaders, paths, plots, sentences, state
+from astroae_core.analysis.upload import content_key
+from dashboard import formatting as fmt, gallery, jobs, loaders, paths, state, upload_card
 
 ctx = state.context()
 ss = st.session_state
@@ -78,41 +78,24 @@ if ctx.cache is None or ctx.cache_model is None:
     st.stop()
 files = st.file_uploader("FITS images (.fits, .fit, .fts, .fz, also .gz / .bz2)", accept_multiple_files=True,
                          type=list(UPLOAD_SUFFIXES), key="uploader")
-results = ss.setdefault("uploads", {})
-current = {f.file_id: f for f in files or []}
-for fid in [k for k in results if k not in current]:
-    del results[fid]
-for fid, f in current.items():
-    if fid not in results:
-        with st.spinner(f"Encoding {f.name}…"):
-            results[fid] = process_upload(f.name, f.getvalue(), ctx.cache_model, ctx.cache)
+results = ss.setdefault("uploads", {})  # by content: the same bytes uploaded twice are one card and one star
+current: dict = {}
+for f in files or []:
+    data = f.getvalue()
+    current.setdefault(content_key(data), []).append((f.name, data))
+for k in [k for k in results if k not in current]:
+    del results[k]
+for k, named in current.items():
+    if k not in results:
+        with st.spinner(f"Encoding {named[0][0]}…"):
+            results[k] = process_upload(named[0][0], named[0][1], ctx.cache_model, ctx.cache)
+    results[k].also_named = [n for n, _ in named[1:]]
 if not results:
     st.caption("Each uploaded file is read in memory, encoded, reconstructed, scored, and placed on the latent map "
                "with its nearest neighbours. Nothing is written to disk.")
 t = ctx.table
-for fid, r in results.items():
+for k, r in results.items():
     if not r.ok:
         st.error(f"**{fmt.md_escape(r.name)}**: {fmt.md_escape(r.error)}")
         continue
-    with st.container(border=True):
-        st.markdown(f"#### {fmt.md_escape(r.name)}")
-        cols = st.columns(5)
-        for col, key in zip(cols, ("mse", "psnr", "ssim", "ms_ssim")):
-            col.metric(fmt.METRIC_LABELS[key], fmt.format_metric(key, r.rec.metrics[key]))
-        if r.mse_percentile is not None:
-            cols[4].metric("MSE percentile", f"{r.mse_percentile:.0f}%",
-                           help="Share of the dataset reconstructed better than this upload: high means unusual.")
-        far = sentences.far_from_training(r.training_distance, k=ctx.cache.latent_dim, subject="This image is")
-        if far:
-            st.warning(far, icon=":material/warning:")
-        st.plotly_chart(plots.image_panels(plots.reconstruction_panels(r.rec, ctx.stretch, ctx.cmap), height=300),
-                        key=f"up_fig_{fid}")
-        if r.place:
-            st.markdown(f"Placed on the map at UMAP ({r.place.get('umap_x', np.nan):.2f}, "
-                        f"{r.place.get('umap_y', np.nan):.2f}), PCA ({r.place['pca_x']:.2f}, {r.place['pca_y']:.2f}) "
-                        "— shown as a star on the Latent map page.")
-        elif r.place_error:
-            st.warning(f"Could not place it on the map: {r.place_error}")
-        st.markdown("**Nearest neighbours in the dataset (latent space)**")
-        nbr = t.iloc[[i for i, _ in r.neighbors]].assign(latent_distance=[d for _, d in r.neighbors])
-        gallery.show_previews(ctx, nbr, ncols=8, caption_col="latent_distance", key=f"upn_{fid}")
+    upload_card.show(ctx, r, key=k[:16])

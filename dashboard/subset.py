@@ -119,7 +119,7 @@ def clear_filters() -> None:
 def _forget_map_selection() -> None:
     # a box drawn on the old subset's map selects points that may no longer be drawn
     st.session_state["map_selection_ids"] = []
-    st.session_state.pop("gal_page", None)
+    st.session_state.pop("mapgal_page", None)
 
 
 def filterable_columns(view: pd.DataFrame) -> list[str]:
@@ -127,6 +127,14 @@ def filterable_columns(view: pd.DataFrame) -> list[str]:
     first = [c for c in ("label", "tags", "catalog.kind", "split", "anomaly_score", "mse") if c in view.columns]
     rest = [c for c in view.columns if c not in skip and c not in first]
     return first + rest
+
+
+def range_filter(col: str, lo, hi, lo0: float, hi0: float) -> dict:
+    """A range filter; a bound left at the column's own minimum or maximum is no bound (the chip reads ``≥ lo``)."""
+    lo, hi = float(lo), float(hi)
+    if lo > hi:
+        lo, hi = hi, lo
+    return {"column": col, "op": "range", "lo": None if lo <= lo0 else lo, "hi": None if hi >= hi0 else hi}
 
 
 def kind_of(view: pd.DataFrame, col: str) -> str:
@@ -171,7 +179,7 @@ def _filter_form(view: pd.DataFrame) -> None:
         a.number_input("From", value=lo0, key=f"flt_lo:{col}", format="%.6g")
         b.number_input("To", value=hi0, key=f"flt_hi:{col}", format="%.6g")
         st.button("Add filter", key="flt_add", icon=":material/add:", on_click=lambda: add_filter(
-            {"column": col, "op": "range", "lo": ss[f"flt_lo:{col}"], "hi": ss[f"flt_hi:{col}"]}))
+            range_filter(col, ss[f"flt_lo:{col}"], ss[f"flt_hi:{col}"], lo0, hi0)))
     elif kind == "in":
         st.multiselect("Is one of", core.categories(view[col]), key=f"flt_in:{col}")
         st.button("Add filter", key="flt_add", icon=":material/add:", disabled=not ss.get(f"flt_in:{col}"),

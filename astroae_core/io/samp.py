@@ -8,6 +8,7 @@ default, where that is the user's own machine.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,19 @@ class SampResult:
     recipients: list = field(default_factory=list)
 
 
+def _astropy_samp():
+    with warnings.catch_warnings():
+        # astropy 8 marks astropy.samp deprecated in favour of pyvo.samp, which this project does not install
+        warnings.simplefilter("ignore")
+        import astropy.samp
+        import astropy.samp.lockfile_helpers
+    return astropy.samp
+
+
 def hub_running() -> bool:
     """Whether a SAMP hub is running and answering (a ping through its lock file)."""
-    from astropy.samp import SAMPHubError
-    from astropy.samp.lockfile_helpers import get_main_running_hub
+    asamp = _astropy_samp()
+    SAMPHubError, get_main_running_hub = asamp.SAMPHubError, asamp.lockfile_helpers.get_main_running_hub
 
     try:
         get_main_running_hub()
@@ -38,9 +48,8 @@ def hub_running() -> bool:
 
 
 def _send(mtype: str, params: dict, *, timeout: float = 10.0) -> SampResult:
-    from astropy.samp import SAMPIntegratedClient
-
-    client = SAMPIntegratedClient(name="astroae", description="astroae: an autoencoder's view of FITS images")
+    client = _astropy_samp().SAMPIntegratedClient(name="astroae",
+                                                  description="astroae: an autoencoder's view of FITS images")
     client.connect()  # raises SAMPHubError when no hub runs
     try:
         ids = list(client.get_subscribed_clients(mtype))

@@ -413,9 +413,24 @@ def metric_histograms(table, metrics=("mse", "ssim", "ms_ssim"), *, by: str = "s
     return _base_layout(fig, height)
 
 
-def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
-    """Loss (train, validation) and validation MSE (full vs latent only) per epoch, best epoch marked."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "validation MSE"], horizontal_spacing=0.08)
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis over ``values``: 1, 2 and 5 of each decade (only the 1s over more than 3 decades),
+    every label in one exponent form (``2e-3``, ``5e-3``, ``1e-2``): no ``2, 1e-3, 5`` mixes."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return [], []
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    mults = (1,) if hi - lo > 3 else (1, 2, 5)
+    ticks = [m * 10.0**e for e in range(int(lo), int(hi) + 1) for m in mults]
+    ticks = [t for t in ticks if v.min() / 1.5 <= t <= v.max() * 1.5] or [10.0**lo]
+    return ticks, [f"{t:.0e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e") for t in ticks]
+
+
+def training_curves(history: list[dict], *, height: int = 360, loss_name: str = "loss") -> go.Figure:
+    """Loss (train, validation) and validation MSE (full vs latent only) per epoch, best epoch marked; each chart
+    with its y-axis title, log ticks in one exponent form, and its legend under it."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "validation MSE"], horizontal_spacing=0.1)
     if not history:
         return _base_layout(fig, height)
     ep = [h.get("epoch", i + 1) for i, h in enumerate(history)]
@@ -430,11 +445,13 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
     else:
         lines += [("val_mse", "val MSE (full)", 2, ROW_COLORS["full"]),
                   ("val_latent_mse", "val MSE (latent only)", 2, ACCENT)]
+    drawn = {1: [], 2: []}
     for key, name, col, colr in lines:
         vals = series(key)
         if any(v is not None for v in vals):
+            drawn[col] += vals
             fig.add_trace(go.Scatter(x=ep, y=vals, mode="lines+markers", name=name, line=dict(color=colr),
-                                     marker=dict(size=4)), row=1, col=col)
+                                     marker=dict(size=4), legend="legend" if col == 1 else "legend2"), row=1, col=col)
     vl = [v if v is not None else np.inf for v in series("val_loss")]
     if np.isfinite(vl).any():
         best = ep[int(np.argmin(vl))]
@@ -442,10 +459,13 @@ def training_curves(history: list[dict], *, height: int = 340) -> go.Figure:
             fig.add_vline(x=best, line=dict(color="#59c9a5", dash="dot"), row=1, col=col)
         fig.add_annotation(x=best, y=1.0, yref="paper", text=f"best epoch {best}", showarrow=False, xanchor="left",
                            font=dict(color="#59c9a5"))
-    # Labels at 1, 2 and 5 of each decade; plotly's default labels every digit once the range is short.
-    fig.update_yaxes(type="log", dtick="D2", exponentformat="e")
+    for col, title in ((1, loss_name), (2, "MSE (model's [0, 1] units)")):
+        vals, text = log_ticks(drawn[col])
+        fig.update_yaxes(type="log", tickvals=vals, ticktext=text, title_text=title, row=1, col=col)
     fig.update_xaxes(title_text="epoch", dtick=1 if len(ep) <= 12 else None)
-    fig.update_layout(legend=dict(orientation="h", y=-0.25, yanchor="top", x=0))
+    d1, d2 = fig.layout.xaxis.domain, fig.layout.xaxis2.domain
+    under = dict(orientation="h", y=-0.3, yanchor="top", xanchor="left")
+    fig.update_layout(legend=dict(under, x=d1[0]), legend2=dict(under, x=d2[0]))
     return _base_layout(fig, height)
 
 

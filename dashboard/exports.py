@@ -66,8 +66,10 @@ def export_panel(ctx: state.Context, rows, *, what: str, key: str) -> None:
     n = len(rows)
     n_zip = min(n, core_export.FITS_ZIP_MAX)
     c1, c2, c3 = st.columns(3)
-    c1.download_button(f"Download the {what} as CSV ({n:,} rows)", lambda: core_export.export_csv_bytes(rows, data_folder=folder),
+    c1.download_button(f"Download the {what} as CSV",
+                       lambda: core_export.export_csv_bytes(rows, data_folder=folder),
                        file_name=f"{_name(what)}.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
+                       help=f"{n:,} rows, every column",
                        icon=":material/download:", width="stretch")
     c2.download_button(f"Download the {what} as VOTable",
                        lambda: core_export.export_votable_bytes(rows, data_folder=folder, name=f"astroae {what}"),

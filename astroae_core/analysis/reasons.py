@@ -27,6 +27,9 @@ __all__ = ["SCORE_TITLES", "explain", "score_columns", "score_zscores"]
 SCORE_TITLES = {"score_recon": "reconstruction error", "score_density": "isolated in latent space",
                 "score_peak": "one pixel off", "score_flat": "flat region"}
 
+_STANDS_OUT = {"score_density": "its isolation in latent space", "score_peak": "one pixel's residual",
+               "score_flat": "its flat region"}
+
 
 def score_columns(table: pd.DataFrame) -> list[str]:
     """The separate scores in ``table`` (``score_*`` columns), in table order."""
@@ -84,9 +87,8 @@ def _sentence(col: str, value: float, z: float, ref: np.ndarray) -> str:
         return (f"one pixel far from its reconstruction: the largest residual is {value:.2f} of the image's range, "
                 f"{_times(value, med)} the typical image's largest ({med:.2f}; {z:.0f} sigma)")
     if col == "score_flat":
-        none = float(np.mean(ref == 0))
         return (f"{value:.0%} of the image is one flat value (a zero-filled edge, a saturated or masked region); "
-                f"{none:.0%} of the images have no such region ({z:.0f} sigma)")
+                f"{int((ref == 0).sum()):,} of the {ref.size:,} images have no such region ({z:.0f} sigma)")
     return f"{col} = {_g(value)}, {_times(value, med)} the median {_g(med)} ({z:.0f} sigma)"
 
 
@@ -135,7 +137,7 @@ def explain(table: pd.DataFrame, rows=None, *, also_above: float = 3.0) -> pd.Da
             parts.append("also " + "; ".join(_sentence(c, raw[c][p], zs[c].iat[p], raw[c]) for c in others))
         if col != "score_recon" and mse_pct is not None and mse_pct[i] < 0.9 and "score_recon" not in others:
             parts.append(f"its reconstruction is ordinary (MSE lower than {1 - mse_pct[i]:.0%} of the images): "
-                         f"the model reproduces it; what is strange is the {SCORE_TITLES.get(col, col)}")
+                         f"the model reproduces it; what stands out is {_STANDS_OUT.get(col, col)}")
         out["flagged_by"].append(col)
         out["flagged"].append(SCORE_TITLES.get(col, col))
         out["z"].append(float(z_sub[i, best[i]]))

@@ -83,3 +83,49 @@ def test_mse_percentile_ignores_missing_values():
     assert mse_percentile(t, 2.5) == pytest.approx(200 / 3)
     assert mse_percentile(pd.DataFrame({"mse": [np.nan]}), 1.0) is None
     assert mse_percentile(pd.DataFrame({"x": [1.0]}), 1.0) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what was read, one result per content, plain errors (issue 19)
+
+
+def test_process_upload_says_what_was_read_from_a_cube_in_an_extension():
+    rng = np.random.default_rng(4)
+    cube = np.stack([blob_image(rng, 64) for _ in range(3)]).astype(np.float32)
+    cube[1, 5:9, 10:12] = np.nan
+    cube[1, 0, 0] = np.inf
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube, name="SCI")]).writeto(buf)
+    res = process_upload("cube.fits", buf.getvalue(), _model("none"), FakeCache([0.1]))
+    assert res.ok, res.error
+    info = res.read
+    assert (info.hdu_index, info.hdu_name, info.file_shape, info.plane) == (1, "SCI", (3, 64, 64), (1,))
+    assert info.nonfinite == 9 and info.fill_value == pytest.approx(np.median(cube[1][np.isfinite(cube[1])]))
+    assert info.model_size == 32 and info.resample == (2.0, 2.0)
+    # a plain 2-D image in the primary HDU: no plane, nothing filled, no resampling
+    flat = process_upload("flat.fits", _fits_bytes(blob_image(rng, 32)), _model("none"), FakeCache([0.1])).read
+    assert (flat.hdu_index, flat.hdu_name, flat.plane, flat.nonfinite, flat.fill_value, flat.resample) == (
+        0, "PRIMARY", None, 0, None, (1.0, 1.0))
+
+
+def test_the_same_bytes_have_one_key_and_other_bytes_another():
+    from astroae_core.analysis.upload import content_key
+
+    a = _fits_bytes(np.ones((8, 8)))
+    b = _fits_bytes(np.full((8, 8), 2.0))
+    assert content_key(a) == content_key(bytes(a)) and content_key(a) != content_key(b)
+    model = _model("none")
+    assert process_upload("x.fits", a, model, FakeCache([0.1])).key == process_upload("y.fits", a, model,
+                                                                                      FakeCache([0.1])).key
+
+
+@pytest.mark.parametrize("head, what", [(b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff\xe0", "a JPEG image"),
+                                        (b"%PDF-1.7\n", "a PDF document"), (b"\x00\x01\x02\x03", None)])
+def test_a_file_that_is_not_fits_is_named_plainly(head, what):
+    res = process_upload("picture.fits", head + bytes(3000), _model("none"), FakeCache([0.1]))
+    assert not res.ok and res.error.startswith("not a FITS file")  # the card names the file
+    assert "\\" not in res.error and "\ufffd" not in res.error  # no escaped bytes, no replacement characters
+    if what:
+        assert res.error.endswith(f"it is {what}")
+    else:
+        assert "does not start with a FITS header" in res.error

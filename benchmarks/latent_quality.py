@@ -13,7 +13,7 @@ With --folds K, each recipe is cross-validated (train.crossval): K folds grouped
 scored on its validation galaxies beside PCA-8 fitted on its training images, under the degradations of
 astroae_core.analysis.robustness too (unless --no-robustness); the JSON has per-fold values, their mean, std, min and
 max, and which of issue 17's targets are met. A killed run resumes: finished folds are reused from --out.
---epochs scales a recipe's frozen-statistics phase in proportion (train.config.with_epochs).
+--epochs shortens a recipe's frozen-statistics phase, not its first batch-statistics epochs (train.config.with_epochs).
 
 With --recipe (no --folds), each recipe is trained on --data (galaxy-level split from the recipe's group rule) and its last
 epoch's model is evaluated on its own validation split; with --checkpoint, each checkpoint is evaluated on --data (its validation split if --data

@@ -44,10 +44,11 @@ def test_bad_fold_counts_are_refused(n_folds):
         kfold_by_group(["a", "a", "b", "c"], n_folds=n_folds)
 
 
-def test_with_epochs_scales_the_frozen_phase():
+def test_with_epochs_keeps_the_batch_statistics_phase():
     cfg = load_recipe("train/configs/ceers.toml")
     short = with_epochs(cfg, 15)
-    assert (short.epochs, short.frozen_norm.epochs) == (15, 14)
+    assert (short.epochs, short.frozen_norm.epochs) == (15, 5)  # the 10 batch-statistics epochs are kept
+    assert with_epochs(cfg, 6).frozen_norm.epochs == 0
     assert with_epochs(cfg, None) is cfg
 
 

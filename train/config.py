@@ -115,6 +115,8 @@ class TrainConfig:
         if self.frozen_norm.epochs > self.epochs:
             raise ValueError(f"frozen_norm.epochs must be in [0, epochs={self.epochs}], "
                              f"got {self.frozen_norm.epochs!r}")
+        if self.loss == "bce" and self.model.pca_anchor:
+            raise ValueError("loss 'bce' needs a sigmoid output; a pca_anchor model's output is clipped: use mse")
         if self.folds == 1 or self.folds < 0:
             raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
         if self.folds and not 0 <= self.fold < self.folds:
@@ -177,20 +179,22 @@ class TrainConfig:
 
 
 def with_epochs(cfg: TrainConfig, epochs: int | None) -> TrainConfig:
-    """``cfg`` shortened or lengthened to ``epochs``, its frozen-statistics phase scaled in proportion.
+    """``cfg`` shortened or lengthened to ``epochs`` for a screening budget, its phases kept in their roles.
 
-    A screening budget keeps the recipe's shape: ``ceers.toml``'s 110 frozen epochs of 120 become 14 of 15 (at
-    least one epoch keeps batch statistics when the recipe has any). None = unchanged.
+    The batch-statistics epochs a recipe starts with take a network from scratch to one that frozen statistics can
+    refine (``benchmarks/RESULTS.md``, section 2): their length is kept, and the frozen phase gains or loses the
+    epochs. A budget shorter than that first phase has no frozen phase (``ceers.toml``'s 10 + 110 of 120 become
+    10 + 5 of 15, or 8 + 0 of 8: one batch-statistics epoch before freezing leaves a network that does not train).
+    None = unchanged.
     """
     if epochs is None or epochs == cfg.epochs:
         return cfg
     if epochs <= 0:
         raise ValueError(f"epochs must be positive, got {epochs!r}")
     fn = cfg.frozen_norm
-    frozen = min(round(fn.epochs * epochs / cfg.epochs), epochs - (fn.epochs < cfg.epochs))
-    warmup = min(round(fn.warmup_epochs * epochs / cfg.epochs), frozen)
+    frozen = max(0, fn.epochs - (cfg.epochs - epochs)) if fn.epochs else 0
     return dataclasses.replace(cfg, epochs=epochs, frozen_norm=dataclasses.replace(
-        fn, epochs=frozen, warmup_epochs=warmup))
+        fn, epochs=frozen, warmup_epochs=min(fn.warmup_epochs, frozen)))
 
 
 def load_recipe(path) -> TrainConfig:

@@ -196,6 +196,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     gens = {"shuffle": torch.Generator().manual_seed(cfg.seed), "augment": torch.Generator().manual_seed(cfg.seed + 1)}
     model = AutoEncoder(cfg.model, preprocess_config=cfg.preprocess).to(dev).to(memory_format=torch.channels_last)
     model.init_output_bias(float(data.x_train.mean()))
+    if cfg.model.pca_anchor:
+        _set_pca_basis(model, data.x_train, seed=cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, start_epoch, best = _resume(run_dir, model, opt, gens) if resume else ([], 0, math.inf)
     net = model
@@ -235,6 +237,16 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
             dist.destroy_process_group()
     return TrainResult(run_dir, epoch, best, history, data.x_train.shape[0], data.x_val.shape[0], data.n_skipped,
                        images_seen / train_time if train_time else float("nan"))
+
+
+def _set_pca_basis(model: AutoEncoder, x_train: torch.Tensor, *, seed: int) -> None:
+    """Anchor ``model`` on the PCA of the training images, fitted as the PCA-k baseline is fitted
+    (:class:`astroae_core.analysis.PCABaseline`), so training starts at the baseline's own error."""
+    from sklearn.decomposition import PCA
+
+    flat = x_train.reshape(x_train.shape[0], -1).numpy().astype(np.float32)
+    pca = PCA(model.config.latent_dim, svd_solver="randomized", random_state=seed).fit(flat)
+    model.set_pca_basis(pca.mean_, pca.components_, np.sqrt(pca.explained_variance_))
 
 
 def _resume(run_dir: Path, model, opt, gens: dict) -> tuple[list[dict], int, float]:

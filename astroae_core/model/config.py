@@ -80,6 +80,13 @@ class ModelConfig:
         Batch-normalize the latent (no learned scale or shift): over the training data every latent number has
         mean 0 and variance 1, so no dimension can shrink to nothing, the sliders share one scale, and the
         participation ratio measures how independent the numbers are rather than how they happen to be scaled.
+    pca_anchor : bool
+        Anchor the code on PCA: the latent is the standardized PCA-``latent_dim`` coefficients of the image plus a
+        learned correction from the encoder, and the decoder draws the PCA reconstruction of the latent plus a
+        learned nonlinear residual, clipped to [0, 1]. The PCA basis (mean image, components, coefficient scales)
+        is fitted on the training images before training and stored as buffers; both corrections start at zero
+        (scaled by a learned gate that starts at 0), so training starts at PCA's error and can only improve on
+        it. Replaces ``standardize_latent`` (the PCA scales standardize the latent). Needs ``skip_mode="none"``.
     """
 
     in_size: int = 187
@@ -88,6 +95,7 @@ class ModelConfig:
     skip_mode: str = "none"
     skip_dropout: float = 0.5
     standardize_latent: bool = True
+    pca_anchor: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -101,6 +109,8 @@ class ModelConfig:
             raise ValueError(f"in_size={self.in_size} is too small for {len(self.channels)} scales")
         if not 0.0 <= self.skip_dropout <= 1.0:
             raise ValueError(f"skip_dropout must be in [0, 1], got {self.skip_dropout}")
+        if self.pca_anchor and self.skip_mode != "none":
+            raise ValueError(f"pca_anchor needs skip_mode='none', got {self.skip_mode!r}")
 
     @property
     def has_skips(self) -> bool:

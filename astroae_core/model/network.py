@@ -55,6 +55,31 @@ class AutoEncoder(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2) for i in range(n - 1, 0, -1))
         self.dec = nn.ModuleList(ConvBlock(ch[i - 1] * skip, ch[i - 1]) for i in range(n - 1, 0, -1))
         self.head = nn.Conv2d(ch[0], 1, 1)
+        if self.config.pca_anchor:
+            self.latent_norm = nn.Identity()  # the PCA scales standardize the latent
+            npix = self.config.in_size ** 2
+            # Fitted on the training images (set_pca_basis) and stored with the weights.
+            self.register_buffer("pca_mean", torch.zeros(npix))
+            self.register_buffer("pca_components", torch.zeros(d, npix))
+            self.register_buffer("pca_scale", torch.ones(d))
+            # ReZero-style gates: at 0 the model is exactly PCA, and the corrections' weights start moving only as
+            # the gates open (Adam's first steps on 30,000 inputs to the latent would otherwise throw it far off).
+            self.encoder_gate = nn.Parameter(torch.zeros(1))
+            self.decoder_gate = nn.Parameter(torch.zeros(1))
+
+    @torch.no_grad()
+    def set_pca_basis(self, mean, components, scale) -> None:
+        """Store the PCA basis a ``pca_anchor`` model is anchored on: the mean image (S*S,), the components
+        (latent_dim, S*S) and the standard deviation of each coefficient over the training images (latent_dim,)."""
+        if not self.config.pca_anchor:
+            raise ValueError("set_pca_basis needs a model built with pca_anchor=True")
+        for name, value in (("pca_mean", mean), ("pca_components", components), ("pca_scale", scale)):
+            buf = getattr(self, name)
+            t = torch.as_tensor(value, dtype=buf.dtype)
+            if tuple(t.shape) != tuple(buf.shape):
+                raise ValueError(f"{name} must have shape {tuple(buf.shape)}, got {tuple(t.shape)}")
+            buf.copy_(t)
+        self.pca_scale.clamp_(min=1e-8)
 
     @torch.no_grad()
     def init_output_bias(self, mean_pixel: float) -> None:
@@ -63,6 +88,8 @@ class AutoEncoder(nn.Module):
         Sky images are mostly dark: from the default 0.5 the sigmoid must first be driven into saturation,
         where its gradient vanishes, and a short run spends its first epochs only on that.
         """
+        if self.config.pca_anchor:
+            return  # the PCA mean image is the start; the residual's bias stays where it is
         p = min(max(float(mean_pixel), 1e-4), 1 - 1e-4)
         self.head.bias.fill_(float(torch.logit(torch.tensor(p))))
 
@@ -79,10 +106,14 @@ class AutoEncoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map images (N, 1, S, S) in [0, 1] to latents (N, latent_dim)."""
         self._check_input(x)
-        return self._latent(self._encode_features(x)[-1])
+        return self._latent(self._encode_features(x)[-1], x)
 
-    def _latent(self, deepest: torch.Tensor) -> torch.Tensor:
-        return self.latent_norm(self.to_latent(deepest.flatten(1)))
+    def _latent(self, deepest: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        z = self.latent_norm(self.to_latent(deepest.flatten(1)))
+        if self.config.pca_anchor:
+            coef = (x.reshape(x.shape[0], -1) - self.pca_mean) @ self.pca_components.T
+            z = coef / self.pca_scale + self.encoder_gate * z
+        return z
 
     # -- decoder ------------------------------------------------------------------------------------------------
     def _decode_logits(self, z: torch.Tensor, skips: list[torch.Tensor] | None) -> torch.Tensor:
@@ -95,7 +126,15 @@ class AutoEncoder(nn.Module):
             level -= 1
             h = up(h, output_size=(sizes[level], sizes[level]))
             h = dec(self._join(h, skips, level))
-        return self.head(h)
+        if not self.config.pca_anchor:
+            return self.head(h)
+        s = self.config.in_size
+        linear = (self.pca_mean + (z * self.pca_scale) @ self.pca_components).view(z.shape[0], 1, s, s)
+        return linear + self.decoder_gate * self.head(h)
+
+    def _squash(self, logits: torch.Tensor) -> torch.Tensor:
+        # A PCA-anchored output is already in image units: clipped to [0, 1] as the PCA baseline clips.
+        return logits.clamp(0.0, 1.0) if self.config.pca_anchor else torch.sigmoid(logits)
 
     def _join(self, h: torch.Tensor, skips, level: int) -> torch.Tensor:
         if not self.config.has_skips:
@@ -122,7 +161,7 @@ class AutoEncoder(nn.Module):
         """
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must have shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
-        return torch.sigmoid(self._decode_logits(z, skips))
+        return self._squash(self._decode_logits(z, skips))
 
     def skip_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features of ``x`` at every scale, to pass to :meth:`decode` as ``skips``."""
@@ -139,27 +178,28 @@ class AutoEncoder(nn.Module):
             ``"x_hat"`` (N, 1, S, S) in [0, 1]: the full reconstruction (skips included, for a model with skips);
             ``"x_hat_latent"``: the reconstruction from the latent alone (skips zeroed, as ``decode(z)``);
             ``"z"`` (N, latent_dim); ``"logits"`` and ``"logits_latent"``: the two reconstructions before the
-            sigmoid, for a numerically stable binary cross-entropy. Without skips the latent-only entries are the
+            sigmoid (for a ``pca_anchor`` model: before the clip to [0, 1]), for a numerically stable binary
+            cross-entropy. Without skips the latent-only entries are the
             same tensors as the full ones (not recomputed). In training mode a model with skips does not compute
             the latent-only pair (a second decoder pass would also update its BatchNorm statistics a second
             time): the keys are absent.
         """
         self._check_input(x)
         feats = self._encode_features(x)
-        z = self._latent(feats[-1])
+        z = self._latent(feats[-1], x)
         if not self.config.has_skips:
             logits = self._decode_logits(z, None)
-            x_hat = torch.sigmoid(logits)
+            x_hat = self._squash(logits)
             return {"x_hat": x_hat, "x_hat_latent": x_hat, "z": z, "logits": logits, "logits_latent": logits}
         skips = feats
         if self.training and self.config.skip_mode == "dropout":
             keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.config.skip_dropout).to(x.dtype)
             skips = [f * keep for f in feats]
         logits = self._decode_logits(z, skips)
-        out = {"x_hat": torch.sigmoid(logits), "z": z, "logits": logits}
+        out = {"x_hat": self._squash(logits), "z": z, "logits": logits}
         if not self.training:
             out["logits_latent"] = self._decode_logits(z, None)
-            out["x_hat_latent"] = torch.sigmoid(out["logits_latent"])
+            out["x_hat_latent"] = self._squash(out["logits_latent"])
         return out
 
     def preprocess(self, image):

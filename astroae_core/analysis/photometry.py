@@ -94,8 +94,9 @@ def compare_photometry(original, reconstruction) -> Photometry:
     sky_px = ~ap if (~ap).mean() >= _MIN_SKY_FRACTION else _border(a.shape) & ~ap
     if not sky_px.any():
         sky_px = _border(a.shape)
-    sky_a, sigma = robust_stats(a[sky_px])
-    sky_b = float(np.median(b[sky_px]))
+    _, sigma = robust_stats(a[sky_px])
+    # one estimator for both sky levels (the median of the same pixels): an image against itself is offset by 0
+    sky_a, sky_b = float(np.median(a[sky_px])), float(np.median(b[sky_px]))
     total_a = float((a[ap] - sky_a).sum()) if ap.any() else float((a - sky_a).sum())
     total_b = float((b[ap] - sky_b).sum()) if ap.any() else float((b - sky_b).sum())
     n_ap = int(ap.sum()) if ap.any() else a.size

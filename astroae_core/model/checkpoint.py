@@ -136,7 +136,7 @@ def _check_weights(state: dict, config: ModelConfig, pre, source: str) -> None:
         raise CheckpointError(f"{source}: weights do not match its model config ({'; '.join(problems)})")
 
 
-def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:
+def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None = None, batch_sizes=(64,)):
     """Load a model from a checkpoint, in eval mode, with ``model.config`` and ``model.preprocess_config`` set.
 
     Parameters
@@ -145,10 +145,17 @@ def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:
         Checkpoint written by ``python -m train`` (or :func:`save_checkpoint`).
     device : str or torch.device
         Where to put the model.
+    runtime : {None, "auto", "torch-fp32", "onnxruntime-fp32", "torch-bf16"}
+        None: the trainable :class:`AutoEncoder`. Otherwise a model for inference only
+        (:class:`~astroae_core.model.runtime.InferenceModel`) whose round trip and decode run on the fastest
+        correct runtime of this machine, measured now (``"auto"``), or on the one named. On a GPU, the PyTorch
+        module with BatchNorm folded.
+    batch_sizes : sequence of int
+        With ``runtime``: the batch sizes the round trip may use (the fastest is measured and kept).
 
     Returns
     -------
-    AutoEncoder
+    AutoEncoder or InferenceModel
         Its ``checkpoint_info`` holds the checkpoint's ``history``, ``epoch``, ``data``, ``train_config``,
         ``version`` and ``evaluation`` (those present), the file's ``sha256`` and its ``path``.
     """
@@ -158,7 +165,15 @@ def load_model(path, *, device: str | torch.device = "cpu") -> AutoEncoder:
     info["sha256"] = file_sha256(path)
     info["path"] = str(path)
     model.checkpoint_info.update(info)
-    return model
+    if runtime is None:
+        return model
+    from astroae_core.model.network import fused_for_inference
+    from astroae_core.model.runtime import InferenceModel
+
+    fused = fused_for_inference(model)
+    if torch.device(device).type != "cpu":
+        return fused
+    return InferenceModel(fused, runtime=runtime, batch_sizes=batch_sizes)
 
 
 def file_sha256(path, *, chunk: int = 1 << 20) -> str:

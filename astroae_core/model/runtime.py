@@ -1,0 +1,331 @@
+"""Inference runtimes for a trained model, chosen by measuring them on the machine at hand.
+
+The same network runs at very different speeds on PyTorch (float32), ONNX Runtime (float32) and PyTorch with
+bfloat16 autocast, and which is fastest depends on the CPU: bf16 is several times faster where the CPU has bf16
+matrix units (AMX, AVX512-BF16) and several times slower where it has not (benchmarks/RESULTS.md, section 6). So
+nothing here assumes: :func:`choose_runtime` times every runtime that is available and correct on a batch of the
+size the caller uses, and :class:`InferenceModel` runs each task (the round trip of :func:`run_model`, the decode
+of the sliders) on the fastest one, recording what it measured (:attr:`InferenceModel.runtime_record`).
+
+Correctness: ONNX Runtime computes the same float32 network (agreement with PyTorch is checked at the choice, to
+:data:`FP32_TOLERANCE`); bf16 is offered only where the CPU runs it natively and its latents and images agree with
+float32 within :data:`BF16_TOLERANCE` on the batch measured.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["BF16_TOLERANCE", "FP32_TOLERANCE", "RUNTIMES", "InferenceModel", "RuntimeChoice", "choose_runtime",
+           "cpu_description", "native_bf16"]
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch-fp32", "onnxruntime-fp32", "torch-bf16")
+#: Largest difference from PyTorch float32 allowed of ONNX Runtime: (latents, relative to their largest magnitude
+#: or 1; images in [0, 1], absolute).
+FP32_TOLERANCE = (1e-4, 1e-4)
+#: The same for bf16 autocast (bf16 keeps 8 bits of mantissa: about 0.4% per rounding).
+BF16_TOLERANCE = (0.02, 0.02)
+TASKS = ("round_trip", "decode")
+
+
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix or vector units (AMX-BF16 or AVX512-BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & _cpu_flags())
+
+
+@lru_cache(maxsize=1)
+def cpu_description() -> str:
+    """The CPU's model name and the instruction sets that decide the runtime (recorded beside each choice)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in _cpu_flags()]
+    return f"{name} ({', '.join(isa) or 'no AVX2'})"
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """Which runtime a task runs on, and why: the images per second each candidate ran at, in one measurement,
+    and why the others were not measured."""
+
+    task: str
+    runtime: str
+    batch_size: int
+    threads: int
+    images_per_s: dict = field(default_factory=dict)
+    not_used: dict = field(default_factory=dict)
+    cpu: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- the candidates -------------------------------------------------------------------------------------------
+class _TorchTask(torch.nn.Module):
+    """One task of the model as a module with tensor outputs (what ONNX export and timing need)."""
+
+    def __init__(self, model, task: str):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, t):
+        if self.task == "decode":
+            return (self.model.decode(t),)
+        out = self.model(t)
+        return out["z"], out["x_hat"], out["x_hat_latent"]
+
+
+def _torch_runner(model, task: str, *, bf16: bool):
+    module = _TorchTask(model, task).eval()
+
+    @torch.inference_mode()
+    def run(a: np.ndarray) -> tuple:
+        t = torch.from_numpy(a)
+        if task == "round_trip":
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outs = module(t)
+        return tuple(o.float().contiguous().numpy() for o in outs)
+
+    return run
+
+
+def _onnx_runner(model, task: str, *, threads: int):
+    """An ONNX Runtime session of the task (exported from the float32 model), or the reason there is none."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None, "onnxruntime is not installed"
+    d, s = model.config.latent_dim, model.config.in_size
+    example = torch.zeros(2, d) if task == "decode" else torch.zeros(2, 1, s, s)
+    names_in = ["z"] if task == "decode" else ["x"]
+    names_out = ["x_hat"] if task == "decode" else ["z", "x_hat", "x_hat_latent"]
+    buf = io.BytesIO()
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_TorchTask(model, task).eval(), (example,), buf, dynamo=False, opset_version=17,
+                              input_names=names_in, output_names=names_out,
+                              dynamic_axes={n: {0: "n"} for n in names_in + names_out})
+    except Exception as exc:  # noqa: BLE001 - a model ONNX cannot express runs on PyTorch
+        return None, f"ONNX export failed: {type(exc).__name__}: {exc}"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    name = names_in[0]
+
+    def run(a: np.ndarray) -> tuple:
+        return tuple(session.run(None, {name: a}))
+
+    return run, None
+
+
+def _example(model, task: str, batch_size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if task == "decode":
+        return rng.standard_normal((batch_size, model.config.latent_dim)).astype(np.float32)
+    s = model.config.in_size
+    # A smooth blob on a noisy background: realistic activations for the bf16 agreement check.
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    blob = np.exp(-(xx**2 + yy**2) / (2 * (0.08 * s) ** 2))
+    x = 0.1 + 0.8 * blob[None, None] * rng.uniform(0.3, 1.0, (batch_size, 1, 1, 1))
+    return np.clip(x + rng.normal(0, 0.01, (batch_size, 1, s, s)), 0, 1).astype(np.float32)
+
+
+def _disagreement(ref: tuple, got: tuple, task: str) -> tuple[float, float]:
+    """(largest latent difference relative to the largest latent magnitude (or 1), largest image difference)
+    between two runs of a task."""
+    if task == "decode":
+        return 0.0, float(np.abs(ref[0] - got[0]).max())
+    scale = max(1.0, float(np.abs(ref[0]).max()))
+    return float(np.abs(ref[0] - got[0]).max()) / scale, max(float(np.abs(r - g).max()) for r, g in zip(ref[1:], got[1:]))
+
+
+def _candidates(model, task: str, a: np.ndarray, threads: int) -> tuple[dict, dict]:
+    """The runners that are available and agree with float32 PyTorch on ``a``, and why the others are not."""
+    ref_run = _torch_runner(model, task, bf16=False)
+    ref = ref_run(a)
+    runners, not_used = {"torch-fp32": ref_run}, {}
+    ort_run, why = _onnx_runner(model, task, threads=threads)
+    if ort_run is not None:
+        diff = _disagreement(ref, ort_run(a), task)
+        if diff[0] <= FP32_TOLERANCE[0] and diff[1] <= FP32_TOLERANCE[1]:
+            runners["onnxruntime-fp32"] = ort_run
+        else:
+            why = f"differs from PyTorch float32 by {diff} (latent, image) > {FP32_TOLERANCE}"
+    if why:
+        not_used["onnxruntime-fp32"] = why
+    if not native_bf16():
+        not_used["torch-bf16"] = "this CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag)"
+    else:
+        bf = _torch_runner(model, task, bf16=True)
+        diff = _disagreement(ref, bf(a), task)
+        if diff[0] <= BF16_TOLERANCE[0] and diff[1] <= BF16_TOLERANCE[1]:
+            runners["torch-bf16"] = bf
+        else:
+            not_used["torch-bf16"] = f"differs from float32 by {diff} (latent, image) > {BF16_TOLERANCE}"
+    return runners, not_used
+
+
+def _time(runners: dict, a: np.ndarray, *, budget_s: float) -> dict:
+    """Images per second of each runner: rounds of one call each (interleaved, so that a load that comes and goes
+    touches every runner alike), the median call of each, within about ``budget_s``."""
+    times = {k: [] for k in runners}
+    for run in runners.values():
+        run(a)  # warm-up: first-call allocations, lazy initialisation
+    start = time.perf_counter()
+    while True:
+        for k, run in runners.items():
+            t = time.perf_counter()
+            run(a)
+            times[k].append(time.perf_counter() - t)
+        rounds = len(times["torch-fp32"])
+        if rounds >= 3 and (time.perf_counter() - start > budget_s or rounds >= 25):
+            break
+    return {k: len(a) / statistics.median(v) for k, v in times.items()}
+
+
+def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None = None, runtime: str = "auto",
+                   budget_s: float = 0.5, seed: int = 0):
+    """Measure the runtimes of one task of ``model`` and return the fastest correct one.
+
+    Parameters
+    ----------
+    model : AutoEncoder
+        In eval mode (BatchNorm folded: :func:`~astroae_core.model.fused_for_inference`), on the CPU.
+    task : {"round_trip", "decode"}
+        Images to latents and both reconstructions (as ``model(x)``), or latents to images.
+    batch_sizes : sequence of int
+        The batch sizes the caller may use; the fastest (runtime, batch size) pair in images per second wins.
+    threads : int, optional
+        Intra-op threads of ONNX Runtime (default: ``torch.get_num_threads()``, what PyTorch uses).
+    runtime : str
+        ``"auto"`` to measure, or one of :data:`RUNTIMES` to force it (measured all the same, for the record).
+    budget_s : float
+        About how long to time each batch size for.
+    seed : int
+        Seed of the example batch.
+
+    Returns
+    -------
+    (RuntimeChoice, callable)
+        The record, and the chosen runner: ``run(array) -> tuple of arrays`` (``(x_hat,)`` for decode, else
+        ``(z, x_hat, x_hat_latent)``).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if runtime != "auto" and runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be 'auto' or one of {RUNTIMES}, got {runtime!r}")
+    threads = int(threads or torch.get_num_threads())
+    best, record = None, {}
+    for b in batch_sizes:
+        a = _example(model, task, int(b), seed)
+        runners, not_used = _candidates(model, task, a, threads)
+        if runtime != "auto" and runtime not in runners:
+            raise ValueError(f"runtime {runtime!r} is not available here: {not_used.get(runtime)}")
+        speeds = _time(runners, a, budget_s=budget_s)
+        record.update({f"{k}@{b}": round(v, 1) for k, v in speeds.items()})
+        pick = runtime if runtime != "auto" else max(speeds, key=speeds.get)
+        if best is None or speeds[pick] > best[0]:
+            best = (speeds[pick], pick, int(b), runners[pick], not_used)
+    _, name, batch, run, not_used = best
+    choice = RuntimeChoice(task=task, runtime=name, batch_size=batch, threads=threads, images_per_s=record,
+                           not_used=not_used, cpu=cpu_description())
+    log.info("%s runs on %s (batch %d): %s", task, name, batch, record)
+    return choice, run
+
+
+class InferenceModel:
+    """A trained model for inference only, each task on the fastest correct runtime of this machine.
+
+    Calling it (``model(x)``) returns the dict of :meth:`AutoEncoder.forward` (``z``, ``x_hat``, ``x_hat_latent``)
+    as float32 CPU tensors; :meth:`encode` and :meth:`decode` as the network's. Everything else (``config``,
+    ``preprocess_config``, ``checkpoint_info``, ``skip_features``, ``parameters``) is the float32 PyTorch module's,
+    :attr:`module`. Built by :func:`~astroae_core.model.load_model` with ``runtime=``.
+    """
+
+    def __init__(self, module, *, runtime: str = "auto", batch_sizes=(64,), threads: int | None = None):
+        self.module = module
+        self.choices, self._runs = {}, {}
+        self._settings = {"runtime": runtime, "threads": threads,
+                          "batch_sizes": {"round_trip": tuple(batch_sizes), "decode": (1,)}}
+
+    def _run(self, task: str):
+        """The task's runner, measured and chosen on first use (an app that only decodes never times the
+        round trip)."""
+        if task not in self._runs:
+            s = self._settings
+            self.choices[task], self._runs[task] = choose_runtime(
+                self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"], runtime=s["runtime"])
+        return self._runs[task]
+
+    def __getattr__(self, name):
+        if name in ("module", "choices", "_runs", "_settings"):  # not yet set: no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self.module, name)
+
+    @property
+    def batch_size(self) -> int:
+        """The round trip's fastest batch size (measured now if it was not yet)."""
+        self._run("round_trip")
+        return self.choices["round_trip"].batch_size
+
+    @property
+    def runtime_record(self) -> dict:
+        """What was chosen and measured, per task used so far (stored in a cache's ``meta.json``)."""
+        return {task: c.to_dict() for task, c in self.choices.items()}
+
+    def eval(self) -> InferenceModel:
+        return self
+
+    def __call__(self, x) -> dict:
+        a = np.ascontiguousarray(torch.as_tensor(x).float().cpu().numpy())
+        z, x_hat, x_hat_latent = self._run("round_trip")(a)
+        out = {"z": torch.from_numpy(z), "x_hat": torch.from_numpy(x_hat)}
+        same = not self.module.config.has_skips
+        out["x_hat_latent"] = out["x_hat"] if same else torch.from_numpy(x_hat_latent)
+        return out
+
+    def encode(self, x) -> torch.Tensor:
+        return self(x)["z"]
+
+    def decode(self, z, skips=None) -> torch.Tensor:
+        if skips is not None:  # a reference image's encoder features: only the PyTorch module takes them
+            with torch.inference_mode():
+                return self.module.decode(z, skips)
+        zt = torch.as_tensor(z).float().cpu()
+        if zt.ndim != 2 or zt.shape[1] != self.module.config.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.module.config.latent_dim}), got {tuple(zt.shape)}")
+        return torch.from_numpy(self._run("decode")(np.ascontiguousarray(zt.numpy()))[0])

@@ -1,0 +1,79 @@
+"""The inference runtimes: every one computes the same network (to a stated tolerance), the choice is measured and
+recorded, and a forced runtime that is not available is refused by name."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from astroae_core.analysis import run_model
+from astroae_core.model import AutoEncoder, InferenceModel, choose_runtime, fused_for_inference, load_model
+from astroae_core.model.runtime import (BF16_TOLERANCE, FP32_TOLERANCE, _disagreement, _example, _onnx_runner,
+                                       _torch_runner)
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+SHIPPED = ["demo.pt", "demo-unet.pt", "ceers.pt"]
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def fused(request):
+    return fused_for_inference(load_model(MODELS / request.param))
+
+
+@pytest.mark.parametrize("task", ["round_trip", "decode"])
+def test_onnxruntime_and_bf16_agree_with_float32_on_the_shipped_models(fused, task):
+    a = _example(fused, task, 4, seed=1)
+    ref = _torch_runner(fused, task, bf16=False)(a)
+    run, why = _onnx_runner(fused, task, threads=1)
+    assert why is None, why
+    onnx = run(a)
+    bf16 = _torch_runner(fused, task, bf16=True)(a)
+    for got, (tol_z, tol_x) in ((onnx, FP32_TOLERANCE), (bf16, BF16_TOLERANCE)):
+        assert len(got) == len(ref)
+        dz, dx = _disagreement(ref, got, task)
+        assert dz <= tol_z and dx <= tol_x
+        if task == "round_trip":
+            assert np.abs(got[0] - ref[0]).max() <= tol_z * max(1.0, np.abs(ref[0]).max())
+        assert max(np.abs(g - r).max() for g, r in zip(got[-2:], ref[-2:])) <= tol_x
+
+
+def test_the_choice_is_measured_and_recorded():
+    m = fused_for_inference(load_model(MODELS / "demo.pt"))
+    choice, run = choose_runtime(m, "decode", batch_sizes=(1, 4), threads=1, budget_s=0.05)
+    assert choice.runtime in {k.split("@")[0] for k in choice.images_per_s}
+    assert {"torch-fp32@1", "torch-fp32@4"} <= set(choice.images_per_s)
+    assert choice.images_per_s[f"{choice.runtime}@{choice.batch_size}"] == max(choice.images_per_s.values())
+    assert run(np.zeros((2, 8), np.float32))[0].shape == (2, 1, 187, 187)
+    assert choice.cpu and choice.to_dict()["task"] == "decode"
+
+
+def test_a_forced_runtime_runs_and_an_unknown_one_is_refused():
+    m = fused_for_inference(load_model(MODELS / "demo.pt"))
+    choice, _ = choose_runtime(m, "decode", runtime="torch-fp32", budget_s=0.01)
+    assert choice.runtime == "torch-fp32"
+    with pytest.raises(ValueError, match="'tensorrt'"):
+        choose_runtime(m, "decode", runtime="tensorrt")
+    with pytest.raises(ValueError, match="'encode_only'"):
+        choose_runtime(m, "encode_only")
+
+
+def test_an_inference_model_is_the_same_network_on_any_runtime():
+    trainable = load_model(MODELS / "demo-unet.pt")
+    assert isinstance(trainable, AutoEncoder)
+    fast = load_model(MODELS / "demo-unet.pt", runtime="onnxruntime-fp32", batch_sizes=(4,))
+    assert isinstance(fast, InferenceModel) and fast.config == trainable.config
+    assert fast.checkpoint_info["sha256"] == trainable.checkpoint_info["sha256"]
+    x = _example(trainable, "round_trip", 5, seed=2)
+    with torch.inference_mode():
+        ref = trainable(torch.from_numpy(x))
+    got = run_model(fast, x, batch_size=4)
+    assert np.abs(got["z"] - ref["z"].numpy()).max() <= FP32_TOLERANCE[0] * np.abs(ref["z"].numpy()).max()
+    assert np.abs(got["x_hat_latent"] - ref["x_hat_latent"].numpy()).max() <= FP32_TOLERANCE[1]
+    assert not np.array_equal(got["x_hat"], got["x_hat_latent"])  # the U-Net's skips are used
+    z = torch.from_numpy(got["z"][:2])
+    with torch.inference_mode():
+        assert (fast.decode(z) - trainable.decode(z)).abs().max() <= FP32_TOLERANCE[1]
+    record = fast.runtime_record
+    assert record["round_trip"]["runtime"] == record["decode"]["runtime"] == "onnxruntime-fp32"
+    assert record["round_trip"]["batch_size"] == 4

@@ -58,6 +58,8 @@ def colorbar_ticks(limits: tuple[float, float], stretch: str, *, n: int = 5) -> 
         # two significant digits, but never coarser than a hundredth of the range (ticks must stay distinct)
         digits = max(digits, -math.floor(math.log10(span / 100)) if span > 0 else 0)
         v = round(f, digits)
+        if not vmin <= v <= vmax:  # rounded past an end: round towards the inside instead
+            v = (math.floor if v > vmax else math.ceil)(f * 10.0**digits) / 10.0**digits
         if vmin <= v <= vmax and (not vals or v > vals[-1]):
             vals.append(v)
             kept.append(digits)

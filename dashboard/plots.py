@@ -77,7 +77,7 @@ def _grid_placement(shape, grid) -> dict:
 
 def _colorbar(p: Panel, domain) -> dict:
     """A horizontal colour bar under its panel, labelled in the file's units."""
-    bar = dict(orientation="h", thickness=10, len=0.9 * (domain[1] - domain[0]), lenmode="fraction",
+    bar = dict(orientation="h", thickness=10, len=min(0.9 * (domain[1] - domain[0]), 0.5), lenmode="fraction",
                x=(domain[0] + domain[1]) / 2, xanchor="center", y=-0.2, yanchor="top",
                title=dict(text=p.hover_label, side="bottom"), tickfont=dict(size=10))
     if p.ticks is not None:
@@ -170,7 +170,8 @@ def blink_figure(first: Panel, second: Panel, *, height: int = 520, shape=None, 
     trace.update(name=first.title)
     anim = dict(frame=dict(duration=interval_ms, redraw=True), transition=dict(duration=0), mode="immediate")
     fig.update_layout(updatemenus=[dict(
-        type="buttons", direction="left", x=0.0, xanchor="left", y=1.12, yanchor="bottom", showactive=True,
+        type="buttons", direction="left", x=0.0, xanchor="left", y=1.12, yanchor="bottom", showactive=False,
+        bgcolor="#262b3a", bordercolor="#59607a", font=dict(color="#e6e6e6"),
         pad=dict(r=4, t=0), buttons=[
             dict(label="▶ Blink", method="animate", args=[[first.title, second.title] * cycles, anim]),
             dict(label="■ Stop", method="animate", args=[[None], dict(anim, frame=dict(duration=0, redraw=False))]),

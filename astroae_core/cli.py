@@ -114,7 +114,11 @@ def _add_encode(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file (astroae train output)")
     p.add_argument("--data", required=True, help="folder of FITS images (searched recursively)")
     p.add_argument("--out", required=True, help="cache folder to write")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="images per model call (default: the faster of 16 and 64, measured)")
+    p.add_argument("--runtime", default="auto", choices=("auto", "torch-fp32", "onnxruntime-fp32", "torch-bf16"),
+                   help="inference runtime (default: the fastest correct one on this CPU, measured; recorded in "
+                        "the cache's meta.json)")
+    p.add_argument("--workers", type=int, help="threads reading FITS files (default: one per core, at most 4)")
     p.add_argument("--preview-size", type=int, default=64, help="side of the thumbnails (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the UMAP (default 0)")
     p.add_argument("--umap-max-fit", type=int, default=50_000, help="most latents the UMAP is fitted on")
@@ -175,7 +179,7 @@ def _run_encode(args) -> int:
             out = encode_folder(args.checkpoint, args.data, args.out, batch_size=args.batch_size,
                                 preview_size=args.preview_size, progress=bars, force=args.force,
                                 umap_max_fit=args.umap_max_fit, seed=args.seed, hdu=hdu, plane=args.plane,
-                                train_data=args.train_data)
+                                train_data=args.train_data, runtime=args.runtime, workers=args.workers)
         finally:
             bars.close()
     if not is_main_process():  # under torchrun: rank 0 writes the cache and reports
@@ -184,8 +188,10 @@ def _run_encode(args) -> int:
     if _meta_stamp(Path(out)) == before:
         print(f"{out} is up to date ({meta.n_images} images); nothing to do (--force rebuilds it)")
     else:
+        rt = (meta.runtime or {}).get("round_trip")
         print(f"wrote {out}: {meta.n_images} images, {len(meta.skipped)} skipped, "
-              f"map: {meta.umap.method}, {meta.timing.total_seconds:.1f} s")
+              f"map: {meta.umap.method}, {meta.timing.total_seconds:.1f} s"
+              + (f", model on {rt['runtime']} (batch {rt['batch_size']}, {rt['cpu']})" if rt else ""))
     far = meta.training_distance
     if far and far["far"]:
         print(f"warning: these images are far from what the model was trained on: their median latent-only error "

@@ -23,6 +23,7 @@ from astroae_core.analysis import latent_correlations
 from astroae_core.cli import main
 from astroae_core.cache import (CACHE_FORMAT, CacheMeta, LatentCache, MetaFormatError, cache_status,
                                 dataset_fingerprint, encode_folder, is_cache_dir, load_cache, read_meta)
+from astroae_core.cache.layout import FILES
 from astroae_core.cache.meta import (CheckpointRef, Columns, EncodeOptions, MapInfo, PcaParams, SplitInfo, Timing,
                                      write_meta)
 from astroae_core.model import file_sha256
@@ -706,3 +707,30 @@ def test_encoding_images_far_from_the_training_set_warns(ceers_dir, tmp_path, ca
     assert "far from what the model was trained on" in capsys.readouterr().err
     far = load_cache(tmp_path / "c").meta.training_distance
     assert far["far"] and far["ratio"] > 3
+
+
+def test_the_cache_is_the_same_whatever_the_number_of_readers_and_records_its_runtime(trained, tmp_path):
+    data = write_sky_folder(tmp_path / "many", 23, seed=3, start=200)  # 23: batches of 4 end with a short one
+    (data / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 50)
+    outs = [_encode(trained, data, tmp_path / f"w{w}", workers=w, batch_size=4, runtime="torch-fp32")
+            for w in (1, 3)]
+    a, b = (load_cache(o) for o in outs)
+    for name in ("table", "previews"):
+        assert (outs[0] / FILES[name]).read_bytes() == (outs[1] / FILES[name]).read_bytes(), name
+    assert a.meta.skipped == b.meta.skipped and [s.path for s in a.meta.skipped] == ["broken.fits"]
+    assert list(a.table["path"]) == sorted(a.table["path"])
+    rt = a.meta.runtime["round_trip"]
+    assert rt["runtime"] == "torch-fp32" and rt["batch_size"] == 4 and "torch-fp32@4" in rt["images_per_s"]
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        _encode(trained, data, tmp_path / "w0", workers=0)
+
+
+def test_auto_runtime_and_batch_size_are_measured_and_agree_with_float32(trained, tmp_path):
+    data = write_sky_folder(tmp_path / "some", 12, seed=4, start=300)
+    ref = load_cache(_encode(trained, data, tmp_path / "ref", batch_size=4, runtime="torch-fp32"))
+    auto = load_cache(_encode(trained, data, tmp_path / "auto"))
+    rt = auto.meta.runtime["round_trip"]
+    assert rt["batch_size"] in (16, 64) and {f"torch-fp32@{b}" for b in (16, 64)} <= set(rt["images_per_s"])
+    assert rt["images_per_s"][f"{rt['runtime']}@{rt['batch_size']}"] == max(rt["images_per_s"].values())
+    z = [f"z{i}" for i in range(4)]
+    assert np.allclose(auto.table[z].to_numpy(), ref.table[z].to_numpy(), rtol=1e-3, atol=1e-4)

@@ -59,6 +59,8 @@ class _Job:
     batch_size: int
     confine_to: object
     train_data: Path | None
+    runtime: str
+    workers: int | None
     ckpt_sha: str
     manifest: dict
     t_start: float
@@ -68,9 +70,10 @@ class _Job:
         return [rel for rel, _, _ in self.manifest["files"]]
 
 
-def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_size: int = 64,
+def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, preview_size: int = 64,
                   progress: Progress | None = None, force: bool = False, umap_max_fit: int = 50_000, seed: int = 0,
-                  hdu=None, plane=None, confine_to=None, train_data=None) -> Path:
+                  hdu=None, plane=None, confine_to=None, train_data=None, runtime: str = "auto",
+                  workers: int | None = None) -> Path:
     """Encode every FITS image under ``data_dir`` with ``checkpoint`` and write the latent cache ``out``.
 
     Unreadable files are logged once each and listed in ``meta.skipped``; they never stop the encode.
@@ -83,8 +86,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         Folder of FITS files (recursive); a ``catalog.csv`` in it is joined onto the table.
     out : str or Path
         Cache folder to write (atomically replaced; see the module docstring).
-    batch_size : int
-        Images per inference batch.
+    batch_size : int, optional
+        Images per inference batch (default: the fastest of 16 and 64, measured with the runtime).
     preview_size : int
         Side of the uint8 thumbnails in ``previews.npy``.
     progress : Progress, optional
@@ -106,6 +109,13 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         A folder holding the checkpoint's training images (recognised by their pixels), for the PCA and
         mean-image baselines when ``data_dir`` does not hold them. Not part of what makes a cache fresh: with an
         up-to-date cache, pass ``force`` too.
+    runtime : str
+        ``"auto"`` (the fastest correct runtime of this machine, measured: see
+        :mod:`astroae_core.model.runtime`) or one of :data:`~astroae_core.model.RUNTIMES`. On the CPU; the choice
+        and what was measured are recorded in ``meta.runtime``.
+    workers : int, optional
+        Threads reading and preprocessing files (default: one per core, at most 4). The cache does not depend on
+        it.
 
     Returns
     -------
@@ -140,10 +150,10 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
         plan = distributed.agree(_plan, held, checkpoint, data_dir, out, options=options, force=force)
         if plan is None:
             return out
-        job = _Job(checkpoint, data_dir, out, options, int(batch_size), confine_to,
-                   None if train_data is None else Path(train_data), *plan, t_start=t_start)
+        job = _Job(checkpoint, data_dir, out, options, None if batch_size is None else int(batch_size), confine_to,
+                   None if train_data is None else Path(train_data), runtime, workers, *plan, t_start=t_start)
         if not distributed.is_main_process():
-            _encode_everything(job, _inference_model(job.checkpoint), spool=None, progress=None)
+            _encode_everything(job, _inference_model(job), spool=None, progress=None)
             return out
         tmp = new_folder_beside(out)
         try:
@@ -158,7 +168,7 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int = 64, preview_si
 def _checked_options(checkpoint: Path, data_dir: Path, *, batch_size, preview_size, umap_max_fit, seed, hdu, plane,
                      confine_to, train_data, progress) -> EncodeOptions:
     """The encode's settings, every argument checked (ValueError naming the bad one)."""
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(preview_size, bool) or int(preview_size) != preview_size or not 4 <= preview_size <= 1024:
         raise ValueError(f"preview_size must be an integer in [4, 1024], got {preview_size!r}")
@@ -219,14 +229,22 @@ def _plan(held: contextlib.ExitStack, checkpoint: Path, data_dir: Path, out: Pat
     return ckpt_sha, manifest
 
 
-def _inference_model(checkpoint: Path):
+def _inference_model(job: _Job):
+    """The checkpoint's model for inference: on the GPU where there is one, else on this CPU's fastest runtime."""
     import torch
 
     from astroae_core import distributed
-    from astroae_core.model import fused_for_inference, load_model
+    from astroae_core.model import load_model
 
     device = distributed.local_device("cuda" if torch.cuda.is_available() else "cpu")
-    return fused_for_inference(load_model(checkpoint, device=device))
+    sizes = (16, 64) if job.batch_size is None else (job.batch_size,)
+    return load_model(job.checkpoint, device=device, runtime=job.runtime, batch_sizes=sizes)
+
+
+def _batch_size(job: _Job, model) -> int:
+    if job.batch_size is not None:
+        return job.batch_size
+    return getattr(model, "batch_size", 64)  # an InferenceModel measured its fastest; a GPU module takes 64
 
 
 def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress: Progress | None):
@@ -239,8 +257,8 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     files = [job.data_dir / r for r in rels]
     read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
     mine = encode_shard(model, files, rels, distributed.shard(range(len(files)), rank=rank, world=world),
-                        batch_size=job.batch_size, preview_size=job.options.preview_size,
-                        spool=spool, read_args=read_args, progress=progress)
+                        batch_size=_batch_size(job, model), preview_size=job.options.preview_size,
+                        spool=spool, read_args=read_args, progress=progress, workers=job.workers)
     if world == 1:
         return mine
     parts = distributed.gather_to_root(mine)
@@ -254,7 +272,7 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
 
 def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     """On rank 0: every stage, writing the cache into ``tmp``."""
-    model = _inference_model(job.checkpoint)
+    model = _inference_model(job)
     spool = PreviewSpool(tmp, job.options.preview_size)
     t_encode = time.perf_counter()
     shard = _encode_everything(job, model, spool=spool, progress=progress)
@@ -292,7 +310,8 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
         timing=timing, model_config=model.config.to_dict(), preprocess_config=model.preprocess_config.to_dict(),
         skipped=tuple(shard.skipped), catalog=None if catalog is None else catalog.info, correlations=corr_info,
         influence=influence, evaluation=evaluation,
-        training_distance=distance_from_training(table.loc[table["split"] != "train", "latent_mse"], model))
+        training_distance=distance_from_training(table.loc[table["split"] != "train", "latent_mse"], model),
+        runtime=getattr(model, "runtime_record", None))
     write_cache(tmp, meta, table=table, manifest=job.manifest, correlations=corr)
     return meta
 

@@ -185,6 +185,7 @@ class CacheMeta:
     influence: dict | None = None
     evaluation: dict | None = None
     training_distance: dict | None = None
+    runtime: dict | None = None
 
     def __post_init__(self):
         # Plain dicts as JSON gives them back, so that a meta built in memory equals the one read from disk.

@@ -1,5 +1,6 @@
 """The first stages of an encode, on one process's shard of the files: read and preprocess each file (on a few
-threads, one batch ahead), run the model, measure each reconstruction. The result is one :class:`EncodedShard`;
+threads, two batches ahead), run the model, measure each reconstruction (on a thread of its own, beside the next
+batch's inference). The result is one :class:`EncodedShard`;
 under torchrun the ranks' shards are concatenated in rank order on rank 0."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from astroae_core.io.content_hash import pixel_hash
 from astroae_core.io import LINKED_FROM_OUTSIDE, FitsReadError, is_within, read_fits_with_index, sky_position
 from astroae_core.progress import Progress, report
 
-__all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "encode_shard", "flat_fraction", "read_image"]
+__all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "default_workers", "encode_shard", "flat_fraction", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -127,64 +128,84 @@ def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> 
     return ReadImage(x=x, hash=pixel_hash(image), ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
 
 
-def _read_ahead(files: Sequence[Path], batches: list[list[int]], config, read_args: dict) -> Iterator[list]:
-    """Each batch's read results, in order, with the next batch read on a few threads while this one is used."""
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+def _read_ahead(files: Sequence[Path], batches: list[list[int]], config, read_args: dict, *,
+                workers: int) -> Iterator[list]:
+    """Each batch's read results, in order, read by ``workers`` threads up to two batches ahead of the one used
+    (reading overlaps inference; the order never depends on which thread finished first)."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-read") as pool:
 
         def submit(b):
             return [pool.submit(read_image, files[i], config, **read_args) for i in b]
 
-        pending = submit(batches[0]) if batches else []
+        pending = [submit(b) for b in batches[:2]]
         for bi in range(len(batches)):
-            results = [f.result() for f in pending]
-            pending = submit(batches[bi + 1]) if bi + 1 < len(batches) else []
-            yield results
+            futures = pending.pop(0)
+            if bi + 2 < len(batches):
+                pending.append(submit(batches[bi + 2]))
+            yield [f.result() for f in futures]
 
 
-def _infer(model, x: np.ndarray) -> dict:
-    """The model on one batch (:func:`~astroae_core.analysis.run_model`: latents and both reconstructions), the
-    metrics of each reconstruction and the largest residual."""
-    from astroae_core.analysis import image_metrics, run_model
+def _measure(x: np.ndarray, out: dict, *, has_skips: bool) -> dict:
+    """The metrics of each reconstruction of one batch and its largest residual."""
+    from astroae_core.analysis import image_metrics
 
-    out = run_model(model, x, batch_size=len(x))
-    full = image_metrics(x, out["x_hat"])
-    latent = image_metrics(x, out["x_hat_latent"]) if model.config.has_skips else full
+    full = image_metrics(x, out["x_hat"], batch_size=len(x))
+    latent = image_metrics(x, out["x_hat_latent"], batch_size=len(x)) if has_skips else full
     metrics = {"mse": full["mse"], "ssim": full["ssim"], "ms_ssim": full["ms_ssim"],
                "latent_mse": latent["mse"], "latent_ssim": latent["ssim"]}
     peak = np.abs(x - out["x_hat"]).reshape(len(x), -1).max(axis=1).astype(np.float64)
-    return {**out, "metrics": metrics, "peak": peak}
+    return {"metrics": metrics, "peak": peak}
 
 
-def _encode_batch(model, rels: list[str], results: list, *, preview_size: int,
-                  spool: PreviewSpool | None) -> EncodedShard:
-    """One batch of read results through the model (the unreadable ones become :class:`Skipped`)."""
+def _infer_batch(model, rels: list[str], results: list) -> tuple:
+    """One batch of read results through the model: (the usable images, their batch, the model's outputs, the
+    unreadable ones as :class:`Skipped`)."""
+    from astroae_core.analysis import run_model
+
     skipped = [Skipped(path=r, reason=res) for r, res in zip(rels, results) if isinstance(res, str)]
     for s in skipped:
         log.warning("skipping %s: %s", s.path, s.reason)
     ok = [j for j, res in enumerate(results) if not isinstance(res, str)]
     if not ok:
+        return ok, None, None, skipped
+    x = np.stack([results[j].x for j in ok])
+    return ok, x, run_model(model, x, batch_size=len(x)), skipped
+
+
+def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, preview_size: int,
+                  spool: PreviewSpool | None) -> EncodedShard:
+    """The metrics and thumbnails of an inferred batch, as an :class:`EncodedShard` (runs beside the next batch's
+    inference; batches finish in order, so the spool's thumbnails stay in file order)."""
+    ok, x, out, skipped = inferred
+    if not ok:
         return EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None, skipped=skipped)
     images = [results[j] for j in ok]
-    x = np.stack([im.x for im in images])
-    out = _infer(model, x)
+    measured = _measure(x, out, has_skips=model.config.has_skips)
     previews = make_previews(x, preview_size)
     if spool is not None:
         spool.append(previews)
     return EncodedShard(
         paths=[rels[j] for j in ok], hashes=[im.hash for im in images], hdu=np.array([im.hdu for im in images], np.int64),
         ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),
-        flat=np.array([im.flat for im in images], np.float64), peak=out["peak"], z=out["z"], metrics=out["metrics"],
-        skipped=skipped, previews=None if spool is not None else previews)
+        flat=np.array([im.flat for im in images], np.float64), peak=measured["peak"], z=out["z"],
+        metrics=measured["metrics"], skipped=skipped, previews=None if spool is not None else previews)
+
+
+def default_workers() -> int:
+    """Reader threads of an encode: one per core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
                  preview_size: int, spool: PreviewSpool | None = None, read_args: dict | None = None,
-                 progress: Progress | None = None) -> EncodedShard:
-    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches.
+                 progress: Progress | None = None, workers: int | None = None) -> EncodedShard:
+    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: reader
+    threads read and preprocess up to two batches ahead, the model runs on one batch while a second thread
+    measures the batch before it. The result is the same whatever the number of workers.
 
     Parameters
     ----------
-    model : AutoEncoder
+    model : AutoEncoder or InferenceModel
         In eval mode, on its device.
     files, rels : sequence
         Every file of the data folder, and its path relative to it.
@@ -198,15 +219,31 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
         ``hdu``, ``plane``, ``confine_to`` for :func:`read_image`.
     progress : Progress, optional
         Told ``(files done, files in the shard, "encode")`` after each batch.
+    workers : int, optional
+        Reader threads (default :func:`default_workers`).
     """
     indices = list(indices)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}")
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     parts, done = [], 0
     report(progress, 0, len(indices), "encode")
-    for b, results in zip(batches, _read_ahead(files, batches, model.preprocess_config, read_args or {})):
-        parts.append(_encode_batch(model, [rels[i] for i in b], results, preview_size=preview_size, spool=spool))
-        done += len(b)
-        report(progress, done, len(indices), "encode")
+    reads = _read_ahead(files, batches, model.preprocess_config, read_args or {}, workers=workers)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="astroae-measure") as measurer:
+        finishing = None
+        for b, results in zip(batches, reads):
+            batch_rels = [rels[i] for i in b]
+            inferred = _infer_batch(model, batch_rels, results)
+            if finishing is not None:
+                parts.append(finishing.result())
+                report(progress, done, len(indices), "encode")
+            finishing = measurer.submit(_finish_batch, model, batch_rels, results, inferred,
+                                        preview_size=preview_size, spool=spool)
+            done += len(b)
+        if finishing is not None:
+            parts.append(finishing.result())
+            report(progress, done, len(indices), "encode")
     if not parts:
         parts.append(EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None))
     return EncodedShard.concat(parts)

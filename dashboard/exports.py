@@ -62,6 +62,12 @@ def _name(what: str) -> str:
 def export_panel(ctx: state.Context, rows, *, what: str, key: str) -> None:
     """Download buttons for ``rows`` (every column; paths relative to the data folder, which is named) and the SAMP
     sends. ``what`` names the group in file names and messages ("selection", "subset")."""
+    with st.container(key=f"{key}_panel"):
+        _downloads(ctx, rows, what=what, key=key)
+        samp_panel(ctx, rows, what=what, key=key)
+
+
+def _downloads(ctx: state.Context, rows, *, what: str, key: str) -> None:
     folder = ctx.cache.data_dir
     n = len(rows)
     n_zip = min(n, core_export.FITS_ZIP_MAX)
@@ -85,7 +91,6 @@ def export_panel(ctx: state.Context, rows, *, what: str, key: str) -> None:
                f"are relative to the data folder `{folder}`, named in the `{core_export.DATA_FOLDER}` column of the "
                f"CSV and a PARAM of the VOTable. Each cutout file: the original (header kept), the reconstruction "
                f"and the residual as three HDUs, in the file's units.{more}")
-    samp_panel(ctx, rows, what=what, key=key)
 
 
 def _samp_dir() -> Path:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from astroae_core.analysis import subset as core
 
-from .formatting import column_label, format_value
+from .formatting import column_label
 from .state import Context
 
 FILTERS = "subset_filters"
@@ -79,7 +79,7 @@ def is_filtered(ctx: Context) -> bool:
 
 
 def _num(v) -> str:
-    return format_value("", float(v), short=False)
+    return f"{float(v):.6g}"
 
 
 def chip_text(f: dict) -> str:
@@ -146,6 +146,11 @@ def sidebar_panel(ctx: Context) -> None:
     view = view_table(ctx)
     if view is None:
         return
+    with st.container(key="subset_panel"):
+        _panel(ctx, view)
+
+
+def _panel(ctx: Context, view: pd.DataFrame) -> None:
     ok, bad = active_filters(ctx)
     n, total = len(subset_table(ctx)), len(view)
     st.markdown("**Subset**")

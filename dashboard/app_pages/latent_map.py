@@ -68,7 +68,9 @@ st.plotly_chart(fig, key="map_chart", on_select=on_select, selection_mode=("poin
 drawn_max = selection.MAP_POINTS_DRAWN_MAX
 sampled = (f" The shading shows all of them; a fixed random {drawn_max:,} are drawn as points, and a box or lasso "
            "selects every image inside it, drawn or not." if len(t) > drawn_max else "")
-st.caption(f"{len(t):,} images.{sampled} Click a point to see it and its nearest neighbours in latent space; drag a "
+shown = f"{len(t):,} of {len(full):,} images (the subset: filters in the sidebar)" if len(t) < len(full) else \
+    f"{len(t):,} images"
+st.caption(f"{shown}.{sampled} Click a point to see it and its nearest neighbours in latent space; drag a "
            "box or lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly score; gold stars, red crosses and green squares: "
            "the images you labelled interesting, artefact and normal (on the Outlier review page).")
 

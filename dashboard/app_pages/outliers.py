@@ -1,12 +1,15 @@
 """Outlier review: the strangest images with the score that flagged each and why, labels (interesting, artefact,
 normal, free tags) kept beside the cache, and the ranking those labels teach beside the anomaly ranking."""
 
+import hashlib
+
+import numpy as np
 import streamlit as st
 
 from astroae_core.analysis.reasons import explain
 from dashboard import labels as label_ui
 from dashboard import outlier_cards as cards
-from dashboard import state
+from dashboard import state, subset
 from dashboard.loaders import mtime
 
 TABLE_MAX = 5000  # rows of the full table (each with its reason in words); the export holds every image
@@ -14,9 +17,9 @@ ORDERS = ("Anomaly ranking", "Your ranking")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def all_reasons(cache_path: str, stamp: float, _table, limit: int):
-    """Reasons for the ``limit`` strangest images of the cache, by anomaly rank."""
-    return explain(_table, _table.sort_values("anomaly_rank").index[:limit])
+def table_reasons(cache_path: str, stamp: float, rows_key: str, _table, _rows):
+    """Reasons for the rows ``_rows`` (identified by ``rows_key``), against the whole cache's statistics."""
+    return explain(_table, _rows)
 
 
 ctx = state.context()
@@ -49,7 +52,10 @@ else:
                "normal and artefact), ranks the images you have not labelled.")
     cards.side_by_side(ctx, t, user.scores, labels)
 
-rows = t
+sub = subset.subset_table(ctx)  # the gallery and the table follow the sidebar's filters
+if subset.is_filtered(ctx):
+    st.caption(f"Following the filters in the sidebar: {len(sub):,} of {len(t):,} images (ranks are over all).")
+rows = sub
 if hide:
     rows = rows[labels["label"].loc[rows.index] == ""]
 if order == ORDERS[1] and user.ready:
@@ -62,10 +68,12 @@ cards.gallery(ctx, rows, explain(t, rows.index), labels,
               user_ranks=user.scores["user_rank"] if user.ready else None)
 
 st.subheader("Every image, strangest first")
-reasons = all_reasons(str(ctx.cache.path), mtime(ctx.cache.path / "meta.json"), t, TABLE_MAX)
+listed = sub.sort_values("anomaly_rank").index[:TABLE_MAX]
+reasons = table_reasons(str(ctx.cache.path), mtime(ctx.cache.path / "meta.json"),
+                        hashlib.sha1(np.asarray(listed).tobytes()).hexdigest(), t, listed)
 shown = cards.review_table(t, reasons, labels, user.scores)
-if len(t) > TABLE_MAX:
-    st.caption(f"The {TABLE_MAX:,} strangest of {len(t):,} images.")
+if len(sub) > TABLE_MAX:
+    st.caption(f"The {TABLE_MAX:,} strangest of {len(sub):,} images.")
 
 
 def on_row():

@@ -234,3 +234,20 @@ def test_the_gallery_pages_through_the_whole_subset_in_order(app_env):
     assert cap.startswith(f"Images {(last - 1) * PAGE_SIZE + 1:,}–{N_BIG:,} of {N_BIG:,}, by snr (catalog)")
     opened = [b for b in at.button if b.label == "Open"]
     assert len(opened) == N_BIG - (last - 1) * PAGE_SIZE
+
+
+@pytest.mark.slow
+def test_the_interpolation_pickers_search_every_image_and_follow_the_subset(app_env):
+    at = _open("sliders")
+    assert at.selectbox(key="interp_b_pick").value == at.session_state["interp_b_id"]  # the strangest image
+    at.text_input(key="interp_b_query").input("gal_01599").run()
+    _ok(at)
+    assert at.selectbox(key="interp_b_pick").value == "gal_01599"
+    grid = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == "interp_fig")
+    assert grid["data"]  # the interpolation to it is drawn
+    # with a filter, the list offers the subset's images only
+    at.session_state["subset_filters"] = [{"column": "catalog.kind", "op": "in", "values": ["trail"]}]
+    at.text_input(key="interp_a_query").input("gal_0001").run()
+    _ok(at)
+    opts = at.selectbox(key="interp_a_pick").options[1:]
+    assert opts == ["gal_00013.fits"]  # of gal_00010..gal_00019 only gal_00013 is a trail (i % 8 == 5)

@@ -29,7 +29,8 @@ MAP_POINTS_JS = """() => {
     const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
     if (!el || !el.data) return null;
     const skip = new Set(['outliers', 'chosen image', 'neighbours', 'uploads']);
-    return el.data.filter(tr => !skip.has(tr.name)).reduce((n, tr) => n + (tr.customdata ? tr.customdata.length : 0), 0);
+    return el.data.filter(tr => !skip.has(tr.name))
+        .reduce((n, tr) => n + (tr.customdata ? tr.customdata.length : 0), 0);
 }"""
 
 

@@ -44,7 +44,8 @@ sel_row = state.selected_row(ctx) if ss.get("selected_id") is not None else None
 nbr_rows = None
 if sel_row is not None:
     idx, dist = cache.neighbors(cache.latents()[full.index.get_loc(sel_row.name)], k=9)
-    nbr = [(int(i), float(d)) for i, d in zip(np.ravel(idx), np.ravel(dist)) if full.iloc[int(i)]["id"] != sel_row["id"]]
+    nbr = [(int(i), float(d)) for i, d in zip(np.ravel(idx), np.ravel(dist))
+           if full.iloc[int(i)]["id"] != sel_row["id"]]
     nbr_rows = full.iloc[[i for i, _ in nbr[:8]]].assign(latent_distance=[d for _, d in nbr[:8]])
 uploads = [{"name": u.name, "x": u.place[x], "y": u.place[y]} for u in ss.get("uploads", {}).values()
            if u.ok and x in u.place and y in u.place]
@@ -81,7 +82,8 @@ with left:
     else:
         st.subheader(f"Chosen: {Path(str(sel_row['path'])).name}")
         a, b = st.columns([1, 2])
-        a.image(display.preview_rgb(np.asarray(cache.previews[full.index.get_loc(sel_row.name)]), ctx.stretch, ctx.cmap),
+        a.image(display.preview_rgb(np.asarray(cache.previews[full.index.get_loc(sel_row.name)]), ctx.stretch,
+                                    ctx.cmap),
                 width="stretch")
         facts = {fmt.column_label(c): sel_row[c] for c in ("mse", "ssim", "anomaly_score", "anomaly_rank",
                                                              selection.KIND_COLUMN, "split") if c in sel_row.index}

@@ -1,14 +1,12 @@
 """Latent sliders: decode any point of the latent space live, traverse each dimension, interpolate two images."""
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import (decode_latents, interpolate_latents, latent_influence, top_outliers,
                                    tracked_columns, traversal_latents)
 from astroae_core.analysis.object_extent import object_box
-from dashboard import display, formatting as fmt, picker, plots, selection, sentences, slider_ranges, state
+from dashboard import display, formatting as fmt, picker, plots, sentences, slider_ranges, state, subset
 
 ctx = state.context()
 st.title("Latent sliders")
@@ -130,16 +128,16 @@ with tab_trav:
                                      row_labels=zcols, col_labels=[f"{s:+d} σ" for s in steps]), key="trav_fig")
     st.caption(f"Each row moves one dimension from −2 to +2 standard deviations around the start ({mode}).")
 with tab_interp:
-    names = dict(zip(t["id"], t["path"].astype(str)))
-    outl = top_outliers(t, 20)["id"].tolist()
-    ids = selection.pick_options(t, [row["id"], *outl])
-    pos = {i: k for k, i in enumerate(t["id"])}
+    ss = st.session_state
+    ss.setdefault("interp_a_id", row["id"])
+    ss.setdefault("interp_b_id", top_outliers(subset.subset_table(ctx), 1)["id"].iloc[0])  # the strangest
     a_col, b_col, n_col = st.columns([2, 2, 1])
-    a = a_col.selectbox("From image", ids, index=0, format_func=lambda i: Path(names[i]).name, key="interp_a")
-    b = b_col.selectbox("To image (default: the strangest)", ids, index=1 if len(ids) > 1 else 0,
-                        format_func=lambda i: Path(names[i]).name, key="interp_b")
+    a = picker.image_picker(ctx, key="interp_a", label="From image", current=ss["interp_a_id"],
+                            on_pick=lambda i: ss.update(interp_a_id=i), container=a_col)
+    b = picker.image_picker(ctx, key="interp_b", label="To image (default: the strangest)",
+                            current=ss["interp_b_id"], on_pick=lambda i: ss.update(interp_b_id=i), container=b_col)
     n = n_col.number_input("Steps", 3, 12, 7, key="interp_n")
-    za, zb = Z[pos[a]], Z[pos[b]]
+    za, zb = Z[t.index.get_loc(a.name)], Z[t.index.get_loc(b.name)]
     tiles = decode(tuple(map(tuple, interpolate_latents(za, zb, n).round(6).tolist())), key, model)
     labels = ["A"] + [f"{x:.2f}" for x in np.linspace(0, 1, n)[1:-1]] + ["B"]
     st.plotly_chart(plots.image_grid(display.decoded_rgb(tiles, ctx.stretch, ctx.cmap), n, col_labels=labels),

@@ -28,12 +28,11 @@ def load_cache(path: str, stamp: float):
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_model(path: str, stamp: float):
-    """The checkpoint at ``path`` with its BatchNorms folded in: a slider's decode costs about a third less
-    (benchmarks/inference.py, decode_one)."""
-    from astroae_core.model import fused_for_inference
+    """The checkpoint at ``path`` for inference: a slider's decode and a single image's round trip each run on the
+    fastest correct runtime of this machine, measured on first use at batch 1 (astroae_core.model.runtime)."""
     from astroae_core.model import load_model as load
 
-    return fused_for_inference(load(path))
+    return load(path, runtime="auto", batch_sizes=(1,))
 
 
 def load_model_checked(path: Path) -> tuple[object, str | None]:

@@ -57,7 +57,8 @@ def scaled(values, scale: str) -> tuple[np.ndarray, list[float], list[str]]:
     colors : numpy.ndarray
         float32, NaN where ``values`` is not finite.
     tickvals, ticktext : list
-        Positions on the colour scale and the column's values there (at its quantiles).
+        Positions on the colour scale and the column's values there (at its quantiles, those too close to the next
+        dropped); empty on the linear scale (plotly's own ticks).
     """
     if scale not in SCALES:
         raise ValueError(f"colour scale {scale!r} is not one of {SCALES}")
@@ -77,10 +78,19 @@ def scaled(values, scale: str) -> tuple[np.ndarray, list[float], list[str]]:
         f = _log_scale(v[finite])
         out[finite] = f(v[finite])
         tickvals = [float(x) for x in f(qs)]
-    else:
+    else:  # plotly's own ticks read well on a linear scale
         out[finite] = v[finite]
-        tickvals = [float(x) for x in qs]
-    keep = np.r_[True, np.diff(tickvals) > 1e-9 * (abs(tickvals[-1] - tickvals[0]) or 1)]
-    ticktext = [f"{q:.3g}" for q in qs]
-    return (out.astype(np.float32), [t for t, k in zip(tickvals, keep) if k],
-            [s for s, k in zip(ticktext, keep) if k])
+        return out.astype(np.float32), [], []
+    return out.astype(np.float32), *_spread(tickvals, [f"{q:.3g}" for q in qs])
+
+
+def _spread(tickvals: list[float], ticktext: list[str], *, gap: float = 0.06) -> tuple[list, list]:
+    """The ticks at least ``gap`` of the colour range apart (the last one, the maximum, always kept): labels that
+    would print over each other are dropped."""
+    span = (tickvals[-1] - tickvals[0]) or 1.0
+    keep = [len(tickvals) - 1]
+    for i in range(len(tickvals) - 2, -1, -1):
+        if tickvals[keep[-1]] - tickvals[i] >= gap * span:
+            keep.append(i)
+    keep.reverse()
+    return [tickvals[i] for i in keep], [ticktext[i] for i in keep]

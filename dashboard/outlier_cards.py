@@ -70,7 +70,7 @@ def review_table(table: pd.DataFrame, reasons: pd.DataFrame, labels: pd.DataFram
     and why, label, tags, the user's rank, the metrics and the catalog's kind."""
     t = table.loc[reasons.index]
     out = pd.DataFrame({"rank": t["anomaly_rank"].astype("int64"), "image": [short_name(p) for p in t["path"]],
-                        "score": t["anomaly_score"], "flagged by": reasons["flagged"], "why": reasons["reason"],
+                        "score": t["anomaly_score"], "flagged by": reasons["flagged"], "why": reasons["short"],
                         "label": labels["label"].reindex(t.index), "tags": labels["tags"].reindex(t.index)},
                        index=t.index)
     if user is not None:
@@ -84,9 +84,13 @@ def review_table(table: pd.DataFrame, reasons: pd.DataFrame, labels: pd.DataFram
 TABLE_COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
     "your rank": st.column_config.NumberColumn("your rank", format="%d", width="small",
-                                               help="Among the unlabelled images, by what your labels taught"),
+                                               help="Among the unlabelled images, by what your labels taught "
+                                                    "(none for the images you labelled)"),
     "score": st.column_config.NumberColumn("score", format="%.1f", width="small"),
-    "why": st.column_config.TextColumn("why", width="large"),
+    "flagged by": st.column_config.TextColumn("flagged by", width="medium"),
+    "why": st.column_config.TextColumn("why", width="medium", help="The card above says it in full"),
+    "label": st.column_config.TextColumn("label", width=90),
+    "tags": st.column_config.TextColumn("tags", width="medium"),
     "mse": st.column_config.NumberColumn("MSE", format="%.2e", width="small"),
     "ssim": st.column_config.NumberColumn("SSIM", format="%.3f", width="small"),
 }

@@ -295,15 +295,19 @@ def _point_traces(fig: go.Figure, pts: _MapPoints, color: str | None, drawn: np.
             x=dx[ok], y=dy[ok], customdata=dkey[ok], name=label, showlegend=False, mode="markers",
             text=np.char.mod("%.4g", vals[ok]), hovertemplate=f"{who}<br>{label} = %{{text}}<extra></extra>",
             marker=dict(size=size, color=cv[ok], colorscale=MAP_COLORSCALE, opacity=opacity,
-                        colorbar=dict(title=dict(text=title), thickness=12, tickvals=tickvals, ticktext=ticktext))))
+                        colorbar=dict(title=dict(text=title), thickness=12, tickvals=tickvals or None,
+                                      ticktext=ticktext or None))))
     elif color and (color in table.columns or (color == "label" and labels is not None)):
-        col = labels if color == "label" and labels is not None else table[color]
+        mine = color == "label" and labels is not None  # the labelled images are marked on top: only the rest here
+        col = labels if mine else table[color]
         cats = col.astype("string").fillna("").replace("", "(none)").to_numpy()[drawn]
         palette = map_colors.LABEL_COLORS if color == "label" else {}
         for i, lab in enumerate(sorted(set(cats), key=lambda v: (-(cats == v).sum(), v))):
+            if mine and lab != "(none)":
+                continue
             m = cats == lab
             fig.add_trace(go.Scattergl(
-                x=dx[m], y=dy[m], customdata=dkey[m], name=str(lab), mode="markers",
+                x=dx[m], y=dy[m], customdata=dkey[m], name="unlabelled" if mine else str(lab), mode="markers",
                 hovertemplate=f"{who}<br>{label} = {lab}<extra></extra>",
                 marker=dict(size=size, color=palette.get(lab, QUALITATIVE[i % len(QUALITATIVE)]),
                             opacity=min(opacity, 0.85))))

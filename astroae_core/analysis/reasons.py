@@ -92,6 +92,20 @@ def _sentence(col: str, value: float, z: float, ref: np.ndarray) -> str:
     return f"{col} = {_g(value)}, {_times(value, med)} the median {_g(med)} ({z:.0f} sigma)"
 
 
+def _short(col: str, value: float, z: float, ref: np.ndarray) -> str:
+    """The same verdict in a few words, for a table cell."""
+    med = float(np.median(ref))
+    if col == "score_recon":
+        return f"MSE {_times(value, med)} the median ({z:.0f}σ)"
+    if col == "score_density":
+        return f"{_times(value, med)} the typical neighbour distance ({z:.0f}σ)"
+    if col == "score_peak":
+        return f"a pixel {value:.2f} off, {_times(value, med)} typical ({z:.0f}σ)"
+    if col == "score_flat":
+        return f"{value:.0%} of the image flat ({z:.0f}σ)"
+    return f"{col} {_times(value, med)} the median ({z:.0f}σ)"
+
+
 def explain(table: pd.DataFrame, rows=None, *, also_above: float = 3.0) -> pd.DataFrame:
     """Which score flagged each image, and why, in words.
 
@@ -108,8 +122,8 @@ def explain(table: pd.DataFrame, rows=None, *, also_above: float = 3.0) -> pd.Da
     -------
     pandas.DataFrame
         Index ``rows``; columns ``flagged_by`` (the ``score_*`` column with the largest z-score), ``flagged``
-        (its title in :data:`SCORE_TITLES`), ``z`` (its z-score, the image's ``anomaly_score``) and ``reason``
-        (sentences with the numbers).
+        (its title in :data:`SCORE_TITLES`), ``z`` (its z-score, the image's ``anomaly_score``), ``reason``
+        (sentences with the numbers) and ``short`` (the flagging score's verdict in a few words).
 
     Raises
     ------
@@ -128,7 +142,7 @@ def explain(table: pd.DataFrame, rows=None, *, also_above: float = 3.0) -> pd.Da
     z_sub = zs.to_numpy()[pos]
     best = z_sub.argmax(axis=1) if len(cols) else np.zeros(len(pos), int)
     mse_pct = table["mse"].rank(pct=True).to_numpy()[pos] if "mse" in table.columns else None
-    out = {"flagged_by": [], "flagged": [], "z": [], "reason": []}
+    out = {"flagged_by": [], "flagged": [], "z": [], "reason": [], "short": []}
     for i, p in enumerate(pos):
         col = cols[best[i]]
         parts = [_sentence(col, raw[col][p], z_sub[i, best[i]], raw[col])]
@@ -141,5 +155,6 @@ def explain(table: pd.DataFrame, rows=None, *, also_above: float = 3.0) -> pd.Da
         out["flagged_by"].append(col)
         out["flagged"].append(SCORE_TITLES.get(col, col))
         out["z"].append(float(z_sub[i, best[i]]))
+        out["short"].append(_short(col, raw[col][p], z_sub[i, best[i]], raw[col]))
         out["reason"].append(". ".join(s[0].upper() + s[1:] for s in parts) + ".")
     return pd.DataFrame(out, index=rows)

@@ -1,5 +1,5 @@
-"""The tables behind the latent map and the image pickers: which points the map draws, a plotly selection turned
-back into image ids, search, picker options, map axes and colours, and the CSV export of a selection."""
+"""The tables behind the latent map: which points the map draws, a plotly selection turned back into image ids, map
+axes and colours. (Search and filters: astroae_core.analysis.subset; exports: astroae_core.io.export.)"""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from astroae_core.cache import CATALOG_PREFIX
 #: The catalog's kind of object (``catalog.csv``'s ``kind`` column, as the demo data has): offered first as a map
 #: colour and shown beside a chosen image's scores.
 KIND_COLUMN = CATALOG_PREFIX + "kind"
-SCORE_COLUMNS = ("mse", "ssim", "ms_ssim", "latent_mse", "latent_ssim", "score_recon", "score_density",
-                 "anomaly_score", "anomaly_rank")
-EXPORT_COLUMNS = ("id", "path", "hdu", "split", "ra", "dec", *SCORE_COLUMNS)
 
 
 def default_outlier_count(n_images: int) -> int:
@@ -126,27 +123,6 @@ def rows_for_ids(table, ids):
     return sub.iloc[np.argsort([order[v] for v in sub["id"].astype(str)], kind="stable")]
 
 
-def selection_csv(table, ids) -> bytes:
-    """CSV (UTF-8) of the selected rows: id, path, RA/Dec and the scores present in the cache."""
-    sub = rows_for_ids(table, ids)
-    cols = [c for c in EXPORT_COLUMNS if c in sub.columns]
-    return sub[cols].to_csv(index=False).encode("utf-8")
-
-
-def pick_options(table, must=(), *, limit: int = 1000) -> list:
-    """Ids for an image picker: ``must`` first (the chosen image, outliers...), then the table's first ids, at most
-    ``limit`` in all (beyond that a picker is unusable; search on the Reconstructions page instead)."""
-    out = list(dict.fromkeys(must))
-    seen = set(out)
-    for i in table["id"].tolist()[: limit + len(out)]:
-        if len(out) >= max(limit, len(must)):
-            break
-        if i not in seen:
-            out.append(i)
-            seen.add(i)
-    return out
-
-
 def map_axes(table, kind: str) -> tuple[str, str]:
     """Column names of the map's axes: ``umap_x/umap_y`` or ``pca_x/pca_y`` (PCA when UMAP is missing)."""
     kind = kind.lower()
@@ -170,16 +146,3 @@ def color_options(table) -> list[str]:
             out.append(str(c))
     first = [c for c in ("anomaly_score", "mse", KIND_COLUMN, "split") if c in out]
     return first + [c for c in out if c not in first]
-
-
-def search_table(table, query: str, *, sort_by: str | None = None, ascending: bool = True):
-    """Rows whose path (or id) contains ``query`` (case-insensitive), sorted by a column."""
-    sub = table
-    q = (query or "").strip().lower()
-    if q:
-        mask = table["path"].astype(str).str.lower().str.contains(q, regex=False)
-        mask |= table["id"].astype(str).str.lower().str.contains(q, regex=False)
-        sub = table[mask]
-    if sort_by and sort_by in sub.columns:
-        sub = sub.sort_values(sort_by, ascending=ascending, na_position="last", kind="stable")
-    return sub

@@ -400,9 +400,9 @@ def test_map_click_and_selection(env):
     assert "Download the selection as CSV" in [d.proto.label for d in at.get("download_button")]
     assert len(at.image) >= 1 + 8 + 5  # chosen image, its neighbours, the selection's gallery
     # the same rows go to the CSV
-    from dashboard.selection import selection_csv
+    from astroae_core.io.export import export_csv_bytes
 
-    out = pd.read_csv(io.BytesIO(selection_csv(t, ids)))
+    out = pd.read_csv(io.BytesIO(export_csv_bytes(t[t["id"].isin(ids)], data_folder=env["data"])))
     assert list(out["id"].astype(str)) == ids and {"ra", "dec", "anomaly_score"} <= set(out.columns)
 
 

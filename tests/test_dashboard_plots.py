@@ -364,23 +364,13 @@ def table():
     }).assign(anomaly_rank=lambda d: d["anomaly_score"].rank(ascending=False).astype(int))
 
 
-def test_selection_ids_and_csv_export(table):
+def test_selection_ids(table):
     sel = {"points": [{"customdata": [3]}, {"customdata": [7]}, {"customdata": [3]}, {"x": 1}], "box": [{}]}
     ids = selection.selection_ids(sel)
     assert ids == [3, 7]
     assert selection.selection_ids(None) == [] and selection.selection_ids({"points": []}) == []
-    csv = pd.read_csv(io.BytesIO(selection.selection_csv(table, ids)))
-    assert list(csv["id"]) == [3, 7]
-    assert {"id", "path", "ra", "dec", "mse", "anomaly_score", "anomaly_rank"} <= set(csv.columns)
-    assert "z0" not in csv.columns
     # ids that travelled through JSON as strings still match
     assert list(selection.rows_for_ids(table, ["7", "3"])["id"]) == [7, 3]
-
-
-def test_pick_options_put_the_needed_ids_first_and_stay_short(table):
-    opts = selection.pick_options(table, [7, 3], limit=5)
-    assert opts == [7, 3, 0, 1, 2]
-    assert len(selection.pick_options(table, limit=1000)) == len(table)
 
 
 def test_outliers_axes_colours_and_search(table):
@@ -390,7 +380,9 @@ def test_outliers_axes_colours_and_search(table):
     assert selection.map_axes(table.assign(umap_x=np.nan), "UMAP") == ("pca_x", "pca_y")
     opts = selection.color_options(table)
     assert opts[0] == "anomaly_score" and "catalog.kind" in opts and "path" not in opts and "pca_x" not in opts
-    hits = selection.search_table(table, "OBJ_00", sort_by="mse", ascending=False)
+    from astroae_core.analysis.subset import search_images, sort_rows
+
+    hits = sort_rows(search_images(table, "OBJ_00"), "mse", ascending=False)
     assert len(hits) == 10 and hits["mse"].is_monotonic_decreasing
 
 

@@ -25,13 +25,14 @@ def is_score(column: str) -> bool:
 
 def is_skewed(values) -> bool:
     """Whether a column's upper tail is long: its 99th percentile lies more than 5 times as far above the median as
-    its 1st percentile lies below it."""
+    its 1st percentile lies below it, or its maximum lies more than 10 times its 1-99% range above the median (a few
+    extreme values that would take the whole colour bar)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 10:
         return False
     q01, q50, q99 = np.quantile(v, [0.01, 0.5, 0.99])
-    return bool(q99 - q50 > 5 * max(q50 - q01, 1e-300))
+    return bool(q99 - q50 > 5 * max(q50 - q01, 1e-300) or v.max() - q50 > 10 * max(q99 - q01, 1e-300))
 
 
 def default_scale(column: str, values) -> str:

@@ -174,3 +174,47 @@ def test_the_page_shows_reasons_and_keeps_a_label(review_env):
     assert again.button_group(key=key).value == "artefact"
     assert again.dataframe[0].value.set_index("image").at["edge_999", "label"] == "artefact"
     assert any("1 normal or artefact" in m.value for m in again.markdown)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the latent map's colours and labels
+
+
+def test_map_colour_scales_spread_a_skewed_score():
+    from dashboard import map_colors
+
+    rng = np.random.default_rng(1)
+    v = np.r_[rng.lognormal(0, 0.3, 997), 50.0, 80.0, np.nan]
+    assert map_colors.default_scale("anomaly_score", v) == "rank"
+    assert map_colors.default_scale("mse", v) == "log"
+    assert map_colors.default_scale("z0", rng.normal(size=500)) == "linear"
+    c, ticks, text = map_colors.scaled(v, "rank")
+    np.testing.assert_allclose(np.sort(c[:-1]), np.linspace(0, 1, 999), atol=1e-6)  # evenly spread
+    assert np.isnan(c[-1]) and ticks[0] == 0 and ticks[-1] == 1 and text[-1] == "80"
+    lin, _, _ = map_colors.scaled(v, "linear")
+    assert (lin[:997] < 0.05 * 80).all()  # linear: every ordinary image at the bottom of the bar
+    lg, lticks, ltext = map_colors.scaled(v, "log")
+    order = np.argsort(v[:-1])
+    assert np.all(np.diff(lg[:-1][order]) >= 0) and ltext[-1] == "80"
+    assert np.all(np.diff(lticks) >= 0.06 * (lticks[-1] - lticks[0]) - 1e-9)  # tick labels never overlap
+    with pytest.raises(ValueError, match="not one of"):
+        map_colors.scaled(v, "sqrt")
+
+
+def test_map_marks_labelled_images_and_colours_by_label():
+    from dashboard import plots
+
+    t = crafted()
+    t["umap_x"], t["umap_y"] = t["z0"], t["z1"]
+    labels = pd.Series("", index=t.index)
+    labels.iloc[[3, 7]] = "interesting"
+    labels.iloc[9] = "artefact"
+    fig = plots.latent_map(t, "umap_x", "umap_y", "anomaly_score", color_scale="rank", labels=labels)
+    by_name = {tr.name: tr for tr in fig.data}
+    assert [c[0] for c in by_name["labelled interesting"].customdata] == ["img003", "img007"]
+    assert [c[0] for c in by_name["labelled artefact"].customdata] == ["img009"]
+    assert "labelled normal" not in by_name
+    assert by_name["anomaly_score"].marker.colorbar.title.text == "anomaly_score (rank)"
+    fig = plots.latent_map(t, "umap_x", "umap_y", "label", labels=labels)
+    names = [tr.name for tr in fig.data]
+    assert names[0] == "unlabelled" and len(fig.data[0].x) == N - 3

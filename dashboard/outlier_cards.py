@@ -87,10 +87,11 @@ TABLE_COLUMNS = {
                                                help="Among the unlabelled images, by what your labels taught "
                                                     "(none for the images you labelled)"),
     "score": st.column_config.NumberColumn("score", format="%.1f", width="small"),
-    "flagged by": st.column_config.TextColumn("flagged by", width="medium"),
-    "why": st.column_config.TextColumn("why", width="medium", help="The card above says it in full"),
+    "image": st.column_config.TextColumn("image", width=120),
+    "flagged by": st.column_config.TextColumn("flagged by", width=150),
+    "why": st.column_config.TextColumn("why", width=250, help="The card above says it in full"),
     "label": st.column_config.TextColumn("label", width=90),
-    "tags": st.column_config.TextColumn("tags", width="medium"),
+    "tags": st.column_config.TextColumn("tags", width=110),
     "mse": st.column_config.NumberColumn("MSE", format="%.2e", width="small"),
     "ssim": st.column_config.NumberColumn("SSIM", format="%.3f", width="small"),
 }

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from astroae_core.analysis import top_outliers
+from astroae_core.analysis.reasons import explain
 from dashboard import display, formatting as fmt, gallery, map_colors, plots, selection, sentences, state
 from dashboard import exports, subset
 from dashboard import labels as label_ui
@@ -100,18 +101,22 @@ with right:
     shown = outliers[[c for c in ("anomaly_rank", "anomaly_score", "mse", selection.KIND_COLUMN)
                       if c in outliers.columns]].rename(columns={selection.KIND_COLUMN: "kind"})
     shown.insert(0, "image", [Path(str(p)).stem for p in outliers["path"]])
+    shown.insert(3, "flagged by", explain(full, outliers.index)["flagged"].to_numpy() if len(outliers) else [])
 
     def on_outlier():
         rows = ss["outlier_table"]["selection"]["rows"]
         if rows:
             state.select_image(outliers.iloc[rows[0]]["id"])
 
-    st.dataframe(shown, hide_index=True, height=min(420, 35 * (len(outliers) + 1) + 3), key="outlier_table",
+    st.dataframe(shown, hide_index=True, height=min(740, 35 * (len(outliers) + 1) + 3), key="outlier_table",
                  on_select=on_outlier, selection_mode="single-row", width="stretch",
                  column_config={"anomaly_rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
                                 "anomaly_score": st.column_config.NumberColumn("score", format="%.2f",
                                                                                width="small"),
                                 "mse": st.column_config.NumberColumn("MSE", format="%.2e", width="small")})
+    if "Outlier review" in state.PAGES:
+        st.page_link(state.PAGES["Outlier review"], label="Why each is strange, and label them: Outlier review",
+                     icon=":material/travel_explore:")
 
 # -- below the map: the box / lasso selection, else the whole subset; its exports and a paged gallery --------------
 sel_ids = ss.get("map_selection_ids") or []

@@ -82,7 +82,7 @@ def on_row():
         state.select_image(t.at[shown.index[picked[0]], "id"])
 
 
-st.dataframe(shown, hide_index=True, height=640, width="stretch", key="out_table", on_select=on_row,
+st.dataframe(shown, hide_index=True, height=800, width="stretch", key="out_table", on_select=on_row,
              selection_mode="single-row", column_config=cards.TABLE_COLUMNS)
 if ss.get("selected_id") is not None:
     st.button(f"Open {ss['selected_id']} in Reconstructions", on_click=state.open_in_reconstructions,

@@ -73,8 +73,9 @@ sampled = (f" The shading shows all of them; a fixed random {drawn_max:,} are dr
 shown = f"{len(t):,} of {len(full):,} images (the subset: filters in the sidebar)" if len(t) < len(full) else \
     f"{len(t):,} images"
 st.caption(f"{shown}.{sampled} Click a point to see it and its nearest neighbours in latent space; drag a "
-           "box or lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly score; gold stars, red crosses and green squares: "
-           "the images you labelled interesting, artefact and normal (on the Outlier review page).")
+           "box or lasso (toolbar) to select a group. Red circles: the strangest images by the combined anomaly "
+           "score; gold stars, red crosses and green squares: the images you labelled interesting, artefact and "
+           "normal (on the Outlier review page).")
 
 left, right = st.columns([3, 2])
 with left:

@@ -78,7 +78,7 @@ def _grid_placement(shape, grid) -> dict:
 def _colorbar(p: Panel, domain) -> dict:
     """A horizontal colour bar under its panel, labelled in the file's units."""
     bar = dict(orientation="h", thickness=10, len=min(0.9 * (domain[1] - domain[0]), 0.5), lenmode="fraction",
-               x=(domain[0] + domain[1]) / 2, xanchor="center", y=-0.2, yanchor="top",
+               x=(domain[0] + domain[1]) / 2, xanchor="center", y=0.0, yanchor="bottom", yref="container",
                title=dict(text=p.hover_label, side="bottom"), tickfont=dict(size=10))
     if p.ticks is not None:
         bar.update(tickvals=list(p.ticks[0]), ticktext=list(p.ticks[1]))
@@ -117,7 +117,7 @@ def _image_axes(fig: go.Figure, i: int, sky, *, first: bool) -> None:
                          **bare)
         return
     tick = dict(ticks="outside", ticklen=4, showgrid=False, zeroline=False, showline=True, constrain="domain",
-                tickfont=dict(size=10), linecolor="#666")
+                tickfont=dict(size=10), linecolor="#666", tickangle=0)
     fig.update_xaxes(tickvals=[p for p, _ in sky.x_ticks], ticktext=[t for _, t in sky.x_ticks],
                      title=dict(text=f"{sky.x_name} ({sky.frame})", font=dict(size=11), standoff=2),
                      matches="x" if i > 1 else None, row=1, col=i, **tick)
@@ -148,7 +148,7 @@ def image_panels(panels: list[Panel], *, height: int = 420, shape=None, sky=None
         fig.add_trace(_heatmap(p, shape, sky, domain), row=1, col=i)
         _image_axes(fig, i, sky, first=i == 1)
     fig = _base_layout(fig, height)
-    bottom = 95 if sky is not None else 60
+    bottom = 115 if sky is not None else 60  # the colour bars sit at the figure's foot, under the axis labels
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=bottom if any(p.colorbar for p in panels) else 10),
                       dragmode="zoom")
     return fig

@@ -25,9 +25,10 @@ def read_line(info) -> str:
     if abs(ry - 1) < 1e-9 and abs(rx - 1) < 1e-9:
         scale = f"already the model's {info.model_size} x {info.model_size}"
     else:
-        how = "shrunk" if max(ry, rx) > 1 else "enlarged"
-        factor = f"{ry:.3g}x" if abs(ry - rx) < 1e-9 else f"{ry:.3g}x (height), {rx:.3g}x (width)"
-        scale = f"{how} by {factor} to the model's {info.model_size} x {info.model_size}"
+        shrunk = max(ry, rx) > 1
+        fy, fx = (ry, rx) if shrunk else (1 / ry, 1 / rx)
+        factor = f"{fy:.3g}x" if abs(fy - fx) < 1e-9 else f"{fy:.3g}x (height), {fx:.3g}x (width)"
+        scale = f"{'shrunk' if shrunk else 'enlarged'} by {factor} to the model's {info.model_size} x {info.model_size}"
     return f"**Read**: {hdu}, {size} pixels{plane}; {bad}; {scale}."
 
 

@@ -68,17 +68,26 @@ def test_sky_axes_ticks_sit_where_their_values_cross_the_edges(sexagesimal):
     np.testing.assert_allclose(ax.ra, ra, rtol=0, atol=1e-10)
     np.testing.assert_allclose(ax.dec, dec, rtol=0, atol=1e-10)
 
-    def value(label, name):
+    def values(labels, name):
         if not sexagesimal:
-            return float(label.rstrip("°"))
-        return Angle(label, unit="hourangle" if name == "RA" else "deg").deg
+            return [float(t.rstrip("°")) for t in labels]
+        field = re.compile(r"[+-]?\d+(?:\.\d+)?[hdms]")
+        full, out = [], []
+        for t in labels:  # after the first, a label shows only its last fields: the rest are the previous one's
+            parts = field.findall(t)
+            full = full[: len(full) - len(parts)] + parts
+            out.append(Angle("".join(full), unit="hourangle" if name == "RA" else "deg").deg)
+        return out
 
-    for p, label in ax.x_ticks:
-        assert value(label, "RA") == pytest.approx(w.pixel_to_world_values(p, -0.5)[0], abs=2e-7)
-    for p, label in ax.y_ticks:
-        assert value(label, "Dec") == pytest.approx(w.pixel_to_world_values(-0.5, p)[1], abs=2e-7)
+    for (p, _), v in zip(ax.x_ticks, values([t for _, t in ax.x_ticks], "RA")):
+        assert v == pytest.approx(w.pixel_to_world_values(p, -0.5)[0], abs=2e-7)
+    for (p, _), v in zip(ax.y_ticks, values([t for _, t in ax.y_ticks], "Dec")):
+        assert v == pytest.approx(w.pixel_to_world_values(-0.5, p)[1], abs=2e-7)
     labels = [t for _, t in ax.x_ticks]
-    assert all(("h" in t and "s" in t) if sexagesimal else t.endswith("°") for t in labels)
+    assert ("h" in labels[0] and "m" in labels[0]) if sexagesimal else all(t.endswith("°") for t in labels)
+    if sexagesimal:  # abbreviated as sky charts write them: here RA crosses 10h00m00s, so the hour is said again
+        assert [t for _, t in sky_axes(h, (16, 16), n_ticks=6).x_ticks] == [
+            "09h59m59.85s", "59.90s", "59.95s", "10h00m00.00s", "00.05s", "00.10s", "00.15s"]
     # a coarser display grid: RA/Dec at its cell centres
     coarse = sky_axes(h, (16, 16), grid_shape=(4, 4))
     assert coarse.ra.shape == (4, 4) and coarse.ra[0, 0] == pytest.approx(w.pixel_to_world_values(1.5, 1.5)[0])
@@ -326,3 +335,22 @@ def test_sliders_start_exactly_at_an_extreme_outliers_latent(demo_env):
     _ok(at)
     after = [im.value[0] for im in at.image if im.captions and im.captions[0].startswith("Decoded from")]
     assert before and after and before != after
+    # zoom and pan: the same image as a plotly heatmap, cropped to the objects' box (the whole stamp on request)
+    at.toggle(key="sl_zoom").set_value(True).run()
+    _ok(at)
+    fig = _charts(at)["slider_fig"]
+    assert fig["data"][0]["type"] == "heatmap"
+    cropped = np.asarray(_decode_z(fig["data"][0]["z"])).shape
+    at.toggle(key="sl_whole").set_value(True).run()
+    whole = np.asarray(_decode_z(_charts(at)["slider_fig"]["data"][0]["z"])).shape
+    assert whole == (187, 187) and cropped[0] < 150 and cropped[0] == cropped[1]
+
+
+def _decode_z(spec):
+    """A plotly typed array (``{"dtype", "bdata", "shape"}``) or nested list as numpy."""
+    import base64
+
+    if isinstance(spec, dict):
+        a = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+        return a.reshape([int(n) for n in str(spec["shape"]).split(",")]) if "shape" in spec else a
+    return np.asarray(spec)

@@ -3,6 +3,7 @@ Dec values cross the image's edges (the tick marks of WCS axes), from the header
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ class SkyAxes:
     ----------
     x_ticks, y_ticks : list of (float, str)
         Pixel positions along the bottom and left edges where a round value of ``x_name``/``y_name`` crosses, and
-        its label.
+        its label (sexagesimal labels after the first drop the leading fields the one before shows).
     x_name, y_name : str
         ``"RA"`` or ``"Dec"``: the coordinate that changes most along each axis.
     ra, dec : ndarray, shape (ny, nx)
@@ -91,6 +92,26 @@ def _label(value: float, name: str, step: float, sexagesimal: bool) -> str:
     return Angle(value, unit="deg").to_string(unit="deg", sep="dms", precision=prec, alwayssign=True, pad=True)
 
 
+_FIELD = re.compile(r"[+-]?\d+(?:\.\d+)?[hdms]")
+
+
+def _abbreviate(labels: list[str]) -> list[str]:
+    """Sexagesimal labels after the first without the leading fields they share with the one before
+    (``10h00m24.2s, 24.0s, 23.8s``), as sky charts and WCSAxes write them: narrow panels keep them apart."""
+    out, prev = [], None
+    for label in labels:
+        fields = _FIELD.findall(label)
+        if prev is None or "".join(fields) != label:
+            out.append(label)
+        else:
+            k = 0
+            while k < len(fields) - 1 and k < len(prev) and fields[k] == prev[k]:
+                k += 1
+            out.append("".join(fields[k:]))
+        prev = fields
+    return out
+
+
 def _edge_ticks(pos: np.ndarray, values: np.ndarray, name: str, sexagesimal: bool, n: int) -> list:
     """Where round values of a coordinate sampled along an edge (``values`` at pixel ``pos``) are crossed."""
     v = np.unwrap(np.radians(values)) if name == "RA" else np.radians(values)
@@ -108,10 +129,12 @@ def _edge_ticks(pos: np.ndarray, values: np.ndarray, name: str, sexagesimal: boo
             d = v[i + 1] - v[i]
             p = pos[i] + (pos[i + 1] - pos[i]) * ((target - v[i]) / d if d else 0.0)
             ticks.append((float(p), str(_label(target, name, step, sexagesimal))))
+    if sexagesimal and ticks:
+        ticks = list(zip([p for p, _ in ticks], _abbreviate([t for _, t in ticks])))
     return ticks
 
 
-def sky_axes(header, shape, *, grid_shape=None, sexagesimal: bool = True, n_ticks: int = 4) -> SkyAxes | None:
+def sky_axes(header, shape, *, grid_shape=None, sexagesimal: bool = True, n_ticks: int = 3) -> SkyAxes | None:
     """WCS axes for an image of ``shape`` described by ``header``, or None without a usable celestial WCS.
 
     Parameters

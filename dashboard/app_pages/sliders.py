@@ -93,14 +93,24 @@ def live():
     # the image first: its message leaves before the sliders are redrawn
     z = tuple(slider_ranges.as_slider_values([st.session_state[f"sl_{c}"] for c in zcols]))  # float32, exactly
     st.session_state["slider_z"] = list(z)
-    whole = right.toggle("Whole stamp", key="sl_whole", help="Off: the image is cropped to where the dataset's "
-                         "decoded objects lie, so the object fills it. On: the whole decoded stamp.")
+    t1, t2 = right.columns(2)
+    whole = t1.toggle("Whole stamp", key="sl_whole", help="Off: the image is cropped to where the dataset's decoded "
+                      "objects lie, so the object fills it. On: the whole decoded stamp.")
+    zoom = t2.toggle("Zoom and pan", key="sl_zoom", help="Draw the image as a plotly figure you can zoom and pan, "
+                     "with each pixel's value on hover (each slider move then sends a larger message).")
     box = None if whole else object_window(key, Z, model)
-    with right, st.container(key="slider_img"):
-        st.image(decoded_png_uri(z, key, ctx.stretch, ctx.cmap, box, model), width="stretch",
-                 caption=f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits)"
-                 + ("" if box is None else f"; pixels {box[2]}..{box[3] - 1} x {box[0]}..{box[1] - 1} of the "
-                    f"{model.config.in_size}-pixel stamp"))
+    where = "" if box is None else (f"; pixels {box[2]}..{box[3] - 1} x {box[0]}..{box[1] - 1} of the "
+                                    f"{model.config.in_size}-pixel stamp")
+    caption = f"Decoded from the {len(zcols)} latent numbers alone ({ctx.stretch} stretch, fixed limits){where}"
+    if zoom:
+        img = decode(z, key, model)[0]
+        img = img if box is None else img[box[0]:box[1], box[2]:box[3]]
+        right.plotly_chart(plots.decoded_image(img, ctx.stretch, ctx.cmap, height=520), key="slider_fig",
+                           config={"displaylogo": False, "scrollZoom": True})
+        right.caption(caption)
+    else:
+        with right, st.container(key="slider_img"):
+            st.image(decoded_png_uri(z, key, ctx.stretch, ctx.cmap, box, model), width="stretch", caption=caption)
     with left:
         for d, (col, r) in enumerate(zip(zcols, ranges)):
             what = (f" · tracks **{fmt.column_label(tracked[col][0])}** (ρ={tracked[col][1]:+.2f})"
@@ -112,7 +122,7 @@ def live():
     with right:
         if mode == "chosen image" and np.array_equal(np.asarray(z, dtype=np.float32), start):
             st.caption("At the chosen image's own latent: " + ", ".join(
-                f"{c} = {np.float32(v)}" for c, v in zip(zcols, start)), help="Exactly its cached float32 values.")
+                f"{c} = {str(np.float32(v))}" for c, v in zip(zcols, start)), help="Exactly its cached float32 values.")
         d, _ = cache.neighbors(np.array(z, dtype=np.float32), k=1)
         st.caption(f"Nearest dataset image in latent space: `{t.iloc[int(np.ravel(d)[0])]['path']}`")
 

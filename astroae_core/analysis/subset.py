@@ -10,8 +10,6 @@ A filter is a dict with ``column`` and ``op``:
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 import numpy as np
 import pandas as pd
 
@@ -73,12 +71,8 @@ def apply_filters(table: pd.DataFrame, filters) -> pd.DataFrame:
     return table if keep.all() else table[keep]
 
 
-def _names(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Lower-case id, path and file name of every row."""
-    ids = table["id"].astype(str).str.lower()
-    paths = table["path"].astype(str).str.lower() if "path" in table.columns else ids
-    files = paths.map(lambda p: PurePosixPath(p.replace("\\", "/")).name)
-    return ids, paths, files
+def _lower(table: pd.DataFrame, col: str) -> pd.Series:
+    return table[col].astype(str).str.lower()
 
 
 def search_images(table: pd.DataFrame, query: str) -> pd.DataFrame:
@@ -86,8 +80,10 @@ def search_images(table: pd.DataFrame, query: str) -> pd.DataFrame:
     q = (query or "").strip().lower()
     if not q:
         return table
-    ids, paths, _ = _names(table)
-    return table[ids.str.contains(q, regex=False) | paths.str.contains(q, regex=False)]
+    hit = _lower(table, "id").str.contains(q, regex=False)
+    if "path" in table.columns:
+        hit |= _lower(table, "path").str.contains(q, regex=False)
+    return table[hit.to_numpy()]
 
 
 def exact_image(table: pd.DataFrame, query: str):
@@ -96,14 +92,18 @@ def exact_image(table: pd.DataFrame, query: str):
     q = (query or "").strip().lower()
     if not q:
         return None
-    ids, paths, files = _names(table)
-    stems = files.str.split(".").str[0]
-    for key in (ids, paths, files, stems):
-        hit = np.flatnonzero((key == q).to_numpy())
-        if len(hit) == 1:
-            return table["id"].iloc[int(hit[0])]
-    hits = search_images(table, q)
-    return hits["id"].iloc[0] if len(hits) == 1 else None
+    hits = search_images(table, q)  # every exact match contains the query: look only among these
+    if len(hits) == 1:
+        return hits["id"].iloc[0]
+    if len(hits) == 0:
+        return None
+    paths = _lower(hits, "path" if "path" in hits.columns else "id").str.replace("\\", "/", regex=False)
+    files = paths.str.rsplit("/", n=1).str[-1]
+    for key in (_lower(hits, "id"), paths, files, files.str.split(".", n=1).str[0]):
+        at = np.flatnonzero((key == q).to_numpy())
+        if len(at) == 1:
+            return hits["id"].iloc[int(at[0])]
+    return None
 
 
 def sort_rows(table: pd.DataFrame, by: str | None, *, ascending: bool = True) -> pd.DataFrame:

@@ -30,7 +30,8 @@ def run(tmp_path_factory):
 
 def test_the_cache_stores_the_evaluation_of_its_validation_split(run):
     root, data, ckpt = run
-    cache = load_cache(encode_folder(ckpt, data, root / "cache"))
+    # float32 on both sides (an automatic choice may take bf16, which agrees to 2%, not to 0.1%)
+    cache = load_cache(encode_folder(ckpt, data, root / "cache", runtime="torch-fp32"))
     ev = cache.meta.evaluation
     ref = evaluate(ckpt, data)  # the CLI's evaluation of the same checkpoint on the same validation images
     assert ev["n_images"] == ref["n_images"] == int((cache.table["split"] == "val").sum())
@@ -48,7 +49,7 @@ def test_the_cache_stores_the_evaluation_of_its_validation_split(run):
 
 def test_the_cache_stores_each_dimensions_influence(run):
     root, data, ckpt = run
-    cache = load_cache(encode_folder(ckpt, data, root / "cache"))
+    cache = load_cache(encode_folder(ckpt, data, root / "cache", runtime="torch-fp32"))
     inf = cache.meta.influence
     d = cache.latent_dim
     assert len(inf["change"]) == len(inf["relative"]) == len(inf["vs_data"]) == d
@@ -84,3 +85,31 @@ def test_a_named_training_folder_gives_the_comparison_on_a_new_folder(run, tmp_p
     assert ev["images"] == ref["images"] == "unseen" and ev["n_images"] == ref["n_images"] == 8
     assert ev["n_train_images_for_baselines"] == ref["n_train_images_for_baselines"] == 24
     assert ev["rows"]["pca"]["mse"] == pytest.approx(ref["rows"]["pca"]["mse"], rel=1e-3)
+
+
+def test_the_report_sample_is_chosen_by_content_whatever_the_order():
+    from astroae_core.cache.report_sample import ReportSample
+
+    class Model:  # a checkpoint that trained on h0..h9 and validated on h10..h14
+        checkpoint_info = {"data": {"train_hashes": [f"h{i}" for i in range(10)],
+                                    "val_hashes": [f"h{i}" for i in range(10, 15)]}}
+
+    hashes = [f"h{i}" for i in range(20)]
+    x = np.arange(20, dtype=np.float32).reshape(20, 1, 1, 1)
+
+    def kept(order, seed=0):
+        s = ReportSample(Model(), seed=seed, max_report=3, max_train=4)
+        for i in range(0, 20, 6):  # offered in batches
+            s.offer([hashes[j] for j in order[i:i + 6]], x[order[i:i + 6]])
+        return {k: sorted(s.images(k)[1].ravel().tolist()) for k in ("train", "val", "unseen")}
+
+    a, b = kept(list(range(20))), kept(list(range(19, -1, -1)))
+    assert a == b  # the same images, whichever order they came in
+    assert [len(a[k]) for k in ("train", "val", "unseen")] == [4, 3, 3]
+    assert set(a["train"]) <= set(range(10)) and set(a["val"]) <= set(range(10, 15))
+    assert set(a["unseen"]) <= set(range(15, 20))
+    assert kept(list(range(20)), seed=1) != a  # another seed, another sample
+    s = ReportSample(Model(), seed=0, max_report=3, max_train=4)
+    s.offer(hashes, x)
+    rows, imgs = s.images("train", limit=2)
+    assert list(rows) == sorted(rows) and imgs[:, 0, 0, 0].tolist() == rows.tolist() and len(rows) == 2

@@ -36,7 +36,8 @@ from astroae_core.cache.meta import CacheMeta, CheckpointRef, EncodeOptions, Spl
 from astroae_core.cache.previews import PreviewSpool
 from astroae_core.analysis.summary import distance_from_training
 from astroae_core.analysis.training_set import TrainingSet
-from astroae_core.cache.report import latent_report
+from astroae_core.cache.report import EVAL_MAX_IMAGES, EVAL_MAX_TRAIN_IMAGES, latent_report
+from astroae_core.cache.report_sample import ReportSample
 from astroae_core.cache.shard import EncodedShard, encode_shard
 from astroae_core.cache.store import write_cache
 from astroae_core.io import (check_read_args, folder_lock, is_within, new_folder_beside, replace_folder,
@@ -247,9 +248,9 @@ def _batch_size(job: _Job, model) -> int:
     return getattr(model, "batch_size", 64)  # an InferenceModel measured its fastest; a GPU module takes 64
 
 
-def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress: Progress | None):
-    """Every rank encodes its block; rank 0 gets every image in file order (its previews spooled), the others
-    None."""
+def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress: Progress | None, sample=None):
+    """Every rank encodes its block; rank 0 gets every image in file order (its previews spooled; ``sample``, in a
+    single process, offered every image), the others None."""
     from astroae_core import distributed
 
     rank, world = distributed.rank_world()
@@ -258,7 +259,8 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
     mine = encode_shard(model, files, rels, distributed.shard(range(len(files)), rank=rank, world=world),
                         batch_size=_batch_size(job, model), preview_size=job.options.preview_size,
-                        spool=spool, read_args=read_args, progress=progress, workers=job.workers)
+                        spool=spool, read_args=read_args, progress=progress, workers=job.workers,
+                        sample=sample if world == 1 else None)
     if world == 1:
         return mine
     parts = distributed.gather_to_root(mine)
@@ -272,10 +274,14 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
 
 def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     """On rank 0: every stage, writing the cache into ``tmp``."""
+    from astroae_core import distributed
+
     model = _inference_model(job)
     spool = PreviewSpool(tmp, job.options.preview_size)
+    sample = ReportSample(model, seed=job.options.seed, max_report=EVAL_MAX_IMAGES,
+                          max_train=0 if job.train_data is not None else EVAL_MAX_TRAIN_IMAGES)
     t_encode = time.perf_counter()
-    shard = _encode_everything(job, model, spool=spool, progress=progress)
+    shard = _encode_everything(job, model, spool=spool, progress=progress, sample=sample)
     encode_seconds = time.perf_counter() - t_encode
     if shard.n == 0:
         detail = "; ".join(f"{s.path}: {s.reason}" for s in shard.skipped[:3])
@@ -296,7 +302,8 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     kinds = table[kind].tolist() if kind in table.columns else None
     read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
     influence, evaluation = latent_report(model, job.data_dir, shard.paths, labels, shard.z, seed=job.options.seed,
-                                          read_args=read_args, train_data=job.train_data, kinds=kinds)
+                                          read_args=read_args, train_data=job.train_data, kinds=kinds,
+                                          sample=sample if distributed.rank_world()[1] == 1 else None)
     timing = Timing(encode_seconds=encode_seconds, maps_seconds=maps_seconds,
                     report_seconds=time.perf_counter() - t_report, total_seconds=time.perf_counter() - job.t_start)
     spool.save(tmp / FILES["previews"])

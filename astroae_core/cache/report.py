@@ -37,16 +37,38 @@ def report_rows(labels: Sequence[str], *, seed: int) -> tuple[str, np.ndarray]:
     return "unseen", np.zeros(0, np.int64)
 
 
+def _report_images(model, data_dir: Path, paths: Sequence[str], labels: np.ndarray, *, seed: int, read_args: dict,
+                   sample) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """The report's code, rows and images: kept by the encode (``sample``), else read again (None when a file
+    changed or went since the encode read it)."""
+    from astroae_core.data import load_folder
+
+    images, rows = report_rows(labels, seed=seed)
+    if sample is not None and len(rows):
+        label = {"validation": "val", "unseen": "unseen", "training": "train"}[images]
+        rows, x = sample.images(label, limit=EVAL_MAX_IMAGES)
+        return images, rows, x
+    if not len(rows):
+        return images, rows, None
+    x = load_folder(data_dir, config=model.preprocess_config, only=[paths[i] for i in rows], **read_args).x
+    return images, rows, x if len(x) == len(rows) else None
+
+
 def _baseline_images(model, data_dir: Path, paths: Sequence[str], labels: np.ndarray, *, train_data, seed,
-                     confine_to) -> np.ndarray:
+                     confine_to, sample) -> np.ndarray:
     """The training images the baselines are fitted on: from ``train_data`` when named, else those found in the
-    encoded folder (a seeded sample of at most :data:`EVAL_MAX_TRAIN_IMAGES`)."""
+    encoded folder (a seeded sample of at most :data:`EVAL_MAX_TRAIN_IMAGES`: kept by the encode, or read again)."""
     from astroae_core.analysis import no_training_images, training_images
     from astroae_core.data import load_folder
 
     if train_data is not None:
         return training_images(model, train_data, max_images=EVAL_MAX_TRAIN_IMAGES, seed=seed,
                                confine_to=confine_to).x
+    if sample is not None:
+        x = sample.images("train")[1]
+        if not len(x):
+            raise no_training_images(model, data_dir)
+        return x
     rows = _seeded_sample(np.flatnonzero(labels == "train"), EVAL_MAX_TRAIN_IMAGES, seed)
     if not len(rows):
         raise no_training_images(model, data_dir)
@@ -55,8 +77,8 @@ def _baseline_images(model, data_dir: Path, paths: Sequence[str], labels: np.nda
 
 
 def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[str], z_all: np.ndarray, *,
-                  seed: int, read_args: dict, train_data=None, kinds: Sequence | None = None):
-    """``meta.influence`` and ``meta.evaluation``, on a sample of the encoded images read again.
+                  seed: int, read_args: dict, train_data=None, kinds: Sequence | None = None, sample=None):
+    """``meta.influence`` and ``meta.evaluation``, on a sample of the encoded images.
 
     Parameters
     ----------
@@ -74,6 +96,9 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
         A folder holding the checkpoint's training images, when ``data_dir`` does not.
     kinds : sequence, optional
         The catalog's ``kind`` of every row, for the evaluation's ``by_kind``.
+    sample : ReportSample, optional
+        The images the encode kept (:class:`~astroae_core.cache.report_sample.ReportSample`); without it, a
+        seeded sample is read again from ``data_dir``.
 
     Returns
     -------
@@ -85,15 +110,13 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
         training images are not found, or every image is one the model trained on). Both None without images.
     """
     from astroae_core.analysis import compare_with_baselines, measure_influence, object_groups, run_model
-    from astroae_core.data import load_folder
 
     labels = np.asarray(labels, dtype=object)
-    images, rows = report_rows(labels, seed=seed)
+    images, rows, x = _report_images(model, data_dir, paths, labels, seed=seed, read_args=read_args, sample=sample)
     if not len(rows):
         return None, None
-    x = load_folder(data_dir, config=model.preprocess_config, only=[paths[i] for i in rows], **read_args).x
-    if len(x) != len(rows):  # a file changed or went since the encode read it: no report rather than a wrong one
-        return None, {"error": f"{len(rows) - len(x)} sampled files could not be read again", "images": images}
+    if x is None:  # a file changed or went since the encode read it: no report rather than a wrong one
+        return None, {"error": "sampled files could not be read again", "images": images}
     out = run_model(model, x, batch_size=64)
     z = z_all[rows]
     influence = json_value(measure_influence(model, z, images=x, std=z_all.std(0), seed=seed))
@@ -102,7 +125,7 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
                                     "to compare it with PCA on", "images": images}
     try:
         train_x = _baseline_images(model, data_dir, paths, labels, train_data=train_data, seed=seed,
-                                   confine_to=read_args.get("confine_to"))
+                                   confine_to=read_args.get("confine_to"), sample=sample)
         # too few training images for PCA-k is a report's problem, never the encode's
         evaluation = compare_with_baselines(model, x, z, out["x_hat"], out["x_hat_latent"], train_x, seed=seed,
                                             groups=object_groups(model, [paths[i] for i in rows]),

@@ -173,7 +173,7 @@ def _infer_batch(model, rels: list[str], results: list) -> tuple:
 
 
 def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, preview_size: int,
-                  spool: PreviewSpool | None) -> EncodedShard:
+                  spool: PreviewSpool | None, sample) -> EncodedShard:
     """The metrics and thumbnails of an inferred batch, as an :class:`EncodedShard` (runs beside the next batch's
     inference; batches finish in order, so the spool's thumbnails stay in file order)."""
     ok, x, out, skipped = inferred
@@ -184,6 +184,8 @@ def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, pre
     previews = make_previews(x, preview_size)
     if spool is not None:
         spool.append(previews)
+    if sample is not None:
+        sample.offer([im.hash for im in images], x)
     return EncodedShard(
         paths=[rels[j] for j in ok], hashes=[im.hash for im in images], hdu=np.array([im.hdu for im in images], np.int64),
         ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),
@@ -198,7 +200,7 @@ def default_workers() -> int:
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
                  preview_size: int, spool: PreviewSpool | None = None, read_args: dict | None = None,
-                 progress: Progress | None = None, workers: int | None = None) -> EncodedShard:
+                 progress: Progress | None = None, workers: int | None = None, sample=None) -> EncodedShard:
     """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: reader
     threads read and preprocess up to two batches ahead, the model runs on one batch while a second thread
     measures the batch before it. The result is the same whatever the number of workers.
@@ -221,6 +223,8 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
         Told ``(files done, files in the shard, "encode")`` after each batch.
     workers : int, optional
         Reader threads (default :func:`default_workers`).
+    sample : ReportSample, optional
+        Offered every usable image, in order (:class:`~astroae_core.cache.report_sample.ReportSample`).
     """
     indices = list(indices)
     workers = default_workers() if workers is None else int(workers)
@@ -239,7 +243,7 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
                 parts.append(finishing.result())
                 report(progress, done, len(indices), "encode")
             finishing = measurer.submit(_finish_batch, model, batch_rels, results, inferred,
-                                        preview_size=preview_size, spool=spool)
+                                        preview_size=preview_size, spool=spool, sample=sample)
             done += len(b)
         if finishing is not None:
             parts.append(finishing.result())

@@ -1,0 +1,63 @@
+"""The images the encode's report needs, kept as the encode streams past them instead of read again after it: a
+bounded sample of each split (validation, unseen, training), chosen by content.
+
+Each image's place in the sample is decided by a seeded hash of its pixels (a bottom-k sample: the k smallest
+keys of a split), so the sample is uniform, needs one pass and bounded memory, and is the same whatever the order
+the files are read in, the number of reader threads, or where the folder lives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["ReportSample"]
+
+
+class ReportSample:
+    """Up to ``max_report`` validation and unseen images and ``max_train`` training images of an encode, with
+    their table rows.
+
+    Parameters
+    ----------
+    model : AutoEncoder or InferenceModel
+        The encode's model (its checkpoint tells which images it trained and validated on).
+    seed : int
+        Seed of the keys.
+    max_report, max_train : int
+        Most images kept of the validation and of the unseen images (each), and of the training images.
+    """
+
+    def __init__(self, model, *, seed: int, max_report: int, max_train: int):
+        from astroae_core.analysis import TrainingSet
+
+        self._training_set = TrainingSet.of(model)
+        self._seed = int(seed)
+        self._caps = {"val": int(max_report), "unseen": int(max_report), "train": int(max_train)}
+        self._heaps = {k: [] for k in self._caps}
+        self._next_row = 0
+
+    def _key(self, content_hash: str) -> int:
+        digest = hashlib.blake2b(f"{self._seed}:{content_hash}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def offer(self, hashes: Sequence[str], x: np.ndarray) -> None:
+        """The next usable images of the encode, in table order: keep those whose key is among their split's
+        smallest."""
+        for h, label, image in zip(hashes, self._training_set.labels(hashes), x):
+            row, self._next_row = self._next_row, self._next_row + 1
+            heap, item = self._heaps[label], (-self._key(h), -row)
+            if len(heap) < self._caps[label]:
+                heapq.heappush(heap, (*item, image.copy()))
+            elif item > heap[0][:2]:
+                heapq.heapreplace(heap, (*item, image.copy()))
+
+    def images(self, label: str, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The kept images of a split (the ``limit`` smallest keys), as (rows sorted, images (n, 1, S, S))."""
+        kept = sorted(self._heaps[label], key=lambda t: (-t[0], -t[1]))[:limit]
+        kept.sort(key=lambda t: -t[1])
+        rows = np.array([-t[1] for t in kept], dtype=np.int64)
+        return rows, (np.stack([t[2] for t in kept]) if kept else np.zeros((0, 1, 1, 1), np.float32))

@@ -148,6 +148,8 @@ def samp_panel(ctx: state.Context, rows, *, what: str, key: str) -> None:
               width="stretch")
     b2.button("Send the chosen image to DS9 / Aladin" + (f" ({short_name(row['path'])})" if row is not None else ""),
               key=f"{key}_samp_image", on_click=_send_image, args=(ctx, row), disabled=row is None,
+              help="Its original, reconstruction and residual as one FITS file of three HDUs" if row is not None
+              else "Choose an image first: click a point on the map, or pick one on the Reconstructions page",
               icon=":material/image:", width="stretch")
     kind, msg = st.session_state.pop("_samp_msg", (None, None))
     if msg:

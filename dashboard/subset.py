@@ -17,18 +17,26 @@ from .formatting import column_label
 from .state import Context
 
 FILTERS = "subset_filters"
-#: Columns never offered as filters (positions on the map, the file's HDU number).
+#: Columns never offered as filters (the file's HDU number, the pixels' content hash).
 NOT_FILTERABLE = ("hdu", "hash")
 TEXT_COLUMNS = ("tags", "path", "id")  # filtered by a text they contain, whatever their number of values
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _labels_at(cache_path: str, stamp: int, created: str, _cache) -> pd.DataFrame:
+    """The cache's labels as of the labels file's ``stamp`` (shared, never mutated: read-only columns)."""
+    from astroae_core.cache.labels import load_labels
+
+    return load_labels(_cache)
+
+
 def _labels(cache) -> pd.DataFrame | None:
     try:
-        from astroae_core.cache.labels import load_labels
+        from astroae_core.cache.labels import labels_stamp
     except ImportError:
         return None
     try:
-        return load_labels(cache)
+        return _labels_at(str(cache.path), labels_stamp(cache), str(cache.meta.created_utc), cache)
     except Exception:  # noqa: BLE001 - an unreadable labels file is reported on the labels page; here: no labels
         return None
 

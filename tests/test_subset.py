@@ -146,9 +146,10 @@ def _ok(at):
 
 
 def _map_points(at) -> int:
+    """Distinct images drawn on the map (overlays such as outliers and labels draw some twice)."""
     fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == "map_chart")
-    return sum(len(tr.get("customdata") or []) for tr in fig["data"]
-               if tr.get("name") not in ("outliers", "chosen image", "neighbours", "uploads"))
+    return len({str(cd[0] if isinstance(cd, list) else cd) for tr in fig["data"] if tr.get("name") != "uploads"
+                for cd in tr.get("customdata") or []})
 
 
 def _texts(at) -> str:
@@ -251,3 +252,22 @@ def test_the_interpolation_pickers_search_every_image_and_follow_the_subset(app_
     _ok(at)
     opts = at.selectbox(key="interp_a_pick").options[1:]
     assert opts == ["gal_00013.fits"]  # of gal_00010..gal_00019 only gal_00013 is a trail (i % 8 == 5)
+
+
+@pytest.mark.slow
+def test_labels_filter_like_any_column(app_env):
+    from astroae_core.cache import load_cache
+    from astroae_core.cache.labels import set_label
+
+    cache = load_cache(app_env["cache"])
+    at = _open("latent_map")
+    set_label(cache, "gal_00007", label="interesting", tags="ring, blue")
+    set_label(cache, "gal_00011", tags="blue")
+    at.session_state["subset_filters"] = [{"column": "tags", "op": "contains", "text": "blue"}]
+    at.run()
+    _ok(at)
+    assert _map_points(at) == 2
+    at.session_state["subset_filters"] = [{"column": "label", "op": "in", "values": ["interesting"]}]
+    at.run()
+    _ok(at)
+    assert _map_points(at) == 1 and "The subset (1 images)" in _texts(at)

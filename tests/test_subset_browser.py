@@ -28,9 +28,12 @@ T = 60_000
 MAP_POINTS_JS = """() => {
     const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
     if (!el || !el.data) return null;
-    const skip = new Set(['outliers', 'chosen image', 'neighbours', 'uploads']);
-    return el.data.filter(tr => !skip.has(tr.name))
-        .reduce((n, tr) => n + (tr.customdata ? tr.customdata.length : 0), 0);
+    const ids = new Set();
+    for (const tr of el.data) {
+        if (tr.name === 'uploads' || !tr.customdata) continue;
+        for (const cd of tr.customdata) ids.add(String(Array.isArray(cd) ? cd[0] : cd));
+    }
+    return ids.size;
 }"""
 
 

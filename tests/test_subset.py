@@ -271,3 +271,52 @@ def test_labels_filter_like_any_column(app_env):
     at.run()
     _ok(at)
     assert _map_points(at) == 1 and "The subset (1 images)" in _texts(at)
+
+
+@pytest.mark.slow
+def test_the_map_pages_exports_send_the_chosen_image_and_zip_cutouts(app_env, tmp_path, monkeypatch):
+    import io
+    import threading
+    import zipfile
+
+    from dashboard import exports
+
+    from astroae_core.io import samp
+
+    asamp = samp._astropy_samp()
+    lock = tmp_path / "hub.lock"
+    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{lock.as_uri()}")
+    hub = asamp.SAMPHubServer(web_profile=False, lockfile=str(lock), mode="single", pool_size=2)
+    hub.start(wait=False)
+    got, event = [], threading.Event()
+    ds9 = asamp.SAMPIntegratedClient(name="ds9-standin")
+    try:
+        ds9.connect()
+        def record(private_key, sender_id, mtype, params, extra):
+            got.append(params)
+            event.set()
+
+        ds9.bind_receive_notification(samp.IMAGE_MTYPE, record)
+        at = _open("latent_map")
+        at.session_state["selected_id"] = "gal_00042"
+        at.run()
+        _ok(at)
+        [b for b in at.button if b.key == "mapx_samp_image"][0].click().run()
+        _ok(at)
+        assert event.wait(20) and "Sent `gal_00042` to ds9-standin." in [s.value for s in at.success]
+        with fits.open(got[0]["url"].removeprefix("file://")) as hdul:
+            assert [h.name for h in hdul] == ["ORIGINAL", "RECONSTRUCTION", "RESIDUAL"]
+            with fits.open(app_env["cache"].parent / "data" / "big" / "gal_00042.fits") as src:
+                np.testing.assert_array_equal(hdul[0].data, src[0].data)
+    finally:
+        ds9.disconnect()
+        hub.stop()
+    # the zip of the first rows: three HDUs per image, the original's pixels kept
+    ctx = at.session_state["ctx"]
+    data = exports.cutouts_zip(ctx, ctx.table.head(3))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = sorted(n for n in zf.namelist() if n.endswith(".fits"))
+        assert names == [f"gal_0000{i}_cutout.fits" for i in range(3)]
+        with fits.open(io.BytesIO(zf.read(names[1]))) as hdul:
+            assert len(hdul) == 3
+            np.testing.assert_allclose(hdul[2].data, hdul[0].data - hdul[1].data, rtol=1e-5, atol=1e-4)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from astroae_core.analysis import beats_pca, verdict, worst_images
 from astroae_core.model import CheckpointError
-from dashboard import formatting as fmt, gallery, loaders, paths, plots, sentences, state
+from dashboard import formatting as fmt, gallery, loaders, paths, plots, sentences, state, subset
 
 ctx = state.context()
 st.title("Metrics")
@@ -121,5 +121,7 @@ else:
 st.header("Worst reconstructions")
 metric = st.segmented_control("Worst by", [c for c in ("mse", "ssim", "latent_mse") if c in t.columns],
                               default="mse", key="worst_by", required=True)
-worst = worst_images(t, metric, 12)
+worst = worst_images(subset.subset_table(ctx), metric, 12)  # among the images that pass the sidebar's filters
+if subset.is_filtered(ctx):
+    st.caption(f"Among the {len(subset.subset_table(ctx)):,} images of the subset (filters in the sidebar).")
 gallery.show_previews(ctx, worst, caption_col=metric, key="worst")

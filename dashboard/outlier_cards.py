@@ -75,7 +75,7 @@ def review_table(table: pd.DataFrame, reasons: pd.DataFrame, labels: pd.DataFram
                        index=t.index)
     if user is not None:
         out.insert(1, "your rank", user["user_rank"].reindex(t.index))
-    for c in ("mse", "ssim", KIND, "split"):
+    for c in ("mse", KIND):  # few enough columns to read at once on a laptop
         if c in t.columns:
             out[column_label(c)] = t[c]
     return out
@@ -88,10 +88,9 @@ TABLE_COLUMNS = {
                                                     "(none for the images you labelled)"),
     "score": st.column_config.NumberColumn("score", format="%.1f", width="small"),
     "image": st.column_config.TextColumn("image", width=120),
-    "flagged by": st.column_config.TextColumn("flagged by", width=150),
-    "why": st.column_config.TextColumn("why", width=250, help="The card above says it in full"),
+    "flagged by": st.column_config.TextColumn("flagged by", width=130),
+    "why": st.column_config.TextColumn("why", width=240, help="The card above says it in full"),
     "label": st.column_config.TextColumn("label", width=90),
     "tags": st.column_config.TextColumn("tags", width=110),
     "mse": st.column_config.NumberColumn("MSE", format="%.2e", width="small"),
-    "ssim": st.column_config.NumberColumn("SSIM", format="%.3f", width="small"),
 }

@@ -76,4 +76,4 @@ def test_an_inference_model_is_the_same_network_on_any_runtime():
         assert (fast.decode(z) - trainable.decode(z)).abs().max() <= FP32_TOLERANCE[1]
     record = fast.runtime_record
     assert record["round_trip"]["runtime"] == record["decode"]["runtime"] == "onnxruntime-fp32"
-    assert record["round_trip"]["batch_size"] == 4
+    assert record["round_trip"]["batch_size"] == record["decode"]["batch_size"] == 4

@@ -101,7 +101,8 @@ def _heatmap(p: Panel, shape, sky, domain) -> go.Heatmap:
     else:
         value = f"{p.hover_label} %{{customdata:.5g}}"
     scale = display.plotly_colorscale(p.colorscale) if isinstance(p.colorscale, str) else p.colorscale
-    return go.Heatmap(z=_round_sig(disp, 4).astype(np.float32), customdata=hover, colorscale=scale, showscale=p.colorbar, name=p.title,
+    return go.Heatmap(z=_round_sig(disp, 4).astype(np.float32), customdata=hover, colorscale=scale,
+                      showscale=p.colorbar, name=p.title,
                       hovertemplate=f"{where}<br>{value}<extra>{p.title}</extra>",
                       colorbar=_colorbar(p, domain) if p.colorbar else None,
                       **_grid_placement(shape or disp.shape, disp.shape), **kw)

@@ -175,7 +175,8 @@ def test_the_sliders_start_at_the_chosen_images_latent_exactly(vpage, viewer_env
     wait_rendered(vpage)
     assert np.array_equal(at_latent(), z[i])
     assert_no_errors(vpage)
-    vpage.evaluate("() => document.querySelectorAll('[data-testid=\"stMain\"], section').forEach(e => e.scrollTo(0, 0))")
+    vpage.evaluate("() => document.querySelectorAll('[data-testid=\"stMain\"], section')"
+                   ".forEach(e => e.scrollTo(0, 0))")
     shot(vpage, "sliders", height=1300)
 
 

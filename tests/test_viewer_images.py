@@ -286,7 +286,8 @@ def test_reconstructions_page_wcs_colour_bars_clip_blink_and_photometry(demo_env
     fig = _charts(at)["rec_fig"]
     assert [d["type"] for d in fig["data"]] == ["heatmap"] * 3 and all(d["showscale"] for d in fig["data"])
     assert fig["data"][0]["colorbar"]["title"]["text"] == "electron"  # the demo files' BUNIT
-    assert any("h" in t for t in fig["layout"]["xaxis"]["ticktext"]) and "Dec" in fig["layout"]["yaxis"]["title"]["text"]
+    assert any("h" in t for t in fig["layout"]["xaxis"]["ticktext"])
+    assert "Dec" in fig["layout"]["yaxis"]["title"]["text"]
     photometry = [m.value for m in at.markdown if m.value.startswith("**Photometry**")]
     assert len(photometry) == 1 and "σ" in photometry[0]
     z_minmax = fig["data"][0]["z"]

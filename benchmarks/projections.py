@@ -13,6 +13,13 @@ own. UMAP cases:
                   fit on a seeded sample, ``transform`` the rest.
 ``place-cold``    :func:`astroae_core.analysis.place_by_neighbors` of one latent on a stored map of N latents, in a
                   fresh process (imports included).
+
+``numba_cache``: what a new process pays before its first UMAP of 2,000 8-D latents, in three fresh processes:
+``before`` (plain ``umap.UMAP().fit``, numba's default caching: what every process paid before the disk cache),
+``first_process`` and ``second_process`` (:func:`astroae_core.analysis.fit_umap` with ``NUMBA_CACHE_DIR`` on a new
+empty folder: the first process on a machine fills it, every later one loads from it). Each gives the import and the
+first fit, wall and CPU seconds, a second fit in the same process (no compile left), and the seconds numba spent
+compiling (its ``numba:compile`` events, outermost only); ``cold_extra_cpu_s`` is import + first fit - second fit.
 """
 
 from __future__ import annotations
@@ -80,12 +87,62 @@ def _placement(model, z, emb, *, n: int = 200, seed: int = 1) -> dict:
             "vs_transform_p90": float(np.quantile(miss, 0.9)) / extent}
 
 
+def _compile_seconds(buffer) -> float:
+    """Seconds of the outermost ``numba:compile`` events in a recorder's buffer (nested compiles counted once)."""
+    depth, start, total = 0, 0.0, 0.0
+    for ts, ev in buffer:
+        if ev.is_start:
+            start = ts if depth == 0 else start
+            depth += 1
+        else:
+            depth -= 1
+            total += ts - start if depth == 0 else 0.0
+    return total
+
+
+def _cold_umap(case: str, z, seed: int) -> dict:
+    """Import, first fit and second fit of a 2-D UMAP in this fresh process, with numba's compile time."""
+    import warnings
+
+    from numba.core import event
+
+    from astroae_core.analysis.projections import _import_umap, fit_umap, numba_cache_dir
+
+    def fit():
+        if case == "umap-cold":
+            return fit_umap(z, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, transform_seed=seed).fit(z)
+
+    marks = [(time.perf_counter(), time.process_time())]
+    with event.install_recorder("numba:compile") as rec:
+        if case == "umap-cold":
+            umap = _import_umap()
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import umap
+        marks.append((time.perf_counter(), time.process_time()))
+        for _ in range(2):
+            fit()
+            marks.append((time.perf_counter(), time.process_time()))
+    (w0, c0), (w1, c1), (w2, c2), (w3, c3) = marks
+    folder = numba_cache_dir() if case == "umap-cold" else None
+    return {"import_s": w1 - w0, "import_cpu_s": c1 - c0, "first_fit_s": w2 - w1, "first_fit_cpu_s": c2 - c1,
+            "second_fit_s": w3 - w2, "second_fit_cpu_s": c3 - c2, "compile_s": _compile_seconds(rec.buffer),
+            "cold_extra_cpu_s": (c2 - c0) - (c3 - c2), "cache_dir": str(folder) if folder else None,
+            "cache_index_files": len(list(folder.rglob("*.nbi"))) if folder else None}
+
+
 def run_case(case: str, n: int, *, seed: int) -> dict:
     """One measurement in this process (called in a fresh child by :func:`main`)."""
     import numpy as np
 
     res = {"case": case, "n": n}
     z = clustered_latents(n, seed=seed)
+    if case in ("umap-cold", "umap-cold-before"):
+        return {**res, **_cold_umap(case, z, seed)}
     if case == "place-cold":
         # What the app's first upload pays: the import and one placement on a stored map (any 2-D map will do).
         t0 = time.perf_counter()
@@ -125,11 +182,23 @@ def run_case(case: str, n: int, *, seed: int) -> dict:
     return res
 
 
-def _child(case: str, n: int, seed: int) -> dict:
+def _child(case: str, n: int, seed: int, env: dict | None = None) -> dict:
     argv = ["-m", "benchmarks.projections", "--case", case, "--n", str(n), "--seed", str(seed)]
     t0 = time.perf_counter()
-    res = run_json(argv, env={"PYTHONWARNINGS": "ignore"})
+    res = run_json(argv, env={"PYTHONWARNINGS": "ignore", **(env or {})})
     res["process_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def numba_cache_runs(seed: int, *, n: int = 2_000) -> dict:
+    """The ``numba_cache`` record (module docstring): before, then a first and a second process on one new folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as folder:
+        res = {"n": n, "before": _child("umap-cold-before", n, seed, {"NUMBA_CACHE_DIR": ""}),
+               "first_process": _child("umap-cold", n, seed, {"NUMBA_CACHE_DIR": folder}),
+               "second_process": _child("umap-cold", n, seed, {"NUMBA_CACHE_DIR": folder})}
+    res["saved_cpu_s"] = res["before"]["cold_extra_cpu_s"] - res["second_process"]["cold_extra_cpu_s"]
     return res
 
 
@@ -163,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             row["umap-sampled"] = {"same_as": "umap-full (N <= max_fit)"}
         result["sizes"][str(n)] = row
+    result["numba_cache"] = numba_cache_runs(args.seed)
     emit(result, args.out)
     return 0
 

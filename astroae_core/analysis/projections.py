@@ -4,16 +4,23 @@ Everything here works on plain arrays of latents ``z`` of shape ``(N, D)``; the 
 (PCA parameters as plain numbers in ``meta.json``, the map coordinates in its table). A new latent is placed on a
 stored UMAP map by :func:`place_by_neighbors`, without the UMAP model: nothing is unpickled and numba compiles
 nothing. UMAP (and numba) are imported only when a UMAP is fitted.
+
+numba keeps what it compiles for UMAP on disk (:func:`numba_cache_dir`: ``NUMBA_CACHE_DIR`` when set, else the
+project's ``cache/numba``), so the compile is paid once per machine and version, not once per process.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 __all__ = ["fit_pca", "pca_transform", "fit_umap", "umap_sample", "umap_transform", "place_by_neighbors",
-           "nearest_neighbors", "knn", "MIN_UMAP_POINTS"]
+           "nearest_neighbors", "knn", "MIN_UMAP_POINTS", "numba_cache_dir"]
 
 #: Below this many points no UMAP is fitted: :func:`fit_umap` returns the PCA map instead (and no model).
 MIN_UMAP_POINTS = 5
@@ -108,11 +115,65 @@ def pca_transform(params: dict, z) -> np.ndarray:
 # UMAP
 
 
-def _make_umap(n_fit: int, *, seed: int, n_neighbors: int, min_dist: float):
+def numba_cache_dir() -> Path | None:
+    """Where numba keeps the code it compiles for UMAP: ``NUMBA_CACHE_DIR`` when set, else the project's
+    ``cache/numba`` (beside ``astroae_core``; created here). None where that folder cannot be made: numba then
+    caches only what its authors marked, where it would anyway."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    folder = Path(__file__).resolve().parents[2] / "cache" / "numba"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+@functools.cache
+def _import_umap():
+    """``umap``, imported with numba's disk cache on for every function of umap and pynndescent.
+
+    Most of umap's jitted functions are not marked ``cache=True``, so numba would compile them again in every new
+    process (about 12 s before a first small fit); caching is switched on for each before its first call. The cache
+    is keyed by the source file, its timestamp, the signature and the CPU, so an upgrade or another machine compiles
+    afresh instead of loading stale code.
+    """
+    folder = numba_cache_dir()
+    if folder is not None:
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
+        if "numba" in sys.modules:  # imported before us: numba read its settings already
+            sys.modules["numba"].config.CACHE_DIR = str(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba / umap import-time deprecation chatter
         import umap
+    if folder is not None:
+        _cache_jitted(("umap", "pynndescent"))
+    return umap
 
+
+def _cache_jitted(packages: tuple[str, ...]) -> int:
+    """Switch numba's disk cache on for every module-level jitted function of ``packages`` (one compiled at import
+    for one signature still caches the others)."""
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    seen, enabled = set(), 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for f in list(vars(module).values()):
+            if isinstance(f, Dispatcher) and id(f) not in seen and isinstance(f._cache, NullCache):
+                seen.add(id(f))
+                try:
+                    f.enable_caching()
+                    enabled += 1
+                except RuntimeError:  # no locator for its source (defined at run time): it stays uncached
+                    pass
+    return enabled
+
+
+def _make_umap(n_fit: int, *, seed: int, n_neighbors: int, min_dist: float):
+    umap = _import_umap()
     # UMAP needs at least 2 neighbours and fewer than the points it is fitted on.
     nn = int(max(2, min(n_neighbors, n_fit - 1)))
     return umap.UMAP(n_neighbors=nn, min_dist=float(min_dist), n_components=2, random_state=int(seed),

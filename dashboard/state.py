@@ -7,6 +7,8 @@ Session state keys (set here or by pages; they survive page switches because the
 ``selected_id``         the image the user is looking at (reconstructions, sliders, map all follow it)
 ``map_selection_ids``   ids chosen on the map with a box or lasso
 ``subset_filters``      the filters of the subset every page shows (dashboard/subset.py)
+``interp_a_id``, ``interp_b_id``  the two images the sliders page interpolates between
+``samp_dir``            this session's temporary folder of files offered over SAMP (dashboard/exports.py)
 ``uploads``             {content hash: astroae_core.analysis.UploadResult} for the uploaded files
 ``slider_z``            the latent the sliders page shows
 ``_goto``               a page a callback asked to switch to (callbacks cannot switch pages themselves)

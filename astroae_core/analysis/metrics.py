@@ -94,7 +94,7 @@ def _ssim_from_stats(stats: torch.Tensor, *, scratch: torch.Tensor) -> tuple[tor
     lum, mu12 = _carve(scratch, (2, *mu1.shape))
     torch.mul(mu1, mu1, out=lum).addcmul_(mu2, mu2)  # mu1² + mu2²
     torch.mul(mu1, mu2, out=mu12)
-    # cs = (2 sigma12 + C2) / (sigma1² + sigma2² + C2), sigma12 = E[xy] - mu1 mu2, sigma1² + sigma2² = E[x²+y²] - lum
+    # cs = (2 s12 + C2) / (s1² + s2² + C2) with s12 = E[xy] - mu1 mu2 and s1² + s2² = E[x² + y²] - lum
     cs_map = sxy.sub_(mu12).mul_(2).add_(C2).div_(s_sq.sub_(lum).add_(C2))
     ssim_map = mu12.mul_(2).add_(C1).div_(lum.add_(C1)).mul_(cs_map)
     return ssim_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)

@@ -111,5 +111,8 @@ def test_the_report_sample_is_chosen_by_content_whatever_the_order():
     assert kept(list(range(20)), seed=1) != a  # another seed, another sample
     s = ReportSample(Model(), seed=0, max_report=3, max_train=4)
     s.offer(hashes, x)
+    none = ReportSample(Model(), seed=0, max_report=3, max_train=0)  # baselines from another folder
+    none.offer(hashes, x)
+    assert len(none.images("train")[0]) == 0 and len(none.images("val")[0]) == 3
     rows, imgs = s.images("train", limit=2)
     assert list(rows) == sorted(rows) and imgs[:, 0, 0, 0].tolist() == rows.tolist() and len(rows) == 2

@@ -50,6 +50,8 @@ class ReportSample:
         for h, label, image in zip(hashes, self._training_set.labels(hashes), x):
             row, self._next_row = self._next_row, self._next_row + 1
             heap, item = self._heaps[label], (-self._key(h), -row)
+            if not self._caps[label]:
+                continue
             if len(heap) < self._caps[label]:
                 heapq.heappush(heap, (*item, image.copy()))
             elif item > heap[0][:2]:

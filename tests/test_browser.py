@@ -38,6 +38,7 @@ PAGES = [
     ("metrics", "Metrics", "metrics"),
     ("sliders", "Latent sliders", "latent_sliders"),
     ("latent_map", "Latent map", "latent_map"),
+    ("outliers", "Outlier review", "outliers"),
     ("train", "Train", "train"),
 ]
 IDLE = testing.IDLE

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from astroae_core.io.sky import celestial_wcs
+
 __all__ = ["SkyAxes", "sky_axes"]
 
 # Tick spacings on offer: RA in seconds of time (sexagesimal) and Dec in arcseconds, or degrees for both.
@@ -41,20 +43,6 @@ class SkyAxes:
     ra: np.ndarray
     dec: np.ndarray
     frame: str = "ICRS"
-
-
-def _celestial(header):
-    from astropy.wcs import WCS
-
-    if header is None:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            w = WCS(header)
-            return w.celestial if w.has_celestial else None
-    except Exception:  # noqa: BLE001 - astropy raises many kinds of error on malformed WCS keywords
-        return None
 
 
 def _world(w, x, y):
@@ -151,7 +139,7 @@ def sky_axes(header, shape, *, grid_shape=None, sexagesimal: bool = True, n_tick
     n_ticks : int
         About how many ticks per axis.
     """
-    w = _celestial(header)
+    w = celestial_wcs(header)
     if w is None:
         return None
     ny, nx = int(shape[0]), int(shape[1])

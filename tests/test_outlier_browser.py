@@ -1,5 +1,6 @@
 """Real-browser test of the Outlier review page: the gallery says why each image is strange, and a label clicked in
-the browser survives a rebuild of the cache (it lives beside the cache folder, matched by pixel content).
+the browser survives a rebuild of the cache (it lives beside the cache folder, matched by pixel content) and is in
+the export.
 
 The module's server runs on a cache of 25 small images built here (24 blobs and one with a zero-filled half),
 encoded with the shipped ``models/demo.pt``; chromium is the session's (tests/conftest.py).
@@ -11,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from astropy.io import fits
 
@@ -90,3 +92,11 @@ def test_a_label_set_in_the_browser_survives_a_cache_rebuild(review_page, review
     expect(review_page.get_by_text("Labelled: 0 interesting, 1 normal or artefact.")).to_be_visible()
     pressed = review_page.locator(EDGE_CARD).locator('[role="radio"][aria-checked="true"]')
     expect(pressed).to_have_text("artefact")
+
+    # ... and it is in the export of the rebuilt cache, beside every other column
+    goto(review_page, "latent_map", "Latent map")
+    with review_page.expect_download(timeout=T) as dl:
+        review_page.get_by_role("button", name="Download the subset as CSV").click()
+    out = pd.read_csv(dl.value.path(), keep_default_na=False).set_index("path")
+    assert len(out) == 26 and out.loc["edge_999.fits", "label"] == "artefact"
+    assert set(out["label"]) == {"artefact", ""}

@@ -16,6 +16,13 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIPPED = ["demo.pt", "demo-unet.pt", "ceers.pt"]
 
 
+@pytest.fixture(autouse=True)
+def own_records(tmp_path, monkeypatch):
+    """Each test measures afresh: the choices kept on this machine go to a folder of its own."""
+    monkeypatch.setenv("ASTROAE_RUNTIME_CACHE", str(tmp_path / "runtime"))
+    return tmp_path / "runtime"
+
+
 @pytest.fixture(scope="module", params=SHIPPED)
 def fused(request):
     return fused_for_inference(load_model(MODELS / request.param))
@@ -46,6 +53,20 @@ def test_the_choice_is_measured_and_recorded():
     assert choice.images_per_s[f"{choice.runtime}@{choice.batch_size}"] == max(choice.images_per_s.values())
     assert run(np.zeros((2, 8), np.float32))[0].shape == (2, 1, 187, 187)
     assert choice.cpu and choice.to_dict()["task"] == "decode"
+
+
+def test_the_choice_is_kept_for_the_next_process_on_this_machine(own_records):
+    m = fused_for_inference(load_model(MODELS / "demo.pt"))
+    first, _ = choose_runtime(m, "decode", batch_sizes=(2,), threads=1, budget_s=0.05)
+    assert not first.reused and len(list(own_records.glob("*.json"))) == 1
+    again, run = choose_runtime(m, "decode", batch_sizes=(2,), threads=1)
+    assert again.reused and again.runtime == first.runtime and again.images_per_s == first.images_per_s
+    assert again.measured_utc == first.measured_utc
+    assert run(np.zeros((3, 8), np.float32))[0].shape == (3, 1, 187, 187)
+    other, _ = choose_runtime(m, "decode", batch_sizes=(2,), threads=2, budget_s=0.05)  # other threads: measured
+    assert not other.reused and len(list(own_records.glob("*.json"))) == 2
+    forced, _ = choose_runtime(m, "decode", batch_sizes=(2,), threads=1, runtime="torch-fp32", budget_s=0.05)
+    assert not forced.reused and forced.runtime == "torch-fp32"
 
 
 def test_a_forced_runtime_runs_and_an_unknown_one_is_refused():

@@ -93,7 +93,7 @@ def _evaluated_rows(labels: np.ndarray, split: str, data_dir) -> tuple[str, np.n
 
 
 def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None, kinds=None,
-                           seed: int = 0) -> dict:
+                           seed: int = 0, influence: dict | None = None) -> dict:
     """The comparison behind :func:`evaluate`, on images already in memory (the latent cache calls it with what
     its encode computed, so nothing is decoded twice).
 
@@ -115,6 +115,9 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None
         (:func:`error_by_kind`): the latent-only and PCA-k errors on each kind.
     seed : int
         Seed of the influence sample and the bootstrap.
+    influence : dict, optional
+        :func:`~astroae_core.analysis.measure_influence` of these images, when the caller has it already (an
+        encode measures it with the whole dataset's spread); else measured here.
 
     Returns
     -------
@@ -132,8 +135,8 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None
     }
     per_image = {name: image_metrics(x, rec) for name, rec in recs.items()}
     rows = {name: summarize(m) for name, m in per_image.items()}
-    inf = measure_influence(model, z, images=x, seed=seed)
-    influence = inf["relative"]
+    inf = influence if influence is not None else measure_influence(model, z, images=x, seed=seed)
+    influence = np.asarray(inf["relative"])
     return {
         "skip_mode": model.config.skip_mode,
         "latent_dim": k,
@@ -142,7 +145,7 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None
         "latent_vs_pca_mse": rows["latent_only"]["mse"] / rows["pca"]["mse"],
         "effective_dim": participation_ratio(z),
         "influence": influence.tolist(),
-        "influence_vs_data": inf["vs_data"].tolist(),
+        "influence_vs_data": np.asarray(inf["vs_data"]).tolist(),
         "decoded_vs_data": inf["decoded_vs_data"],
         "influence_min_over_max": float(influence.min() / influence.max()) if influence.max() > 0 else 0.0,
         "by_group": (ratio_by_group(per_image["latent_only"]["mse"], per_image["pca"]["mse"], groups, seed=seed)

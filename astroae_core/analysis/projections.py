@@ -117,16 +117,11 @@ def pca_transform(params: dict, z) -> np.ndarray:
 
 def numba_cache_dir() -> Path | None:
     """Where numba keeps the code it compiles for UMAP: ``NUMBA_CACHE_DIR`` when set, else the project's
-    ``cache/numba`` (beside ``astroae_core``; created here). None where that folder cannot be made: numba then
+    ``cache/numba`` (:func:`~astroae_core.io.project_cache_dir`). None where that folder cannot be made: numba then
     caches only what its authors marked, where it would anyway."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"])
-    folder = Path(__file__).resolve().parents[2] / "cache" / "numba"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK) else None
+    from astroae_core.io.paths import project_cache_dir
+
+    return project_cache_dir("numba", env="NUMBA_CACHE_DIR")
 
 
 @functools.cache

@@ -119,7 +119,8 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
         return None, {"error": "sampled files could not be read again", "images": images}
     out = run_model(model, x, batch_size=64)
     z = z_all[rows]
-    influence = json_value(measure_influence(model, z, images=x, std=z_all.std(0), seed=seed))
+    measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed)
+    influence = json_value(measured)
     if images == "training":
         return influence, {"error": "every image in this folder is one the model trained on: there is no image "
                                     "to compare it with PCA on", "images": images}
@@ -129,7 +130,8 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
         # too few training images for PCA-k is a report's problem, never the encode's
         evaluation = compare_with_baselines(model, x, z, out["x_hat"], out["x_hat_latent"], train_x, seed=seed,
                                             groups=object_groups(model, [paths[i] for i in rows]),
-                                            kinds=None if kinds is None else [kinds[i] for i in rows])
+                                            kinds=None if kinds is None else [kinds[i] for i in rows],
+                                            influence=measured)
     except ValueError as exc:
         return influence, {"error": str(exc), "images": images}
     evaluation.update(images=images, n_train_images_for_baselines=len(train_x))

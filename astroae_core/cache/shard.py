@@ -17,7 +17,7 @@ import numpy as np
 from astroae_core.cache.meta import Skipped
 from astroae_core.cache.previews import PreviewSpool, make_previews
 from astroae_core.io.content_hash import pixel_hash
-from astroae_core.io import LINKED_FROM_OUTSIDE, FitsReadError, is_within, read_fits_with_index, sky_position
+from astroae_core.io import LINKED_FROM_OUTSIDE, FitsReadError, is_within, read_fits_with_index, sky_centre
 from astroae_core.progress import Progress, report
 
 __all__ = ["METRIC_COLUMNS", "EncodedShard", "ReadImage", "default_workers", "encode_shard", "flat_fraction", "read_image"]
@@ -123,8 +123,7 @@ def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> 
         if isinstance(exc, FitsReadError) and exc.reason:
             return str(exc.reason)
         return f"{type(exc).__name__}: {exc}"
-    sky = sky_position(header, image.shape)
-    ra, dec = (sky["ra"], sky["dec"]) if sky else (np.nan, np.nan)
+    ra, dec = sky_centre(header, image.shape) or (np.nan, np.nan)
     return ReadImage(x=x, hash=pixel_hash(image), ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
 
 

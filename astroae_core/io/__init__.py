@@ -9,9 +9,9 @@ from astroae_core.io.errors import FitsReadError
 from astroae_core.io.fits_writer import reconstruction_fits_bytes
 from astroae_core.io.paths import FITS_SUFFIXES, find_fits_files, is_within
 from astroae_core.io.reader import check_read_args, read_fits, read_fits_with_index
-from astroae_core.io.sky import sky_position
+from astroae_core.io.sky import sky_centre, sky_position
 
 __all__ = ["CATALOG_NAME", "FITS_SUFFIXES", "FitsReadError", "LINKED_FROM_OUTSIDE", "atomic_path", "atomic_write_bytes",
            "atomic_write_text", "catalog_column", "check_read_args", "exchange_paths", "find_fits_files", "folder_lock",
            "fsync_path", "is_within", "join_catalog", "new_folder_beside", "read_catalog", "read_fits",
-           "read_fits_with_index", "reconstruction_fits_bytes", "replace_folder", "sky_position", "tidy_beside"]
+           "read_fits_with_index", "reconstruction_fits_bytes", "replace_folder", "sky_centre", "sky_position", "tidy_beside"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["FITS_SUFFIXES", "find_fits_files", "is_within"]
+__all__ = ["FITS_SUFFIXES", "find_fits_files", "is_within", "project_cache_dir"]
 
 #: Suffixes (lower case) that `find_fits_files` recognises, each also with ``.gz`` or ``.bz2`` appended.
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
@@ -67,3 +67,20 @@ def is_within(path, roots) -> bool:
 
 def _has_fits_suffix(name):
     return name.lower().endswith(_ALL_SUFFIXES)
+
+
+def project_cache_dir(name: str, *, env: str | None = None) -> Path | None:
+    """A folder of the project's machine-local cache: ``$env`` when that variable is set, else ``cache/<name>``
+    beside ``astroae_core`` (created here). None where it cannot be made or written: callers then do without.
+
+    What lives there depends on this machine (compiled code, measured speeds) and is never part of a result.
+    """
+    import os
+
+    folder = Path(os.environ[env]) if env and os.environ.get(env) else Path(__file__).resolve().parents[2] / "cache" / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+

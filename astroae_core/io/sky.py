@@ -18,7 +18,10 @@ def celestial_wcs(header):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             w = WCS(header)
-            return w.celestial if w.has_celestial else None
+            if not w.has_celestial:
+                return None
+            # an image's 2-D sky WCS is already its celestial part: no second WCS built to say so
+            return w if w.naxis == 2 and (w.wcs.lng, w.wcs.lat) == (0, 1) else w.celestial
     except Exception:  # noqa: BLE001 - astropy raises many kinds of error on malformed WCS keywords
         return None
 
@@ -38,16 +41,33 @@ def sky_position(header, shape) -> dict | None:
         ``{"ra": deg, "dec": deg, "text": "hh:mm:ss.ss +dd:mm:ss.ss"}`` (ICRS), or None where the header has no
         usable celestial WCS.
     """
+    centre = sky_centre(header, shape)
+    if centre is None:
+        return None
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(centre[0], centre[1], unit="deg", frame="icrs")
+    return {"ra": centre[0], "dec": centre[1], "text": c.to_string("hmsdms", precision=2, sep=":")}
+
+
+def sky_centre(header, shape) -> tuple[float, float] | None:
+    """(RA, Dec) in degrees, ICRS, of the image centre; None without a usable celestial WCS.
+
+    The encoder calls it for every file: a WCS already in ICRS is evaluated directly (``all_pix2world``), any other
+    frame through astropy's coordinate transforms.
+    """
     w = celestial_wcs(header)
     if w is None:
         return None
+    x, y = (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = w.pixel_to_world((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0).icrs
+            if w.wcs.radesys == "ICRS" and w.wcs.lng == 0 and w.wcs.ctype[0].startswith("RA"):
+                ra, dec = (float(v) for v in w.all_pix2world([[x, y]], 0)[0])
+            else:
+                c = w.pixel_to_world(x, y).icrs
+                ra, dec = float(c.ra.deg), float(c.dec.deg)
     except Exception:  # noqa: BLE001 - as above: a WCS that parses may still fail to transform
         return None
-    ra, dec = float(c.ra.deg), float(c.dec.deg)
-    if not (np.isfinite(ra) and np.isfinite(dec)):
-        return None
-    return {"ra": ra, "dec": dec, "text": c.to_string("hmsdms", precision=2, sep=":")}
+    return (ra, dec) if np.isfinite(ra) and np.isfinite(dec) else None

@@ -14,7 +14,9 @@ float32 within :data:`BF16_TOLERANCE` on the batch measured.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import platform
 import statistics
@@ -84,6 +86,8 @@ class RuntimeChoice:
     images_per_s: dict = field(default_factory=dict)
     not_used: dict = field(default_factory=dict)
     cpu: str = ""
+    measured_utc: str = ""
+    reused: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,6 +147,8 @@ def _onnx_runner(model, task: str, *, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
     name = names_in[0]
 
@@ -212,7 +218,7 @@ def _time(runners: dict, a: np.ndarray, *, budget_s: float) -> dict:
             run(a)
             times[k].append(time.perf_counter() - t)
         rounds = len(times["torch-fp32"])
-        if rounds >= 3 and (time.perf_counter() - start > budget_s or rounds >= 25):
+        if rounds >= 2 and (time.perf_counter() - start > budget_s or rounds >= 25):
             break
     return {k: len(a) / statistics.median(v) for k, v in times.items()}
 
@@ -249,6 +255,18 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
     if runtime != "auto" and runtime not in RUNTIMES:
         raise ValueError(f"runtime must be 'auto' or one of {RUNTIMES}, got {runtime!r}")
     threads = int(threads or torch.get_num_threads())
+    path = _record_path(model, task, batch_sizes, threads) if runtime == "auto" else None
+    reused = _reuse(path, model, task, threads)
+    if reused is not None:
+        return reused
+    choice, run = _measure_choice(model, task, batch_sizes=batch_sizes, threads=threads, runtime=runtime,
+                                  budget_s=budget_s, seed=seed)
+    if path is not None:
+        _write_record(path, choice)
+    return choice, run
+
+
+def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str, budget_s: float, seed: int):
     best, record = None, {}
     for b in batch_sizes:
         a = _example(model, task, int(b), seed)
@@ -262,9 +280,55 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
             best = (speeds[pick], pick, int(b), runners[pick], not_used)
     _, name, batch, run, not_used = best
     choice = RuntimeChoice(task=task, runtime=name, batch_size=batch, threads=threads, images_per_s=record,
-                           not_used=not_used, cpu=cpu_description())
+                           not_used=not_used, cpu=cpu_description(),
+                           measured_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     log.info("%s runs on %s (batch %d): %s", task, name, batch, record)
     return choice, run
+
+
+# -- what was measured on this machine, kept for the next process ------------------------------------------------
+def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
+    """Where the choice for this model, task, batch sizes and threads on this machine and these library versions
+    is kept (the project's ``cache/runtime``); None for a model without a checkpoint or where nothing can be kept."""
+    from astroae_core.io.paths import project_cache_dir
+
+    sha = getattr(model, "checkpoint_info", {}).get("sha256")
+    folder = project_cache_dir("runtime", env="ASTROAE_RUNTIME_CACHE") if sha else None
+    if folder is None:
+        return None
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, sha, task,
+                      sorted(int(b) for b in batch_sizes), threads])
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _reuse(path: Path | None, model, task: str, threads: int):
+    """The choice kept at ``path`` and its runner, or None (nothing kept, unreadable, or no longer available)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        choice = RuntimeChoice(**{**json.loads(path.read_text()), "reused": True})
+    except (OSError, ValueError, TypeError):
+        return None
+    if choice.runtime == "onnxruntime-fp32":
+        run, _ = _onnx_runner(model, task, threads=threads)
+    else:
+        run = _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
+    return (choice, run) if run is not None else None
+
+
+def _write_record(path: Path, choice: RuntimeChoice) -> None:
+    from astroae_core.io.atomic import atomic_write_text
+
+    try:
+        atomic_write_text(path, json.dumps(choice.to_dict(), indent=1))
+    except OSError as exc:  # a read-only checkout measures again next time; nothing else changes
+        log.info("runtime choice not kept at %s: %s", path, exc)
 
 
 class InferenceModel:

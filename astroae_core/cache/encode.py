@@ -115,8 +115,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, p
         :mod:`astroae_core.model.runtime`) or one of :data:`~astroae_core.model.RUNTIMES`. On the CPU; the choice
         and what was measured are recorded in ``meta.runtime``.
     workers : int, optional
-        Threads reading and preprocessing files (default: one per core, at most 4). The cache does not depend on
-        it.
+        Threads reading and preprocessing files (default: one per core but the model's, 1 to 4). The cache does
+        not depend on it.
 
     Returns
     -------

@@ -193,8 +193,9 @@ def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, pre
 
 
 def default_workers() -> int:
-    """Reader threads of an encode: one per core, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Reader threads of an encode: one per core but the one the model runs on, at least 1, at most 4 (on two cores
+    one reader beside the model's two threads encodes faster than two: benchmarks/RESULTS.md, section 6)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,

@@ -1,7 +1,7 @@
 """Real-browser tests of the shared subset and the exports (Debian chromium through Playwright, the app served by
 ``streamlit run`` on 40 demo stamps): a search chooses the image it names; a filter from the sidebar changes the
 map's points and the gallery and shows as a chip; the subset downloads as CSV with every column; a SAMP hub started
-here (no internet) receives the subset as a VOTable. Screenshots: docs/screenshots/subset_*.png.
+here (no internet) receives the subset as a VOTable. Screenshots: artifacts/screenshots/subset_*.png (the README's copies live in docs/screenshots).
 
     nice -n 10 .venv/bin/pytest tests/test_subset_browser.py -q -x
 """
@@ -22,7 +22,7 @@ from .test_browser import assert_no_errors, goto, wait_idle, wait_rendered
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "artifacts" / "screenshots"  # copied to docs/screenshots by hand, after a look
 T = 60_000
 
 MAP_POINTS_JS = """() => {

@@ -1,6 +1,6 @@
 """The viewer in a real browser (issue 19): an upload card says what was read, the sliders start at the chosen
 image's latent to the last float32 bit, the reconstruction panels carry WCS axes and colour bars (read from the
-plotly figure in the page), and the blink panel. Screenshots go to docs/screenshots/viewer_*.png.
+plotly figure in the page), and the blink panel. Screenshots go to artifacts/screenshots/viewer_*.png (the README's copies live in docs/screenshots).
 
     nice -n 10 .venv/bin/pytest tests/test_viewer_browser.py -q -x
 
@@ -24,7 +24,7 @@ from .test_browser import T, assert_no_errors, goto, wait_idle, wait_rendered
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "artifacts" / "screenshots"  # copied to docs/screenshots by hand, after a look
 # the figure plotly drew, read from its element: traces and layout as plotly.js holds them
 FIGURE_JS = """key => {
     const el = document.querySelector(`.st-key-${key} .js-plotly-plot`) ||
@@ -68,7 +68,7 @@ def vpage(browser, viewer_server):
 
 
 def shot(page, name: str, *, height: int | None = None) -> Path:
-    """A screenshot of the page grown to its content (or to ``height``) in docs/screenshots/viewer_<name>.png."""
+    """A screenshot of the page grown to its content (or to ``height``) in artifacts/screenshots/viewer_<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     full = page.evaluate("""() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], section')]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,49 @@ def browser(chromium_path):
         b = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@contextmanager
+def open_page(browser, url: str, *, timeout_ms: int = 60_000, **context_options):
+    """A page in a fresh browser context (so a fresh Streamlit session) on ``url``, 1440 x 1000."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=url, **context_options)
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    try:
+        yield page
+    finally:
+        ctx.close()
+
+
+@contextmanager
+def local_samp_hub(folder: Path, mp, *, client_name: str | None = None):
+    """A SAMP hub of the test's own (its lock file in ``folder``, no web profile, ``SAMP_HUB`` set through the
+    monkeypatch ``mp`` so that a server started after inherits it) and, with ``client_name``, a client standing in
+    for TOPCAT or DS9 that records every table and image it is sent. Yields ``(got, event)``: the ``(mtype,
+    params)`` received, and an event set at each."""
+    import threading
+
+    from astroae_core.io import samp
+
+    asamp = samp._astropy_samp()
+    lock = folder / "hub.lock"
+    mp.setenv("SAMP_HUB", f"std-lockurl:{lock.as_uri()}")
+    hub = asamp.SAMPHubServer(web_profile=False, lockfile=str(lock), mode="single", pool_size=2)
+    hub.start(wait=False)
+    got, event, client = [], threading.Event(), None
+    try:
+        if client_name:
+            client = asamp.SAMPIntegratedClient(name=client_name)
+            client.connect()
+
+            def record(private_key, sender_id, mtype, params, extra):
+                got.append((mtype, params))
+                event.set()
+
+            for mtype in (samp.TABLE_MTYPE, samp.IMAGE_MTYPE):
+                client.bind_receive_notification(mtype, record)
+        yield got, event
+    finally:
+        if client is not None:
+            client.disconnect()
+        hub.stop()

@@ -25,7 +25,7 @@ import pytest
 
 from dashboard import testing
 
-from .conftest import ROOT
+from .conftest import ROOT, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,11 +78,8 @@ def server(app_env, server_logs, tmp_path_factory):
 @pytest.fixture
 def page(browser, server):
     """A fresh browser context (so a fresh Streamlit session) per test."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=server)
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    yield pg
-    ctx.close()
+    with open_page(browser, server, timeout_ms=T) as pg:
+        yield pg
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ image, one image at a time), and SAMP sends reaching a hub started here (no inte
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
 
 import numpy as np
@@ -15,7 +14,7 @@ from astropy.io.votable import parse_single_table
 
 from astroae_core.io import export, samp
 
-from .conftest import wcs_header
+from .conftest import local_samp_hub, wcs_header
 
 
 @pytest.fixture
@@ -120,33 +119,15 @@ def test_cutout_refuses_mismatched_shapes():
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    from astropy.samp import SAMPHubServer
-
-    lock = tmp_path / "samp.lock"
-    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{lock.as_uri()}")
-    h = SAMPHubServer(web_profile=False, lockfile=str(lock), mode="single", pool_size=2)
-    h.start(wait=False)
-    yield h
-    h.stop()
+    with local_samp_hub(tmp_path, monkeypatch):
+        yield
 
 
 @pytest.fixture
-def receiver(hub):
-    """A client that records the messages it gets (standing in for TOPCAT and DS9)."""
-    from astropy.samp import SAMPIntegratedClient
-
-    got, event = [], threading.Event()
-
-    def record(private_key, sender_id, mtype, params, extra):
-        got.append((mtype, params))
-        event.set()
-
-    c = SAMPIntegratedClient(name="recorder")
-    c.connect()
-    c.bind_receive_notification(samp.TABLE_MTYPE, record)
-    c.bind_receive_notification(samp.IMAGE_MTYPE, record)
-    yield got, event
-    c.disconnect()
+def receiver(tmp_path, monkeypatch):
+    """A hub and a client that records the messages it gets (standing in for TOPCAT and DS9)."""
+    with local_samp_hub(tmp_path, monkeypatch, client_name="recorder") as received:
+        yield received
 
 
 def test_no_hub_is_said(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from astroae_core.cache import encode_folder, load_cache
 from astroae_core.cache.labels import labels_path
 from dashboard import testing
 
-from .conftest import ROOT
+from .conftest import ROOT, open_page
 from .test_browser import T, assert_no_errors, goto, wait_idle
 from .test_outlier_review import write_review_folder
 
@@ -44,11 +44,8 @@ def review_server(chromium_path, tmp_path_factory):
 
 @pytest.fixture
 def review_page(browser, review_server):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=review_server["url"])
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    yield pg
-    ctx.close()
+    with open_page(browser, review_server["url"], timeout_ms=T) as pg:
+        yield pg
 
 
 def test_the_gallery_shows_why_each_image_is_strange(review_page):

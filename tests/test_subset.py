@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from astroae_core.analysis import subset as core
 
-from .conftest import ROOT, TINY_RECIPE, blob_image
+from .conftest import ROOT, TINY_RECIPE, blob_image, local_samp_hub
 
 
 @pytest.fixture
@@ -276,27 +276,13 @@ def test_labels_filter_like_any_column(app_env):
 @pytest.mark.slow
 def test_the_map_pages_exports_send_the_chosen_image_and_zip_cutouts(app_env, tmp_path, monkeypatch):
     import io
-    import threading
     import zipfile
 
     from dashboard import exports
 
     from astroae_core.io import samp
 
-    asamp = samp._astropy_samp()
-    lock = tmp_path / "hub.lock"
-    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{lock.as_uri()}")
-    hub = asamp.SAMPHubServer(web_profile=False, lockfile=str(lock), mode="single", pool_size=2)
-    hub.start(wait=False)
-    got, event = [], threading.Event()
-    ds9 = asamp.SAMPIntegratedClient(name="ds9-standin")
-    try:
-        ds9.connect()
-        def record(private_key, sender_id, mtype, params, extra):
-            got.append(params)
-            event.set()
-
-        ds9.bind_receive_notification(samp.IMAGE_MTYPE, record)
+    with local_samp_hub(tmp_path, monkeypatch, client_name="ds9-standin") as (got, event):
         at = _open("latent_map")
         at.session_state["selected_id"] = "gal_00042"
         at.run()
@@ -304,13 +290,12 @@ def test_the_map_pages_exports_send_the_chosen_image_and_zip_cutouts(app_env, tm
         [b for b in at.button if b.key == "mapx_samp_image"][0].click().run()
         _ok(at)
         assert event.wait(20) and "Sent `gal_00042` to ds9-standin." in [s.value for s in at.success]
-        with fits.open(got[0]["url"].removeprefix("file://")) as hdul:
+        mtype, params = got[0]
+        assert mtype == samp.IMAGE_MTYPE
+        with fits.open(params["url"].removeprefix("file://")) as hdul:
             assert [h.name for h in hdul] == ["ORIGINAL", "RECONSTRUCTION", "RESIDUAL"]
             with fits.open(app_env["cache"].parent / "data" / "big" / "gal_00042.fits") as src:
                 np.testing.assert_array_equal(hdul[0].data, src[0].data)
-    finally:
-        ds9.disconnect()
-        hub.stop()
     # the zip of the first rows: three HDUs per image, the original's pixels kept
     ctx = at.session_state["ctx"]
     data = exports.cutouts_zip(ctx, ctx.table.head(3))

@@ -9,7 +9,6 @@ here (no internet) receives the subset as a VOTable. Screenshots: artifacts/scre
 from __future__ import annotations
 
 import io
-import threading
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -17,7 +16,7 @@ import pytest
 
 from dashboard import testing
 
-from .conftest import ROOT
+from .conftest import ROOT, local_samp_hub, open_page
 from .test_browser import assert_no_errors, goto, wait_idle, wait_rendered
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,32 +38,11 @@ MAP_POINTS_JS = """() => {
 
 @pytest.fixture(scope="module")
 def samp_hub(tmp_path_factory):
-    """A SAMP hub of our own (its lock file in a temporary folder, no web profile) and a client recording what it
-    receives, standing in for TOPCAT."""
-    from astroae_core.io import samp
-
-    samp._astropy_samp()
-    from astropy.samp import SAMPHubServer, SAMPIntegratedClient
-
-    lock = tmp_path_factory.mktemp("samp") / "hub.lock"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SAMP_HUB", f"std-lockurl:{lock.as_uri()}")  # the server inherits it
-        hub = SAMPHubServer(web_profile=False, lockfile=str(lock), mode="single", pool_size=2)
-        hub.start(wait=False)
-        got, event = [], threading.Event()
-
-        def record(private_key, sender_id, mtype, params, extra):
-            got.append((mtype, params))
-            event.set()
-
-        client = SAMPIntegratedClient(name="topcat-standin")
-        client.connect()
-        client.bind_receive_notification(samp.TABLE_MTYPE, record)
-        try:
-            yield got, event
-        finally:
-            client.disconnect()
-            hub.stop()
+    """A SAMP hub of our own and a client recording what it receives, standing in for TOPCAT (the app's server,
+    started after, inherits ``SAMP_HUB``)."""
+    with pytest.MonkeyPatch.context() as mp, \
+            local_samp_hub(tmp_path_factory.mktemp("samp"), mp, client_name="topcat-standin") as received:
+        yield received
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +60,8 @@ def server(chromium_path, samp_hub, tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=server[0], accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    yield pg
-    ctx.close()
+    with open_page(browser, server[0], timeout_ms=T, accept_downloads=True) as pg:
+        yield pg
 
 
 def _table(server):

@@ -19,7 +19,7 @@ from astropy.io import fits
 
 from dashboard import testing
 
-from .conftest import ROOT, blob_image
+from .conftest import ROOT, blob_image, open_page
 from .test_browser import T, assert_no_errors, goto, wait_idle, wait_rendered
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -60,11 +60,8 @@ def viewer_server(viewer_env, tmp_path_factory):
 
 @pytest.fixture
 def vpage(browser, viewer_server):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=viewer_server)
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    yield pg
-    ctx.close()
+    with open_page(browser, viewer_server, timeout_ms=T) as pg:
+        yield pg
 
 
 def shot(page, name: str, *, height: int | None = None) -> Path:

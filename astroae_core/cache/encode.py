@@ -4,7 +4,8 @@ The stages: :func:`~astroae_core.cache.shard.encode_shard` reads, preprocesses a
 (memory holds one batch of images plus the per-image results, never the whole dataset); under torchrun each rank
 encodes its block of the sorted file list and rank 0 gathers them. Then, on every image at once,
 :mod:`~astroae_core.cache.assemble` fits the maps, scores the images and joins the catalog;
-:func:`~astroae_core.cache.report.latent_report` measures the latent on a sample read again after it; and
+:func:`~astroae_core.cache.report.latent_report` measures the latent on a sample the encode kept (read again
+under torchrun); and
 :func:`~astroae_core.cache.store.write_cache` writes the files, ``meta.json`` last.
 
 Safety and atomicity
@@ -249,8 +250,8 @@ def _batch_size(job: _Job, model) -> int:
 
 
 def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress: Progress | None, sample=None):
-    """Every rank encodes its block; rank 0 gets every image in file order (its previews spooled; ``sample``, in a
-    single process, offered every image), the others None."""
+    """Every rank encodes its block; rank 0 gets every image in file order (its previews spooled; ``sample``, given
+    in a single process only, offered every image), the others None."""
     from astroae_core import distributed
 
     rank, world = distributed.rank_world()
@@ -260,7 +261,7 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     mine = encode_shard(model, files, rels, distributed.shard(range(len(files)), rank=rank, world=world),
                         batch_size=_batch_size(job, model), preview_size=job.options.preview_size,
                         spool=spool, read_args=read_args, progress=progress, workers=job.workers,
-                        sample=sample if world == 1 else None)
+                        sample=sample)
     if world == 1:
         return mine
     parts = distributed.gather_to_root(mine)
@@ -278,8 +279,11 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
 
     model = _inference_model(job)
     spool = PreviewSpool(tmp, job.options.preview_size)
-    sample = ReportSample(model, seed=job.options.seed, max_report=EVAL_MAX_IMAGES,
-                          max_train=0 if job.train_data is not None else EVAL_MAX_TRAIN_IMAGES)
+    # Under torchrun the other ranks' images never reach rank 0: the report reads its sample again instead.
+    sample = None
+    if distributed.rank_world()[1] == 1:
+        sample = ReportSample(model, seed=job.options.seed, max_report=EVAL_MAX_IMAGES,
+                              max_train=0 if job.train_data is not None else EVAL_MAX_TRAIN_IMAGES)
     t_encode = time.perf_counter()
     shard = _encode_everything(job, model, spool=spool, progress=progress, sample=sample)
     encode_seconds = time.perf_counter() - t_encode
@@ -303,7 +307,7 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     read_args = {"hdu": job.options.hdu, "plane": job.options.plane, "confine_to": job.confine_to}
     influence, evaluation = latent_report(model, job.data_dir, shard.paths, labels, shard.z, seed=job.options.seed,
                                           read_args=read_args, train_data=job.train_data, kinds=kinds,
-                                          sample=sample if distributed.rank_world()[1] == 1 else None)
+                                          sample=sample)
     timing = Timing(encode_seconds=encode_seconds, maps_seconds=maps_seconds,
                     report_seconds=time.perf_counter() - t_report, total_seconds=time.perf_counter() - job.t_start)
     spool.save(tmp / FILES["previews"])

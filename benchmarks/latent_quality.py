@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="override the recipes' epochs")
     p.add_argument("--out", default="runs/latent_quality", help="run folders for --recipe")
     p.add_argument("--folds", type=int, help="cross-validate each --recipe over this many folds grouped by galaxy")
+    p.add_argument("--only-folds", help="with --folds: train only these folds, e.g. 0,2,4 (another process "
+                   "can take the rest); finished folds are read from their folders")
     p.add_argument("--no-robustness", action="store_true", help="with --folds: skip the degraded validation sets")
     p.add_argument("--dry-run", action="store_true", help="print what would run")
     args = p.parse_args(argv)
@@ -90,6 +92,7 @@ def _crossval(args) -> int:
         t0 = time.perf_counter()
         res = crossval(cfg, args.data, Path(args.out) / Path(recipe).stem, folds=args.folds,
                        robustness=not args.no_robustness,
+                       only_folds=None if args.only_folds is None else [int(k) for k in args.only_folds.split(",")],
                        on_fold=lambda k, row: print(json.dumps({"recipe": recipe, **row}), file=sys.stderr, flush=True))
         results.append({"recipe_file": recipe, "epochs": cfg.epochs, "seconds": round(time.perf_counter() - t0, 1),
                         **res})

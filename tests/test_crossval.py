@@ -101,3 +101,16 @@ def test_crossval_resumes_an_unfinished_fold_and_refuses_another_recipe(tmp_path
     (tmp_path / "cv" / "fold_0" / "eval.json").unlink()
     with pytest.raises(ValueError, match="another recipe"):
         crossval(other, data, tmp_path / "cv", folds=2, robustness=False)
+
+
+def test_two_processes_can_share_the_folds(tmp_path, tiny_recipe):
+    data = write_blob_folder(tmp_path / "blobs", 18, groups=3)
+    cfg = load_recipe(tiny_recipe(epochs=1))
+    part = crossval(cfg, data, tmp_path / "cv", folds=3, robustness=False, only_folds=[1])
+    assert [r["fold"] for r in part["per_fold"]] == [1] and part["complete"] is False
+    assert not (tmp_path / "cv" / "fold_0").exists()  # another process's fold is not started
+    rest = crossval(cfg, data, tmp_path / "cv", folds=3, robustness=False, only_folds=[0, 2])
+    assert [r["fold"] for r in rest["per_fold"]] == [0, 1, 2] and rest["complete"] is True
+    assert rest["per_fold"][1] == part["per_fold"][0]  # fold 1 read back, not trained again
+    with pytest.raises(ValueError, match="only_folds"):
+        crossval(cfg, data, tmp_path / "cv", folds=3, robustness=False, only_folds=[3])

@@ -30,7 +30,7 @@ TARGETS = {"mean_latent_vs_pca_max": 0.70, "worst_fold_latent_vs_pca_max": 0.85,
 
 
 def crossval(cfg: TrainConfig, data_dir, out_dir, *, folds: int = 5, device: str = "cpu", robustness: bool = True,
-             seed: int = 0, on_fold: Callable[[int, dict], None] | None = None) -> dict:
+             seed: int = 0, only_folds=None, on_fold: Callable[[int, dict], None] | None = None) -> dict:
     """Cross-validate ``cfg`` on ``data_dir`` with ``folds`` folds grouped by its group rule.
 
     Parameters
@@ -49,14 +49,18 @@ def crossval(cfg: TrainConfig, data_dir, out_dir, *, folds: int = 5, device: str
         Also score each fold's validation images under :data:`~astroae_core.analysis.robustness.DEGRADATIONS`.
     seed : int
         Seed of the degradations and of the influence sample.
+    only_folds : iterable of int, optional
+        Train only these folds; the others are read from their run folders where finished and left out where not,
+        so that two processes can share one recipe's folds.
     on_fold : callable, optional
         Called with ``(fold, result)`` as each fold's result is ready.
 
     Returns
     -------
     dict
-        ``recipe`` (the config), ``folds``, ``per_fold`` (:func:`fold_metrics` of each), ``summary`` (each
-        metric's :func:`spread`), ``robustness`` (per degradation, the spread of each ratio) and ``targets``.
+        ``recipe`` (the config), ``folds``, ``per_fold`` (:func:`fold_metrics` of each finished fold),
+        ``complete`` (every fold finished), ``summary`` (each metric's :func:`spread`), ``robustness`` (per
+        degradation, the spread of each ratio) and ``targets``.
 
     Raises
     ------
@@ -64,10 +68,16 @@ def crossval(cfg: TrainConfig, data_dir, out_dir, *, folds: int = 5, device: str
         If a fold folder holds a run of a different recipe.
     """
     out_dir = Path(out_dir)
+    only = set(range(folds)) if only_folds is None else {int(k) for k in only_folds}
+    if not only <= set(range(folds)):
+        raise ValueError(f"only_folds {sorted(only)} must lie in 0..{folds - 1}")
     per_fold, robust = [], []
     for k in range(folds):
         fold_cfg = cfg.replace(folds=folds, fold=k)
         run_dir = out_dir / f"fold_{k}"
+        finished = (run_dir / "eval.json").exists() and (not robustness or (run_dir / "robustness.json").exists())
+        if k not in only and not finished:
+            continue
         ev = _fold_eval(fold_cfg, data_dir, run_dir, device=device, seed=seed)
         row = {"fold": k, **fold_metrics(ev)}
         if robustness:
@@ -76,9 +86,12 @@ def crossval(cfg: TrainConfig, data_dir, out_dir, *, folds: int = 5, device: str
         per_fold.append(row)
         if on_fold is not None:
             on_fold(k, row)
+    if not per_fold:
+        return {"recipe": cfg.to_dict(), "folds": folds, "per_fold": [], "complete": False}
     keys = [k for k in per_fold[0] if k not in ("fold", "robustness")]
     summary = {k: spread([r[k] for r in per_fold]) for k in keys}
-    res = {"recipe": cfg.to_dict(), "folds": folds, "per_fold": per_fold, "summary": summary}
+    res = {"recipe": cfg.to_dict(), "folds": folds, "per_fold": per_fold, "complete": len(per_fold) == folds,
+           "summary": summary}
     if robust:
         res["robustness"] = {name: {m: spread([r[name][m] for r in robust]) for m in robust[0][name]}
                              for name in robust[0]}

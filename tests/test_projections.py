@@ -158,3 +158,23 @@ def test_neighbour_placement_lands_where_umap_transform_does():
     placed = place_by_neighbors(ref, emb, new, k=model.n_neighbors)
     miss = np.linalg.norm(placed - umap_transform(model, new), axis=1)
     assert np.median(miss) < 0.02 * extent and np.quantile(miss, 0.9) < 0.05 * extent, (np.median(miss), extent)
+
+
+def test_umaps_small_data_distances_are_computed_in_c_and_equal_the_jitted_metric(monkeypatch):
+    from sklearn.metrics import pairwise_distances as sklearn_pairwise
+
+    from astroae_core.analysis.projections import _import_umap
+
+    umap = _import_umap()
+    fast = umap.umap_.pairwise_distances
+    x = _cloud(120).astype(np.float32)
+    y = _cloud(30, seed=1).astype(np.float32)
+    euclid = umap.distances.euclidean
+    np.testing.assert_allclose(fast(x, metric=euclid), sklearn_pairwise(x, metric=euclid), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fast(y, x, metric=euclid), sklearn_pairwise(y, x, metric=euclid), rtol=1e-6, atol=1e-6)
+    calls = []
+    monkeypatch.setattr(fast, "wrapped", lambda *a, **k: calls.append(k) or sklearn_pairwise(*a, **k))
+    fit_umap(x, seed=0)  # under 4,096 points: all pairwise distances, never through the per-pair callable
+    assert calls == []
+    fast(x, metric="manhattan")  # another metric still goes to scikit-learn
+    assert calls == [{"metric": "manhattan"}]

@@ -98,3 +98,22 @@ def test_an_inference_model_is_the_same_network_on_any_runtime():
     record = fast.runtime_record
     assert record["round_trip"]["runtime"] == record["decode"]["runtime"] == "onnxruntime-fp32"
     assert record["round_trip"]["batch_size"] == record["decode"]["batch_size"] == 4
+
+
+def test_the_exported_onnx_graph_is_kept_reused_and_replaced_when_damaged(own_records, monkeypatch):
+    import astroae_core.model.runtime as rt
+
+    m = fused_for_inference(load_model(MODELS / "demo.pt"))
+    a = _example(m, "decode", 3, seed=4)
+    run, why = _onnx_runner(m, "decode", threads=1)
+    assert why is None
+    kept = list(own_records.glob("*-decode-*.onnx"))
+    assert len(kept) == 1 and kept[0].name.startswith(m.checkpoint_info["sha256"][:24])
+    exports, export = [], rt._export_onnx
+    monkeypatch.setattr(rt, "_export_onnx", lambda *args: exports.append(args) or export(*args))
+    again, _ = _onnx_runner(m, "decode", threads=1)
+    assert exports == [] and np.array_equal(again(a)[0], run(a)[0])  # read back, not exported again
+    kept[0].write_bytes(b"not an onnx graph")
+    mended, why = _onnx_runner(m, "decode", threads=1)
+    assert why is None and len(exports) == 1 and np.array_equal(mended(a)[0], run(a)[0])
+    assert kept[0].read_bytes() != b"not an onnx graph"

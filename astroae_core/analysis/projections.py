@@ -143,7 +143,28 @@ def _import_umap():
         import umap
     if folder is not None:
         _cache_jitted(("umap", "pynndescent"))
+    umap.umap_.pairwise_distances = _exact_euclidean_pairwise(umap.umap_.pairwise_distances, umap.distances.euclidean)
     return umap
+
+
+def _exact_euclidean_pairwise(pairwise_distances, numba_euclidean):
+    """umap's ``pairwise_distances`` with its own euclidean metric computed in C instead of one Python call per pair.
+
+    Below 4,096 points umap takes all pairwise distances, handing scikit-learn its jitted ``euclidean`` as a Python
+    callable: 1.8 s for 1,000 points, the largest part of a small map (benchmarks/RESULTS.md, 6.1). SciPy's ``cdist``
+    gives the same distances (float64, from the differences, not the dot-product shortcut) in milliseconds.
+    """
+    from scipy.sparse import issparse
+    from scipy.spatial.distance import cdist
+
+    def pairwise(X, Y=None, metric="euclidean", **kwds):
+        if metric is numba_euclidean and not kwds and not issparse(X) and (Y is None or not issparse(Y)):
+            X = np.asarray(X)
+            return cdist(X, X if Y is None else np.asarray(Y), "euclidean")
+        return pairwise.wrapped(X, Y, metric=metric, **kwds)
+
+    pairwise.wrapped = pairwise_distances
+    return pairwise
 
 
 def _cache_jitted(packages: tuple[str, ...]) -> int:

@@ -124,11 +124,52 @@ def _torch_runner(model, task: str, *, bf16: bool):
 
 
 def _onnx_runner(model, task: str, *, threads: int):
-    """An ONNX Runtime session of the task (exported from the float32 model), or the reason there is none."""
+    """An ONNX Runtime session of the task (exported from the float32 model), or the reason there is none.
+
+    The exported graph is kept beside the runtime records (:func:`_onnx_path`), so a later process skips the export
+    (about 0.45 s a task).
+    """
     try:
         import onnxruntime as ort
     except ImportError:
         return None, "onnxruntime is not installed"
+    names_in = ["z"] if task == "decode" else ["x"]
+    kept = _onnx_path(model, task)
+    graph = None
+    if kept is not None and kept.is_file():
+        try:
+            graph = kept.read_bytes()
+        except OSError:
+            graph = None
+    from_disk = graph is not None
+    if graph is None:
+        graph, why = _export_onnx(model, task)
+        if graph is None:
+            return None, why
+        if kept is not None:
+            _keep(kept, graph)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        if from_disk:  # a damaged kept graph: export afresh, once
+            kept.unlink(missing_ok=True)
+            return _onnx_runner(model, task, threads=threads)
+        return None, f"ONNX Runtime cannot load the model: {type(exc).__name__}: {exc}"
+    name = names_in[0]
+
+    def run(a: np.ndarray) -> tuple:
+        return tuple(session.run(None, {name: a}))
+
+    return run, None
+
+
+def _export_onnx(model, task: str) -> tuple[bytes | None, str | None]:
+    """The task's ONNX graph (opset 17, any batch size), or None and why it cannot be exported."""
     d, s = model.config.latent_dim, model.config.in_size
     example = torch.zeros(2, d) if task == "decode" else torch.zeros(2, 1, s, s)
     names_in = ["z"] if task == "decode" else ["x"]
@@ -144,18 +185,7 @@ def _onnx_runner(model, task: str, *, threads: int):
                               dynamic_axes={n: {0: "n"} for n in names_in + names_out})
     except Exception as exc:  # noqa: BLE001 - a model ONNX cannot express runs on PyTorch
         return None, f"ONNX export failed: {type(exc).__name__}: {exc}"
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-    name = names_in[0]
-
-    def run(a: np.ndarray) -> tuple:
-        return tuple(session.run(None, {name: a}))
-
-    return run, None
+    return buf.getvalue(), None
 
 
 def _example(model, task: str, batch_size: int, seed: int) -> np.ndarray:
@@ -179,12 +209,13 @@ def _disagreement(ref: tuple, got: tuple, task: str) -> tuple[float, float]:
     return float(np.abs(ref[0] - got[0]).max()) / scale, max(float(np.abs(r - g).max()) for r, g in zip(ref[1:], got[1:]))
 
 
-def _candidates(model, task: str, a: np.ndarray, threads: int) -> tuple[dict, dict]:
-    """The runners that are available and agree with float32 PyTorch on ``a``, and why the others are not."""
+def _candidates(model, task: str, a: np.ndarray, ort: tuple) -> tuple[dict, dict]:
+    """The runners that are available and agree with float32 PyTorch on ``a``, and why the others are not
+    (``ort``: :func:`_onnx_runner`'s answer)."""
     ref_run = _torch_runner(model, task, bf16=False)
     ref = ref_run(a)
     runners, not_used = {"torch-fp32": ref_run}, {}
-    ort_run, why = _onnx_runner(model, task, threads=threads)
+    ort_run, why = ort
     if ort_run is not None:
         diff = _disagreement(ref, ort_run(a), task)
         if diff[0] <= FP32_TOLERANCE[0] and diff[1] <= FP32_TOLERANCE[1]:
@@ -268,9 +299,10 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
 
 def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str, budget_s: float, seed: int):
     best, record = None, {}
+    ort = _onnx_runner(model, task, threads=threads)  # one session serves every batch size
     for b in batch_sizes:
         a = _example(model, task, int(b), seed)
-        runners, not_used = _candidates(model, task, a, threads)
+        runners, not_used = _candidates(model, task, a, ort)
         if runtime != "auto" and runtime not in runners:
             raise ValueError(f"runtime {runtime!r} is not available here: {not_used.get(runtime)}")
         speeds = _time(runners, a, budget_s=budget_s)
@@ -305,6 +337,27 @@ def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
     key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, sha, task,
                       sorted(int(b) for b in batch_sizes), threads])
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _onnx_path(model, task: str) -> Path | None:
+    """Where the task's exported ONNX graph of this checkpoint is kept (by checkpoint hash and exporter version), or
+    None for a model without a checkpoint or where nothing can be kept."""
+    from astroae_core.io.paths import project_cache_dir
+
+    sha = getattr(model, "checkpoint_info", {}).get("sha256")
+    folder = project_cache_dir("runtime", env="ASTROAE_RUNTIME_CACHE") if sha else None
+    if folder is None:
+        return None
+    return folder / f"{sha[:24]}-{task}-torch{torch.__version__.replace('+', '_')}.onnx"
+
+
+def _keep(path: Path, data: bytes) -> None:
+    from astroae_core.io.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # a read-only checkout exports again next time
+        log.info("ONNX graph not kept at %s: %s", path, exc)
 
 
 def _reuse(path: Path | None, model, task: str, threads: int):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment in .venv with the CPU build of torch first, then the pinned
-# requirements and the project itself. Re-runs are instant unless a requirements file changed.
+# requirements and the project itself. `--dev` adds what the tests need (pytest, playwright, ...); the app does
+# without. Re-runs are instant unless a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -8,14 +9,20 @@ if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating .venv with $($PY --version)"
     "$PY" -m venv .venv
 fi
-stamp=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
-if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
-    echo "[setup] installing dependencies (CPU torch first; a few minutes on a fresh machine)"
-    .venv/bin/python -m pip install -q --upgrade pip
+app_stamp=app-$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+dev_stamp=dev-$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
+want=$app_stamp reqs=requirements.txt
+if [ "${1:-}" = "--dev" ]; then want=$dev_stamp reqs=requirements-dev.txt; fi
+have=$(cat .venv/.setup-stamp 2>/dev/null || true)
+if [ "$have" != "$want" ] && [ "$have" != "$dev_stamp" ]; then  # an up-to-date dev set-up serves the app too
+    echo "[setup] installing dependencies from $reqs (CPU torch first; a minute or two on a fresh machine)"
+    # --no-compile: pip would byte-compile every module of every package (most of torch's install time); Python
+    # compiles what is imported, once, on first use (benchmarks/RESULTS.md, 6.2b).
+    pip="$PWD/.venv/bin/python -m pip install -q --no-compile"
+    $pip --upgrade pip
     # The CPU wheel must come first: with no torch present, a plain requirement resolves to a CUDA build.
-    .venv/bin/python -m pip install -q "torch==2.13.0" \
-        || .venv/bin/python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-    .venv/bin/python -m pip install -q -r requirements-dev.txt
-    .venv/bin/python -m pip install -q --no-deps -e .
-    echo "$stamp" > .venv/.setup-stamp
+    $pip "torch==2.13.0" || $pip "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+    $pip -r "$reqs"
+    $pip --no-deps -e .
+    echo "$want" > .venv/.setup-stamp
 fi

@@ -3,5 +3,5 @@
 # e.g. `bash scripts/test.sh -m "not slow and not browser"` for the quick unit tests only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 exec .venv/bin/python -m pytest "$@"

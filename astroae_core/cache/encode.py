@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from astroae_core import __version__
+from astroae_core.analysis import umap_warmup
 from astroae_core.cache.assemble import assemble_table, catalog_part, correlate, fit_maps, score_images
 from astroae_core.cache.fingerprint import freshness, manifest_fingerprint
 from astroae_core.cache.layout import CACHE_FORMAT, CATALOG_PREFIX, FILES
@@ -284,8 +285,14 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
     if distributed.rank_world()[1] == 1:
         sample = ReportSample(model, seed=job.options.seed, max_report=EVAL_MAX_IMAGES,
                               max_train=0 if job.train_data is not None else EVAL_MAX_TRAIN_IMAGES)
+    compiling = umap_warmup.start(len(job.rels), model.config.latent_dim, max_fit=job.options.umap_max_fit)
     t_encode = time.perf_counter()
-    shard = _encode_everything(job, model, spool=spool, progress=progress, sample=sample)
+    try:
+        shard = _encode_everything(job, model, spool=spool, progress=progress, sample=sample)
+    except BaseException:
+        umap_warmup.finish(compiling, timeout=0)
+        raise
+    umap_warmup.finish(compiling)  # UMAP's code is in numba's disk cache now, for fit_maps below
     encode_seconds = time.perf_counter() - t_encode
     if shard.n == 0:
         detail = "; ".join(f"{s.path}: {s.reason}" for s in shard.skipped[:3])

@@ -73,6 +73,7 @@ def test_a_forced_runtime_runs_and_an_unknown_one_is_refused():
     m = fused_for_inference(load_model(MODELS / "demo.pt"))
     choice, _ = choose_runtime(m, "decode", runtime="torch-fp32", budget_s=0.01)
     assert choice.runtime == "torch-fp32"
+    assert choice.images_per_s and all(k.startswith("torch-fp32@") for k in choice.images_per_s)  # only it timed
     with pytest.raises(ValueError, match="'tensorrt'"):
         choose_runtime(m, "decode", runtime="tensorrt")
     with pytest.raises(ValueError, match="'encode_only'"):

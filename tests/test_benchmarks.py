@@ -323,3 +323,14 @@ def test_a_sampled_map_shades_every_point_draws_a_sample_and_selects_every_row_i
     # a click (no box or lasso) is the clicked point
     click = {"points": [{"customdata": int(main.customdata[3])}]}
     assert selection.selection_ids(click, table=t, axes=("umap_x", "umap_y")) == [t["id"].iloc[int(main.customdata[3])]]
+
+
+@pytest.mark.slow
+def test_decode_latency_quick_reports_the_apps_decode_beside_its_bound(tmp_path):
+    r = _run_quick("decode_latency", tmp_path)
+    assert r["threads"] == 1 and r["app"]["runtime"] in r["runtimes"]
+    for row in (r["app"], *r["runtimes"].values()):
+        assert 0 < row["p50_ms"] <= row["p95_ms"]
+    assert r["decode_gflop"] > 0.1 and r["bound_ms"] > 0  # the decoder's ~0.34 GFLOP
+    assert r["app_p50_vs_bound"] == pytest.approx(r["app"]["p50_ms"] / r["bound_ms"], abs=0.01)
+    assert r["target_met"] == (r["app"]["p50_ms"] <= 3.0)

@@ -1,5 +1,6 @@
 """UMAP's compile moved into another process during the encode: started only where it can help, once per machine."""
 
+import os
 import subprocess
 import sys
 
@@ -29,8 +30,27 @@ def test_the_warm_up_process_compiles_into_the_disk_cache_and_leaves_its_marker(
     umap_warmup.finish(proc)
     assert proc.returncode == 0
     assert umap_warmup._marker(1000, 8, 50_000).is_file()
-    assert list((tmp_path / "numba").rglob("*.nbi"))  # numba's index files: the compiled code is on disk
     assert umap_warmup.start(1000, 8, max_fit=50_000) is None  # once per machine
+    # a later process fitting other latents of the same kind loads the code: numba compiles nothing
+    r = subprocess.run([sys.executable, "-c", _COUNT_COMPILES], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "compiled:0"
+
+
+_COUNT_COMPILES = """
+import numpy as np
+from numba.core import event
+from astroae_core.analysis.projections import _import_umap, fit_umap
+_import_umap()
+started = []
+class Count(event.Listener):
+    def on_start(self, ev): started.append(ev)
+    def on_end(self, ev): pass
+event.register("numba:compile", Count())
+fit_umap(np.random.default_rng(5).normal(size=(1500, 8)).astype(np.float32), seed=0)
+print(f"compiled:{len(started)}")
+"""
 
 
 def test_a_hung_warm_up_is_stopped():

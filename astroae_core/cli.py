@@ -283,20 +283,28 @@ def build_parser(prog: str = "astroae") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, *, prog: str = "astroae") -> int:
-    """Run one subcommand; returns its exit status (2 for bad input, with the reason on stderr)."""
-    from astroae_core.distributed import is_main_process, process_group
-    from astroae_core.model import CheckpointError
+    """Run one subcommand; returns its exit status (2 for bad input, with the reason on stderr).
 
+    Nothing here imports torch before a subcommand needs it: ``demo-data`` runs while the set-up still installs it.
+    """
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "encode":
             # Under torchrun the ranks exchange only pickled results, never model tensors: gloo serves CPU and
             # GPU nodes alike.
+            from astroae_core.distributed import process_group
+
             with process_group(backend="gloo"):
                 return args.run(args)
         return args.run(args)
-    except (ValueError, CheckpointError, OSError) as exc:
-        if is_main_process() or not hasattr(exc, "from_rank"):  # under torchrun, rank 0's error said once
+    except (ValueError, OSError) as exc:  # a CheckpointError is a ValueError
+        if not hasattr(exc, "from_rank") or _is_main_process():  # under torchrun, rank 0's error said once
             print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _is_main_process() -> bool:
+    from astroae_core.distributed import is_main_process
+
+    return is_main_process()

@@ -3,13 +3,20 @@
 # http://localhost:8501. Extra arguments go to `streamlit run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 PY=.venv/bin/python
 DATA=${ASTROAE_DEMO_DATA:-data/demo}
 CACHE=${ASTROAE_CACHE:-cache/demo}
+drawing=""
 if [ ! -f "$DATA/catalog.csv" ]; then
+    # The stamps need no torch: they are drawn while the rest of the set-up installs.
+    bash scripts/setup.sh --demo
     echo "[app] generating the demo dataset in $DATA (2000 GalSim stamps, about a minute)"
-    "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0
+    "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0 &
+    drawing=$!
+fi
+bash scripts/setup.sh
+if [ -n "$drawing" ]; then
+    wait "$drawing"  # its failure stops here (set -e)
 fi
 # encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one.
 "$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE"

@@ -449,3 +449,13 @@ def test_module_entry_point_dry_run(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "would write 7 FITS stamps" in res.stdout
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_data_runs_without_torch(tmp_path):
+    """scripts/app.sh draws the stamps while the set-up is still installing torch."""
+    code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
+            "from astroae_core.cli import main\n"
+            f"sys.exit(main(['demo-data', '--out', {str(tmp_path / 'demo')!r}, '--n', '3', '--seed', '1']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list((tmp_path / "demo").glob("galaxy_*.fits"))) == 3 and (tmp_path / "demo" / "catalog.csv").is_file()

@@ -54,12 +54,13 @@ def onnx_rate(model, *, batch_size: int = 64) -> float:
 
 
 def encode_once(data: Path, out: Path) -> dict:
-    """``astroae encode`` in a fresh process; its meta's timing, runtime and size."""
+    """``astroae encode`` in a fresh process; its meta's timing, runtime and size, and the process's peak RSS."""
     res = run_json(["-c", (
         "import json, sys; from astroae_core.cache import encode_folder, read_meta\n"
+        "from benchmarks._common import peak_rss_mb\n"
         f"encode_folder({str(CHECKPOINT)!r}, {str(data)!r}, {str(out)!r}, force=True)\n"
         f"m = read_meta({str(out)!r}); print(json.dumps({{'timing': m.timing.__dict__, 'runtime': m.runtime, "
-        "'n_images': m.n_images}))")])
+        "'n_images': m.n_images, 'peak_rss_mb': peak_rss_mb()}))")])
     return res
 
 
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
           "limit_images_per_s": round(limit, 1), "loop_images_per_s": round(loop, 1),
           "loop_vs_limit": round(loop / limit, 3), "loop_vs_limit_target": 0.5,
           "total_vs_limit_time": round(timing["total_seconds"] / (n / limit), 2), "total_vs_limit_time_target": 3.0,
-          "timing": timing, "runtime": enc["runtime"], "first": {"timing": first["timing"],
-                                                                 "runtime": first["runtime"]}}, args.out)
+          "timing": timing, "runtime": enc["runtime"], "peak_rss_mb": enc["peak_rss_mb"],
+          "first": {"timing": first["timing"], "runtime": first["runtime"], "peak_rss_mb": first["peak_rss_mb"]}},
+         args.out)
     return 0
 
 

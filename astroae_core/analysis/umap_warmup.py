@@ -43,6 +43,7 @@ def _path_kind(n_points: int, max_fit: int) -> tuple[str, int]:
 
 def _marker(n_points: int, dim: int, max_fit: int) -> Path | None:
     from importlib.metadata import version
+    from importlib.util import find_spec
 
     from .projections import numba_cache_dir
 
@@ -51,6 +52,9 @@ def _marker(n_points: int, dim: int, max_fit: int) -> Path | None:
         return None
     key = [_path_kind(n_points, max_fit)[0], int(dim), platform.python_version()]
     key += [version(p) for p in ("umap-learn", "numba", "pynndescent")]
+    # numba's cache is keyed by the source files' timestamps too: a reinstall of the same version compiles again
+    spec = find_spec("umap")
+    key.append(Path(spec.origin).stat().st_mtime_ns if spec and spec.origin else None)
     return folder / f"warm-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
 
 

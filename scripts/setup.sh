@@ -25,7 +25,7 @@ if [ "${1:-}" = "--demo" ]; then
     fi
     exit 0
 fi
-if [ "$have" != "$want" && [ "$have" != "$dev_stamp" ]; then  # an up-to-date dev set-up serves the app too
+if [ "$have" != "$want" ] && [ "$have" != "$dev_stamp" ]; then  # an up-to-date dev set-up serves the app too
     echo "[setup] installing dependencies from $reqs (CPU torch first; a minute or two on a fresh machine)"
     $pip --upgrade pip
     # The CPU wheel must come first: with no torch present, a plain requirement resolves to a CUDA build.

@@ -59,7 +59,10 @@ def serve(clone: Path, port: int, *, timeout: float = 900) -> dict:
                 time.sleep(0.5)
         raise TimeoutError(f"not serving after {timeout} s: " + "".join(lines[-30:]))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:  # it exited on its own (the error above says why)
+            pass
         proc.wait(timeout=30)
 
 

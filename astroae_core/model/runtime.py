@@ -133,7 +133,6 @@ def _onnx_runner(model, task: str, *, threads: int):
         import onnxruntime as ort
     except ImportError:
         return None, "onnxruntime is not installed"
-    names_in = ["z"] if task == "decode" else ["x"]
     kept = _onnx_path(model, task)
     graph = None
     if kept is not None and kept.is_file():
@@ -160,7 +159,7 @@ def _onnx_runner(model, task: str, *, threads: int):
             kept.unlink(missing_ok=True)
             return _onnx_runner(model, task, threads=threads)
         return None, f"ONNX Runtime cannot load the model: {type(exc).__name__}: {exc}"
-    name = names_in[0]
+    name = session.get_inputs()[0].name
 
     def run(a: np.ndarray) -> tuple:
         return tuple(session.run(None, {name: a}))
@@ -294,7 +293,7 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
     choice, run = _measure_choice(model, task, batch_sizes=batch_sizes, threads=threads, runtime=runtime,
                                   budget_s=budget_s, seed=seed)
     if path is not None:
-        _write_record(path, choice)
+        _keep(path, json.dumps(choice.to_dict(), indent=1).encode())
     return choice, run
 
 
@@ -324,14 +323,21 @@ def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str
 
 
 # -- what was measured on this machine, kept for the next process ------------------------------------------------
-def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
-    """Where the choice for this model, task, batch sizes and threads on this machine and these library versions
-    is kept (the project's ``cache/runtime``); None for a model without a checkpoint or where nothing can be kept."""
+def _kept_folder(model) -> tuple[Path, str] | None:
+    """The project's ``cache/runtime`` folder and the model's checkpoint hash, or None for a model without a
+    checkpoint or where nothing can be kept."""
     from astroae_core.io.paths import project_cache_dir
 
     sha = getattr(model, "checkpoint_info", {}).get("sha256")
     folder = project_cache_dir("runtime", env="ASTROAE_RUNTIME_CACHE") if sha else None
-    if folder is None:
+    return (folder, sha) if folder is not None else None
+
+
+def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
+    """Where the choice for this model, task, batch sizes and threads on this machine and these library versions
+    is kept; None where nothing can be kept (:func:`_kept_folder`)."""
+    kept = _kept_folder(model)
+    if kept is None:
         return None
     try:
         import onnxruntime
@@ -339,30 +345,29 @@ def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
-    key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, sha, task,
+    key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, kept[1], task,
                       sorted(int(b) for b in batch_sizes), threads])
-    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    return kept[0] / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
 def _onnx_path(model, task: str) -> Path | None:
-    """Where the task's exported ONNX graph of this checkpoint is kept (by checkpoint hash and exporter version), or
-    None for a model without a checkpoint or where nothing can be kept."""
-    from astroae_core.io.paths import project_cache_dir
-
-    sha = getattr(model, "checkpoint_info", {}).get("sha256")
-    folder = project_cache_dir("runtime", env="ASTROAE_RUNTIME_CACHE") if sha else None
-    if folder is None:
+    """Where the task's exported ONNX graph of this checkpoint is kept (by checkpoint hash and exporter version);
+    None where nothing can be kept (:func:`_kept_folder`)."""
+    kept = _kept_folder(model)
+    if kept is None:
         return None
-    return folder / f"{sha[:24]}-{task}-torch{torch.__version__.replace('+', '_')}.onnx"
+    return kept[0] / f"{kept[1][:24]}-{task}-torch{torch.__version__.replace('+', '_')}.onnx"
 
 
 def _keep(path: Path, data: bytes) -> None:
+    """Write ``data`` at ``path`` atomically; a read-only checkout measures or exports again next time, nothing
+    else changes."""
     from astroae_core.io.atomic import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, data)
-    except OSError as exc:  # a read-only checkout exports again next time
-        log.info("ONNX graph not kept at %s: %s", path, exc)
+    except OSError as exc:
+        log.info("not kept at %s: %s", path, exc)
 
 
 def _reuse(path: Path | None, model, task: str, threads: int):
@@ -378,15 +383,6 @@ def _reuse(path: Path | None, model, task: str, threads: int):
     else:
         run = _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
     return (choice, run) if run is not None else None
-
-
-def _write_record(path: Path, choice: RuntimeChoice) -> None:
-    from astroae_core.io.atomic import atomic_write_text
-
-    try:
-        atomic_write_text(path, json.dumps(choice.to_dict(), indent=1))
-    except OSError as exc:  # a read-only checkout measures again next time; nothing else changes
-        log.info("runtime choice not kept at %s: %s", path, exc)
 
 
 class InferenceModel:

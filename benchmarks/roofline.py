@@ -142,6 +142,20 @@ def roofline(model, batch_sizes, *, seconds: float) -> dict:
     return out
 
 
+def between_probes(measure, *, quick: bool, seconds: float) -> tuple[float, dict, object]:
+    """``measure()`` run between two probes of the machine: the float32 matmul rate and the memory bandwidths, each
+    the better of the two probes (a load that comes and goes lowers one of them), and what ``measure`` returned."""
+
+    def probe():
+        return (matmul_gflops(n=256 if quick else 2048, seconds=seconds),
+                bandwidth_gb_s(mib=4 if quick else 48, seconds=seconds))
+
+    peak, bw = probe()
+    measured = measure()
+    peak2, bw2 = probe()
+    return max(peak, peak2), {k: max(bw[k], bw2[k]) for k in bw}, measured
+
+
 def with_bounds(parts: dict, *, peak_gflops: float, bw_gb_s: float) -> dict:
     """Each layer's and each model call's roofline bound (module docstring) added to :func:`roofline`'s record."""
     for runs in parts.values():
@@ -175,16 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [1, 2] if args.quick else [int(b) for b in args.batch_sizes.split(",")]
     secs = 0.2 if args.quick else 1.0
 
-    def probe():
-        return (matmul_gflops(n=256 if args.quick else 2048, seconds=secs),
-                bandwidth_gb_s(mib=4 if args.quick else 48, seconds=secs))
-
-    (peak, bw), model = probe(), fused_for_inference(load_model(ROOT / "models" / "demo.pt"))
     result = {"benchmark": "roofline", "quick": bool(args.quick), "machine": machine()}
-    # the model is timed between two probes of the machine; the bound uses the better of each
-    measured = roofline(model, sizes, seconds=secs)
-    peak2, bw2 = probe()
-    peak, bw = max(peak, peak2), {k: max(bw[k], bw2[k]) for k in bw}
+    model = fused_for_inference(load_model(ROOT / "models" / "demo.pt"))
+    peak, bw, measured = between_probes(lambda: roofline(model, sizes, seconds=secs), quick=args.quick, seconds=secs)
     result.update(matmul_float32_gflops=round(peak, 1), bandwidth_gb_s=bw,
                   ridge_flops_per_byte=round(peak / bw["triad"], 2),
                   models={"demo": with_bounds(measured, peak_gflops=peak, bw_gb_s=bw["triad"])})

@@ -102,8 +102,10 @@ def _samp_dir() -> Path:
 
 
 def _report(res, what: str) -> None:
-    if res.recipients:
-        st.session_state["_samp_msg"] = ("ok", f"Sent {what} to {', '.join(res.recipients)}.")
+    said = [f"Sent {what} to {', '.join(res.recipients)}."] if res.recipients else []
+    said += [f"{name} did not load {what}: {why}." for name, why in res.problems.items()]
+    if said:
+        st.session_state["_samp_msg"] = ("warn" if res.problems else "ok", " ".join(said))
     else:
         st.session_state["_samp_msg"] = ("warn", f"The SAMP hub is running, but no tool connected to it loads "
                                                  f"{'tables' if res.mtype == samp.TABLE_MTYPE else 'FITS images'}.")

@@ -173,8 +173,13 @@ def local_samp_hub(folder: Path, mp, *, client_name: str | None = None):
                 got.append((mtype, params))
                 event.set()
 
+            def answer(private_key, sender_id, msg_id, mtype, params, extra):
+                record(private_key, sender_id, mtype, params, extra)
+                client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+
             for mtype in (samp.TABLE_MTYPE, samp.IMAGE_MTYPE):
                 client.bind_receive_notification(mtype, record)
+                client.bind_receive_call(mtype, answer)
         yield got, event
     finally:
         if client is not None:

@@ -153,6 +153,46 @@ def test_send_table_and_image_reach_a_local_hub(tmp_path, table, receiver):
     assert got[1][0] == samp.IMAGE_MTYPE and got[1][1]["url"].startswith("file://")
 
 
+def test_a_send_is_delivered_when_the_hub_forwards_late(tmp_path, monkeypatch):
+    """The hub forwards each message on a thread of its own; on a busy machine that thread ran after the sender had
+    disconnected, and the hub dropped a notification then. Every forwarding thread is held back here."""
+    import time
+
+    asamp = samp._astropy_samp()
+    launch = asamp.SAMPHubServer._launch_thread
+
+    def late(self, group=None, target=None, name=None, args=None):
+        def run(*a):
+            time.sleep(0.3)
+            target(*a)
+        return launch(self, group=group, target=run, name=name, args=args)
+
+    monkeypatch.setattr(asamp.SAMPHubServer, "_launch_thread", late)
+    with local_samp_hub(tmp_path, monkeypatch, client_name="recorder") as (got, event):
+        vot = tmp_path / "t.xml"
+        vot.write_text("<VOTABLE/>")
+        assert samp.send_table(vot, name="t").recipients == ["recorder"]
+        assert event.wait(10) and got[0][0] == samp.TABLE_MTYPE
+
+
+def test_a_tool_that_cannot_load_the_file_is_reported_with_its_reason(tmp_path, monkeypatch):
+    asamp = samp._astropy_samp()
+    with local_samp_hub(tmp_path, monkeypatch, client_name="recorder"):
+        picky = asamp.SAMPIntegratedClient(name="picky")
+        picky.connect()
+        try:
+            def refuse(private_key, sender_id, msg_id, mtype, params, extra):
+                picky.reply(msg_id, {"samp.status": "samp.error", "samp.error": {"samp.errortxt": "not a VOTable"}})
+
+            picky.bind_receive_call(samp.TABLE_MTYPE, refuse)
+            vot = tmp_path / "t.xml"
+            vot.write_text("nonsense")
+            res = samp.send_table(vot, name="t")
+        finally:
+            picky.disconnect()
+    assert res.recipients == ["recorder"] and res.problems == {"picky": "not a VOTable"}
+
+
 def test_send_of_a_missing_file_names_it(tmp_path, hub):
     with pytest.raises(FileNotFoundError, match="nope.xml"):
         samp.send_table(tmp_path / "nope.xml", name="x")

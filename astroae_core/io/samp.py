@@ -20,10 +20,12 @@ IMAGE_MTYPE = "image.load.fits"
 
 @dataclass
 class SampResult:
-    """What a send did: the names of the clients the hub passed the message to (empty: nobody listens to it)."""
+    """What a send did: the names of the clients that loaded the file (empty with no ``problems``: nobody listens
+    to ``mtype``), and for each client that did not, why (its own error text, or no answer in time)."""
 
     mtype: str
     recipients: list = field(default_factory=list)
+    problems: dict = field(default_factory=dict)
 
 
 def _astropy_samp():
@@ -47,21 +49,33 @@ def hub_running() -> bool:
     return True
 
 
-def _send(mtype: str, params: dict, *, timeout: float = 10.0) -> SampResult:
-    client = _astropy_samp().SAMPIntegratedClient(name="astroae",
-                                                  description="astroae: an autoencoder's view of FITS images")
+def _send(mtype: str, params: dict, *, timeout: int = 10) -> SampResult:
+    # A call waited on, not a notification: the hub forwards a notification on a thread of its own and drops it if
+    # the sender has disconnected by then, which a busy machine made happen. A call also brings back the tool's
+    # answer, so a file it could not load is said.
+    asamp = _astropy_samp()
+    client = asamp.SAMPIntegratedClient(name="astroae", description="astroae: an autoencoder's view of FITS images")
     client.connect()  # raises SAMPHubError when no hub runs
+    result = SampResult(mtype=mtype)
     try:
-        ids = list(client.get_subscribed_clients(mtype))
-        names = []
-        for cid in ids:
+        for cid in client.get_subscribed_clients(mtype):
             try:
-                names.append(client.get_metadata(cid).get("samp.name", cid))
+                name = client.get_metadata(cid).get("samp.name", cid)
             except Exception:  # noqa: BLE001 - a client without metadata is still a recipient
-                names.append(cid)
-        if ids:
-            client.notify_all({"samp.mtype": mtype, "samp.params": params})
-        return SampResult(mtype=mtype, recipients=names)
+                name = cid
+            try:
+                answer = client.call_and_wait(cid, {"samp.mtype": mtype, "samp.params": params}, str(timeout))
+            except asamp.SAMPProxyError as exc:
+                result.problems[name] = (f"no answer within {timeout} s (it may still be loading)"
+                                         if "Timeout" in str(exc) else str(exc))
+                continue
+            if answer.get("samp.status") == "samp.error":
+                error = answer.get("samp.error", {})
+                result.problems[name] = error.get("samp.errortxt", "it answered with an error") if isinstance(
+                    error, dict) else str(error)
+            else:
+                result.recipients.append(name)
+        return result
     finally:
         client.disconnect()
 

@@ -109,3 +109,21 @@ def test_score_checkpoint_scores_every_degradation_beside_pca(tmp_path, tiny_rec
         assert -1 <= row["latent_ssim"] <= 1 and -1 <= row["pca_ssim"] <= 1
     # Ten times the noise is harder for both methods than the clean images.
     assert res["fainter"]["pca_mse"] > res["clean"]["pca_mse"]
+
+
+def test_fainter_views_span_one_to_ten_times_fainter_and_repeat_with_their_seed():
+    from astroae_core.data import PreprocessConfig, fainter_views, preprocess
+
+    images = [galaxy(seed=s) for s in range(6)]
+    config = PreprocessConfig(size=64, method="minmax")
+    views = fainter_views(images, config=config, n_views=4, seed=3)
+    assert views.shape == (6, 4, 1, 64, 64) and views.dtype == np.float32
+    np.testing.assert_array_equal(views, fainter_views(images, config=config, n_views=4, seed=3))
+    assert not np.array_equal(views, fainter_views(images, config=config, n_views=4, seed=4))
+    # the noise as a share of the normalized range: at least the image's own, at most about 10x it
+    own = np.array([robust_stats(preprocess(a, config=config)[0].astype(np.float64))[1] for a in images])
+    seen = np.array([[robust_stats(v[0].astype(np.float64))[1] for v in per] for per in views])
+    ratio = seen / own[:, None]
+    assert ratio.min() > 0.9 and ratio.max() < 12 and ratio.max() > 2
+    with pytest.raises(ValueError, match="n_views must be >= 1, got 0"):
+        fainter_views(images, config=config, n_views=0)

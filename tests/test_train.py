@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,8 +131,9 @@ def test_training_writes_the_run_folder_and_the_loss_falls(blob_folder, tiny_rec
     assert best["best_val_loss"] == min(h["val_loss"] for h in history)
 
 
-def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path):
-    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(lr_schedule="cosine")
+@pytest.mark.parametrize("fainter", [0.0, 0.5])
+def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path, fainter):
+    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(lr_schedule="cosine", fainter=fainter)
     straight = train(cfg, blob_folder, tmp_path / "a")
     train(cfg, blob_folder, tmp_path / "b", stop_after_epochs=2)
     assert read_checkpoint(tmp_path / "b/last.pt")["epoch"] == 2
@@ -297,3 +299,24 @@ def test_stored_train_configs_of_older_versions_read_as_they_were_written():
     assert (cfg.lr, cfg.lr_schedule, cfg.decorrelation, cfg.threads) == (1e-3, "constant", 0.0, 0)
     assert cfg.model.standardize_latent is False and cfg.model.channels == (8, 16, 32, 64)
     assert TrainConfig.from_stored(cfg.to_dict()) == cfg == TrainConfig.from_dict(cfg.to_dict())
+
+
+def test_fainter_views_are_trained_on_and_their_share_is_checked(blob_folder, tiny_recipe, tmp_path, monkeypatch):
+    import train.loop as loop
+
+    seen = {}
+    step = loop.optimizer_step
+
+    def recording(net, opt, cfg, xb):
+        # sorted pixels: the same whatever flip or rotation the symmetry augmentation chose
+        seen.setdefault(cfg.fainter, set()).update(tuple(np.sort(x.ravel().numpy()).round(6)) for x in xb)
+        return step(net, opt, cfg, xb)
+
+    monkeypatch.setattr(loop, "optimizer_step", recording)
+    cfg = load_recipe(tiny_recipe(epochs=2))
+    train(cfg, blob_folder, tmp_path / "plain")
+    train(cfg.replace(fainter=1.0), blob_folder, tmp_path / "faint")
+    assert len(seen[0.0]) > 8 and len(seen[1.0]) > 8
+    assert not seen[0.0] & seen[1.0]  # every image shown was a fainter view
+    with pytest.raises(ValueError, match="fainter must be a share in \\[0, 1\\], got 1.5"):
+        cfg.replace(fainter=1.5)

@@ -95,6 +95,9 @@ class TrainConfig:
     fold: int = 0
     seed: int = 0
     augment: bool = True
+    # Share of training images shown, each time drawn, as one of 3 fainter views of themselves (1-10x fainter,
+    # log-uniform, made once at load in flux units): the same galaxy under more noise. 0 = none.
+    fainter: float = 0.0
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
@@ -121,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold!r}")
+        if not 0.0 <= self.fainter <= 1.0:
+            raise ValueError(f"fainter must be a share in [0, 1], got {self.fainter!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

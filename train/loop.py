@@ -19,8 +19,8 @@ from torch.nn import functional as F
 
 from astroae_core import distributed
 from astroae_core.analysis import image_metrics
-from astroae_core.data import augment, group_keys, kfold_by_group, load_folder, split_by_group
-from astroae_core.io import atomic_write_text
+from astroae_core.data import augment, fainter_views, group_keys, kfold_by_group, load_folder, split_by_group
+from astroae_core.io import atomic_write_text, read_fits
 from astroae_core.model import AutoEncoder, batchnorm_layers, read_checkpoint, save_checkpoint
 from astroae_core.progress import Progress, report
 
@@ -211,7 +211,7 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     images_seen, train_time = 0, 0.0
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        train_loss, dt = _train_epoch(net, model, opt, cfg, data.x_train, epoch, steps, gens, dev, progress)
+        train_loss, dt = _train_epoch(net, model, opt, cfg, data, epoch, steps, gens, dev, progress)
         train_time += dt
         images_seen += steps * cfg.batch_size * world
         distributed.broadcast_buffers(model)  # rank 0's BatchNorm statistics: the model it saves, on every rank
@@ -273,6 +273,7 @@ class _Data:
     x_val: torch.Tensor
     info: dict  # stored in every checkpoint: the split by content hash and by relative path, the skipped files
     n_skipped: int
+    x_faint: torch.Tensor | None = None  # (N_train, views, 1, S, S) with cfg.fainter
 
 
 def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
@@ -292,12 +293,19 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
             "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
             "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
             "skipped": [list(s) for s in loaded.skipped]}
-    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped))
+    x_faint = None
+    if cfg.fainter:
+        root = Path(data_dir)
+        files = [root / loaded.paths[i] if root.is_dir() else root for i in train_idx]
+        x_faint = torch.from_numpy(fainter_views([read_fits(f)[0] for f in files], config=cfg.preprocess,
+                                                 seed=cfg.seed))
+    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), x_faint)
 
 
-def _train_epoch(net, model, opt, cfg: TrainConfig, x_train: torch.Tensor, epoch: int, steps: int, gens: dict,
+def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, steps: int, gens: dict,
                  dev, progress: Progress | None) -> tuple[float, float]:
     """One epoch of optimizer steps on this rank's block of a fresh permutation; returns (mean loss, seconds)."""
+    x_train = data.x_train
     rank, world = distributed.rank_world()
     perm = torch.randperm(x_train.shape[0], generator=gens["shuffle"])
     # Every rank draws the same permutation (the same seeded generators on every rank, so rank 0's saved
@@ -317,7 +325,12 @@ def _train_epoch(net, model, opt, cfg: TrainConfig, x_train: torch.Tensor, epoch
         lr = _learning_rate(cfg, epoch, s, steps)
         for group in opt.param_groups:
             group["lr"] = lr
-        xb = x_train[mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
+        idx = mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+        xb = x_train[idx]
+        if data.x_faint is not None:
+            faint = torch.rand(len(idx), generator=gens["augment"]) < cfg.fainter
+            view = torch.randint(0, data.x_faint.shape[1], (len(idx),), generator=gens["augment"])
+            xb = torch.where(faint[:, None, None, None], data.x_faint[idx, view], xb)
         if cfg.augment:
             xb = augment(xb, generator=gens["augment"])
         total += optimizer_step(net, opt, cfg, _to_device(xb, dev))

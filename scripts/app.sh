@@ -14,11 +14,15 @@ if [ ! -f "$DATA/catalog.csv" ]; then
     "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0 &
     drawing=$!
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh --core
 if [ -n "$drawing" ]; then
     wait "$drawing"  # its failure stops here (set -e)
 fi
-# encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one.
-"$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE"
+# encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one. It needs none of
+# the app's own packages, so it runs while they install.
+"$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE" &
+encoding=$!
+bash scripts/setup.sh || { kill "$encoding" 2>/dev/null; exit 1; }
+wait "$encoding"
 export ASTROAE_CACHE="$CACHE"
 exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -116,3 +116,29 @@ def test_the_report_sample_is_chosen_by_content_whatever_the_order():
     assert len(none.images("train")[0]) == 0 and len(none.images("val")[0]) == 3
     rows, imgs = s.images("train", limit=2)
     assert list(rows) == sorted(rows) and imgs[:, 0, 0, 0].tolist() == rows.tolist() and len(rows) == 2
+
+
+def test_the_report_sample_keeps_the_models_outputs_for_the_images_it_scores():
+    from astroae_core.cache.report_sample import ReportSample
+
+    class Model:
+        checkpoint_info = {"data": {"train_hashes": [f"h{i}" for i in range(10)],
+                                    "val_hashes": [f"h{i}" for i in range(10, 15)]}}
+
+    hashes = [f"h{i}" for i in range(20)]
+    x = np.arange(20, dtype=np.float32).reshape(20, 1, 1, 1)
+    for skips in (False, True):
+        s = ReportSample(Model(), seed=0, max_report=3, max_train=4)
+        for i in range(0, 20, 6):
+            out = {"x_hat": x[i:i + 6] * 10}
+            out["x_hat_latent"] = x[i:i + 6] * 100 if skips else out["x_hat"]
+            s.offer(hashes[i:i + 6], x[i:i + 6], out)
+        for label in ("val", "unseen"):
+            rows, imgs = s.images(label, limit=2)
+            got = s.outputs(label, limit=2)
+            np.testing.assert_array_equal(got["x_hat"], imgs * 10)
+            np.testing.assert_array_equal(got["x_hat_latent"], imgs * (100 if skips else 10))
+        assert s.outputs("train") is None  # the baselines need the training images only
+    plain = ReportSample(Model(), seed=0, max_report=3, max_train=4)
+    plain.offer(hashes, x)
+    assert plain.outputs("val") is None

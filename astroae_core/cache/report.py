@@ -41,20 +41,20 @@ def report_rows(labels: Sequence[str], *, seed: int) -> tuple[str, np.ndarray]:
 
 
 def _report_images(model, data_dir: Path, paths: Sequence[str], labels: np.ndarray, *, seed: int, read_args: dict,
-                   sample) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """The report's code, rows and images: kept by the encode (``sample``), else read again (None when a file
-    changed or went since the encode read it)."""
+                   sample) -> tuple[str, np.ndarray, np.ndarray | None, dict | None]:
+    """The report's code, rows, images and the model's outputs for them: kept by the encode (``sample``), else
+    read again (images None when a file changed or went since the encode read it; outputs None when not kept)."""
     from astroae_core.data import load_folder
 
     images, rows = report_rows(labels, seed=seed)
     if sample is not None and len(rows):
         label = {"validation": "val", "unseen": "unseen", "training": "train"}[images]
         rows, x = sample.images(label, limit=EVAL_MAX_IMAGES)
-        return images, rows, x
+        return images, rows, x, sample.outputs(label, limit=EVAL_MAX_IMAGES)
     if not len(rows):
-        return images, rows, None
+        return images, rows, None, None
     x = load_folder(data_dir, config=model.preprocess_config, only=[paths[i] for i in rows], **read_args).x
-    return images, rows, x if len(x) == len(rows) else None
+    return images, rows, x if len(x) == len(rows) else None, None
 
 
 def _baseline_images(model, data_dir: Path, paths: Sequence[str], labels: np.ndarray, *, train_data, seed,
@@ -115,12 +115,14 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
     from astroae_core.analysis import compare_with_baselines, measure_influence, object_groups, run_model
 
     labels = np.asarray(labels, dtype=object)
-    images, rows, x = _report_images(model, data_dir, paths, labels, seed=seed, read_args=read_args, sample=sample)
+    images, rows, x, out = _report_images(model, data_dir, paths, labels, seed=seed, read_args=read_args,
+                                          sample=sample)
     if not len(rows):
         return None, None
     if x is None:  # a file changed or went since the encode read it: no report rather than a wrong one
         return None, {"error": "sampled files could not be read again", "images": images}
-    out = run_model(model, x, batch_size=64)
+    if out is None:
+        out = run_model(model, x, batch_size=64)
     z = z_all[rows]
     measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed, max_images=INFLUENCE_IMAGES)
     influence = json_value(measured)

@@ -44,22 +44,37 @@ class ReportSample:
         digest = hashlib.blake2b(f"{self._seed}:{content_hash}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big")
 
-    def offer(self, hashes: Sequence[str], x: np.ndarray) -> None:
-        """The next usable images of the encode, in table order: keep those whose key is among their split's
-        smallest."""
-        for h, label, image in zip(hashes, self._training_set.labels(hashes), x):
+    def offer(self, hashes: Sequence[str], x: np.ndarray, out: dict | None = None) -> None:
+        """The next usable images of the encode, in table order, and the model's outputs for them (``x_hat`` and
+        ``x_hat_latent``, kept for the validation and unseen images, which the report scores, so that it need not
+        run the model on them again): keep those whose key is among their split's smallest."""
+        for i, (h, label) in enumerate(zip(hashes, self._training_set.labels(hashes))):
             row, self._next_row = self._next_row, self._next_row + 1
             heap, item = self._heaps[label], (-self._key(h), -row)
-            if not self._caps[label]:
+            if not self._caps[label] or (len(heap) == self._caps[label] and item <= heap[0][:2]):
                 continue
-            if len(heap) < self._caps[label]:
-                heapq.heappush(heap, (*item, image.copy()))
-            elif item > heap[0][:2]:
-                heapq.heapreplace(heap, (*item, image.copy()))
+            kept = (x[i].copy(),)
+            if out is not None and label != "train":
+                latent = out["x_hat_latent"]
+                kept += (out["x_hat"][i].copy(), None if latent is out["x_hat"] else latent[i].copy())
+            (heapq.heappush if len(heap) < self._caps[label] else heapq.heapreplace)(heap, (*item, *kept))
+
+    def _kept(self, label: str, limit: int | None) -> list:
+        kept = sorted(self._heaps[label], key=lambda t: (-t[0], -t[1]))[:limit]
+        kept.sort(key=lambda t: -t[1])
+        return kept
 
     def images(self, label: str, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The kept images of a split (the ``limit`` smallest keys), as (rows sorted, images (n, 1, S, S))."""
-        kept = sorted(self._heaps[label], key=lambda t: (-t[0], -t[1]))[:limit]
-        kept.sort(key=lambda t: -t[1])
+        kept = self._kept(label, limit)
         rows = np.array([-t[1] for t in kept], dtype=np.int64)
         return rows, (np.stack([t[2] for t in kept]) if kept else np.zeros((0, 1, 1, 1), np.float32))
+
+    def outputs(self, label: str, *, limit: int | None = None) -> dict | None:
+        """The model's ``x_hat`` and ``x_hat_latent`` for :meth:`images` (the same rows), or None when the encode
+        did not offer them."""
+        kept = self._kept(label, limit)
+        if not kept or len(kept[0]) < 5:
+            return None
+        x_hat = np.stack([t[3] for t in kept])
+        return {"x_hat": x_hat, "x_hat_latent": x_hat if kept[0][4] is None else np.stack([t[4] for t in kept])}

@@ -184,7 +184,7 @@ def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, pre
     if spool is not None:
         spool.append(previews)
     if sample is not None:
-        sample.offer([im.hash for im in images], x)
+        sample.offer([im.hash for im in images], x, out)
     return EncodedShard(
         paths=[rels[j] for j in ok], hashes=[im.hash for im in images], hdu=np.array([im.hdu for im in images], np.int64),
         ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),

@@ -7,12 +7,16 @@ PY=.venv/bin/python
 DATA=${ASTROAE_DEMO_DATA:-data/demo}
 CACHE=${ASTROAE_CACHE:-cache/demo}
 drawing=""
+background=""  # stopped with the script, by Ctrl-C or an error: a background job ignores Ctrl-C itself
+trap 'kill $background 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 if [ ! -f "$DATA/catalog.csv" ]; then
     # The stamps need no torch: they are drawn while the rest of the set-up installs.
     bash scripts/setup.sh --demo
     echo "[app] generating the demo dataset in $DATA (2000 GalSim stamps, about a minute)"
     "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0 &
     drawing=$!
+    background=$drawing
 fi
 bash scripts/setup.sh --core
 if [ -n "$drawing" ]; then
@@ -22,7 +26,9 @@ fi
 # the app's own packages, so it runs while they install.
 "$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE" &
 encoding=$!
-bash scripts/setup.sh || { kill "$encoding" 2>/dev/null; exit 1; }
+background="$background $encoding"
+bash scripts/setup.sh
 wait "$encoding"
+trap - EXIT INT TERM
 export ASTROAE_CACHE="$CACHE"
 exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -193,6 +193,30 @@ def test_a_tool_that_cannot_load_the_file_is_reported_with_its_reason(tmp_path, 
     assert res.recipients == ["recorder"] and res.problems == {"picky": "not a VOTable"}
 
 
+def test_tools_that_do_not_answer_are_waited_for_together_and_named(tmp_path, monkeypatch):
+    import time
+
+    asamp = samp._astropy_samp()
+    with local_samp_hub(tmp_path, monkeypatch, client_name="recorder") as (got, event):
+        silent = []
+        for name in ("busy", "busy"):  # two tools of one name, both loading something else
+            c = asamp.SAMPIntegratedClient(name=name)
+            c.connect()
+            c.bind_receive_call(samp.TABLE_MTYPE, lambda *args: None)
+            silent.append(c)
+        try:
+            t0 = time.perf_counter()
+            res = samp._send(samp.TABLE_MTYPE, {"url": "file:///x.vot"}, timeout=2)
+            waited = time.perf_counter() - t0
+        finally:
+            for c in silent:
+                c.disconnect()
+    assert res.recipients == ["recorder"] and event.is_set()
+    assert len(res.problems) == 2 and all(k.startswith("busy") for k in res.problems)
+    assert set(res.problems.values()) == {"no answer within 2 s (it may still be loading)"}
+    assert waited < 3.9  # not one timeout after the other
+
+
 def test_send_of_a_missing_file_names_it(tmp_path, hub):
     with pytest.raises(FileNotFoundError, match="nope.xml"):
         samp.send_table(tmp_path / "nope.xml", name="x")

@@ -127,3 +127,6 @@ def test_fainter_views_span_one_to_ten_times_fainter_and_repeat_with_their_seed(
     assert ratio.min() > 0.9 and ratio.max() < 12 and ratio.max() > 2
     with pytest.raises(ValueError, match="n_views must be >= 1, got 0"):
         fainter_views(images, config=config, n_views=0)
+    blank = images[0].copy()
+    blank[3, 4] = np.nan  # a BLANK pixel, as read_fits returns it
+    assert np.isfinite(fainter_views([blank], config=config, n_views=2)).all()

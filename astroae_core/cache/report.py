@@ -100,8 +100,9 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
     kinds : sequence, optional
         The catalog's ``kind`` of every row, for the evaluation's ``by_kind``.
     sample : ReportSample, optional
-        The images the encode kept (:class:`~astroae_core.cache.report_sample.ReportSample`); without it, a
-        seeded sample is read again from ``data_dir``.
+        The images the encode kept and its reconstructions of those it scores
+        (:class:`~astroae_core.cache.report_sample.ReportSample`); without it, a seeded sample is read again from
+        ``data_dir`` and run through the model.
 
     Returns
     -------
@@ -121,14 +122,14 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
         return None, None
     if x is None:  # a file changed or went since the encode read it: no report rather than a wrong one
         return None, {"error": "sampled files could not be read again", "images": images}
-    if out is None:
-        out = run_model(model, x, batch_size=64)
     z = z_all[rows]
     measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed, max_images=INFLUENCE_IMAGES)
     influence = json_value(measured)
     if images == "training":
         return influence, {"error": "every image in this folder is one the model trained on: there is no image "
                                     "to compare it with PCA on", "images": images}
+    if out is None:
+        out = run_model(model, x, batch_size=64)
     try:
         train_x = _baseline_images(model, data_dir, paths, labels, train_data=train_data, seed=seed,
                                    confine_to=read_args.get("confine_to"), sample=sample)

@@ -19,7 +19,7 @@ __all__ = ["ReportSample"]
 
 class ReportSample:
     """Up to ``max_report`` validation and unseen images and ``max_train`` training images of an encode, with
-    their table rows.
+    their table rows, and for the validation and unseen images the model's reconstructions, when offered.
 
     Parameters
     ----------

@@ -224,7 +224,8 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     workers : int, optional
         Reader threads (default :func:`default_workers`).
     sample : ReportSample, optional
-        Offered every usable image, in order (:class:`~astroae_core.cache.report_sample.ReportSample`).
+        Offered every usable image and the model's outputs for it, in order
+        (:class:`~astroae_core.cache.report_sample.ReportSample`).
     """
     indices = list(indices)
     workers = default_workers() if workers is None else int(workers)

@@ -11,6 +11,7 @@ import numpy as np
 
 from astroae_core.data.config import PreprocessConfig
 from astroae_core.data.degrade import fainter
+from astroae_core.data.pixels import replace_nonfinite
 from astroae_core.data.preprocessing import preprocess
 
 __all__ = ["fainter_views", "MAX_FACTOR"]
@@ -25,7 +26,7 @@ def fainter_views(images, *, config: PreprocessConfig, n_views: int = 3, seed: i
     Parameters
     ----------
     images : sequence of 2-D arrays
-        The images as read, in flux units.
+        The images as read, in flux units; non-finite pixels are replaced as :func:`preprocess` replaces them.
     config : PreprocessConfig
         The preprocessing of the training images.
     n_views : int
@@ -43,6 +44,7 @@ def fainter_views(images, *, config: PreprocessConfig, n_views: int = 3, seed: i
     rng = np.random.default_rng(seed)
     out = np.empty((len(images), n_views, 1, config.size, config.size), dtype=np.float32)
     for i, image in enumerate(images):
+        image = replace_nonfinite(image)[0]
         for k in range(n_views):
             factor = float(np.exp(rng.uniform(0.0, np.log(MAX_FACTOR))))
             out[i, k, 0] = preprocess(fainter(image, factor=factor, seed=int(rng.integers(2**31))), config=config)[0]

@@ -49,33 +49,45 @@ def hub_running() -> bool:
     return True
 
 
+def _answer(client, cid: str, message: dict, timeout: int) -> str | None:
+    """None when the tool loaded the file, else why not."""
+    try:
+        answer = client.call_and_wait(cid, message, str(timeout))
+    except Exception as exc:  # noqa: BLE001 - every fault reaches the client as one class; its text says which
+        why = str(getattr(exc, "faultString", exc))
+        return f"no answer within {timeout} s (it may still be loading)" if "timeout" in why.lower() else why
+    status = answer.get("samp.status")
+    if status in ("samp.ok", "samp.warning"):
+        return None
+    if status == "samp.error":
+        error = answer.get("samp.error")
+        return str(error.get("samp.errortxt", "it answered with an error") if isinstance(error, dict) else error)
+    return "no answer (the hub stopped?)"
+
+
 def _send(mtype: str, params: dict, *, timeout: int = 10) -> SampResult:
     # A call waited on, not a notification: the hub forwards a notification on a thread of its own and drops it if
     # the sender has disconnected by then, which a busy machine made happen. A call also brings back the tool's
-    # answer, so a file it could not load is said.
-    asamp = _astropy_samp()
-    client = asamp.SAMPIntegratedClient(name="astroae", description="astroae: an autoencoder's view of FITS images")
+    # answer, so a file it could not load is said. The tools are called at once, so a slow one costs one timeout.
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _astropy_samp().SAMPIntegratedClient(name="astroae",
+                                                  description="astroae: an autoencoder's view of FITS images")
     client.connect()  # raises SAMPHubError when no hub runs
-    result = SampResult(mtype=mtype)
     try:
-        for cid in client.get_subscribed_clients(mtype):
+        ids = list(client.get_subscribed_clients(mtype))
+        names = {}
+        for cid in ids:
             try:
                 name = client.get_metadata(cid).get("samp.name", cid)
             except Exception:  # noqa: BLE001 - a client without metadata is still a recipient
                 name = cid
-            try:
-                answer = client.call_and_wait(cid, {"samp.mtype": mtype, "samp.params": params}, str(timeout))
-            except asamp.SAMPProxyError as exc:
-                result.problems[name] = (f"no answer within {timeout} s (it may still be loading)"
-                                         if "Timeout" in str(exc) else str(exc))
-                continue
-            if answer.get("samp.status") == "samp.error":
-                error = answer.get("samp.error", {})
-                result.problems[name] = error.get("samp.errortxt", "it answered with an error") if isinstance(
-                    error, dict) else str(error)
-            else:
-                result.recipients.append(name)
-        return result
+            names[cid] = name if name not in names.values() else f"{name} ({cid})"
+        message = {"samp.mtype": mtype, "samp.params": params}
+        with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
+            why = dict(zip(ids, pool.map(lambda cid: _answer(client, cid, message, timeout), ids)))
+        return SampResult(mtype=mtype, recipients=[names[c] for c in ids if why[c] is None],
+                          problems={names[c]: why[c] for c in ids if why[c] is not None})
     finally:
         client.disconnect()
 

@@ -32,7 +32,7 @@ _RESOLVED_COMMON = {
     "preprocess.method": "minmax", "preprocess.asinh_softening": 3.0, "preprocess.asinh_min_sigma": 5.0,
     "preprocess.asinh_max_sigma": None, "preprocess.asinh_min_range_sigma": 10.0, "weight_decay": 0.0,
     "batch_size": 16, "val_fraction": 0.2, "seed": 0, "augment": True, "group_regex": "auto", "max_files": 0,
-    "model.pca_anchor": False, "folds": 0, "fold": 0}
+    "model.pca_anchor": False, "folds": 0, "fold": 0, "fainter": 0.0}
 _SHIPPED = {"model.channels": [8, 16, 32, 64], "model.skip_mode": "none", "model.standardize_latent": True,
             "loss": "mse", "lr": 2e-3, "lr_schedule": "cosine", "decorrelation": 1.0, "threads": 1}
 _SEED = {"model.skip_mode": "unet", "model.standardize_latent": False, "loss": "bce", "lr": 1e-3,
@@ -41,7 +41,7 @@ _SEED = {"model.skip_mode": "unet", "model.standardize_latent": False, "loss": "
 RESOLVED = {
     "ceers.toml": {**_SHIPPED, "epochs": 120, "checkpoint_every": 20, "frozen_norm.epochs": 110,
                    "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0},
-    "ceers-pca.toml": {**_SHIPPED, "model.pca_anchor": True, "epochs": 120, "checkpoint_every": 20,
+    "ceers-pca.toml": {**_SHIPPED, "model.pca_anchor": True, "fainter": 0.5, "epochs": 120, "checkpoint_every": 20,
                        "frozen_norm.epochs": 110, "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0},
     "demo.toml": {**_SHIPPED, "epochs": 48, "checkpoint_every": 8, "frozen_norm.epochs": 40,
                   "frozen_norm.warmup_epochs": 2, "frozen_norm.lr_scale": 0.35},

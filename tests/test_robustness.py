@@ -112,21 +112,39 @@ def test_score_checkpoint_scores_every_degradation_beside_pca(tmp_path, tiny_rec
 
 
 def test_fainter_views_span_one_to_ten_times_fainter_and_repeat_with_their_seed():
-    from astroae_core.data import PreprocessConfig, fainter_views, preprocess
+    from astroae_core.data import PreprocessConfig, preprocess, training_views
 
     images = [galaxy(seed=s) for s in range(6)]
     config = PreprocessConfig(size=64, method="minmax")
-    views = fainter_views(images, config=config, n_views=4, seed=3)
+    views = training_views(images, kind="fainter", config=config, n_views=4, seed=3)
     assert views.shape == (6, 4, 1, 64, 64) and views.dtype == np.float32
-    np.testing.assert_array_equal(views, fainter_views(images, config=config, n_views=4, seed=3))
-    assert not np.array_equal(views, fainter_views(images, config=config, n_views=4, seed=4))
+    np.testing.assert_array_equal(views, training_views(images, kind="fainter", config=config, n_views=4, seed=3))
+    assert not np.array_equal(views, training_views(images, kind="fainter", config=config, n_views=4, seed=4))
     # the noise as a share of the normalized range: at least the image's own, at most about 10x it
     own = np.array([robust_stats(preprocess(a, config=config)[0].astype(np.float64))[1] for a in images])
     seen = np.array([[robust_stats(v[0].astype(np.float64))[1] for v in per] for per in views])
     ratio = seen / own[:, None]
     assert ratio.min() > 0.9 and ratio.max() < 12 and ratio.max() > 2
     with pytest.raises(ValueError, match="n_views must be >= 1, got 0"):
-        fainter_views(images, config=config, n_views=0)
+        training_views(images, kind="fainter", config=config, n_views=0)
+    with pytest.raises(ValueError, match="kind must be one of .*got 'brighter'"):
+        training_views(images, kind="brighter", config=config)
     blank = images[0].copy()
     blank[3, 4] = np.nan  # a BLANK pixel, as read_fits returns it
-    assert np.isfinite(fainter_views([blank], config=config, n_views=2)).all()
+    assert np.isfinite(training_views([blank], kind="fainter", config=config, n_views=2)).all()
+
+
+def test_zoom_views_span_0_6_to_1_6_times_the_apparent_size():
+    from astroae_core.data import PreprocessConfig, preprocess, training_views
+
+    def radius(v):  # second-moment radius of what stands well above the sky
+        w = np.clip(v - np.median(v) - 0.1 * (v.max() - np.median(v)), 0, None)
+        yy, xx = np.mgrid[: v.shape[0], : v.shape[1]]
+        cy, cx = (w * yy).sum() / w.sum(), (w * xx).sum() / w.sum()
+        return np.sqrt((w * ((yy - cy) ** 2 + (xx - cx) ** 2)).sum() / w.sum())
+
+    config = PreprocessConfig(size=S, method="minmax")
+    a = galaxy(peak=200.0)
+    views = training_views([a], kind="zoom", config=config, n_views=12, seed=0)[0, :, 0]
+    ratios = np.array([radius(v) for v in views]) / radius(preprocess(a, config=config)[0].reshape(S, S))
+    assert ratios.min() > 0.5 and ratios.max() < 1.8 and ratios.max() / ratios.min() > 1.5

@@ -95,9 +95,11 @@ class TrainConfig:
     fold: int = 0
     seed: int = 0
     augment: bool = True
-    # Share of training images shown, each time drawn, as one of 3 fainter views of themselves (1-10x fainter,
-    # log-uniform, made once at load in flux units): the same galaxy under more noise. 0 = none.
+    # Shares of training images shown, each time drawn, as one of 3 views of themselves made once at load in flux
+    # units (astroae_core.data.training_views): 1-10x fainter (the same galaxy under more noise), and 0.6-1.6x
+    # the apparent size. 0 = none.
     fainter: float = 0.0
+    zoom: float = 0.0
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
@@ -124,8 +126,9 @@ class TrainConfig:
             raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold!r}")
-        if not 0.0 <= self.fainter <= 1.0:
-            raise ValueError(f"fainter must be a share in [0, 1], got {self.fainter!r}")
+        for name in ("fainter", "zoom"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from torch.nn import functional as F
 
 from astroae_core import distributed
 from astroae_core.analysis import image_metrics
-from astroae_core.data import augment, fainter_views, group_keys, kfold_by_group, load_folder, split_by_group
+from astroae_core.data import augment, group_keys, kfold_by_group, load_folder, split_by_group, training_views
+from astroae_core.data.training_views import VIEW_RANGES
 from astroae_core.io import atomic_write_text, read_fits
 from astroae_core.model import AutoEncoder, batchnorm_layers, read_checkpoint, save_checkpoint
 from astroae_core.progress import Progress, report
@@ -273,7 +274,7 @@ class _Data:
     x_val: torch.Tensor
     info: dict  # stored in every checkpoint: the split by content hash and by relative path, the skipped files
     n_skipped: int
-    x_faint: torch.Tensor | None = None  # (N_train, views, 1, S, S) with cfg.fainter
+    views: dict = field(default_factory=dict)  # kind: (N_train, 3, 1, S, S), for each kind with a share
 
 
 def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
@@ -293,13 +294,14 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
             "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
             "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
             "skipped": [list(s) for s in loaded.skipped]}
-    x_faint = None
-    if cfg.fainter:
+    views = {}
+    kinds = [k for k in VIEW_RANGES if getattr(cfg, k)]
+    if kinds:
         root = Path(data_dir)
-        files = [root / loaded.paths[i] if root.is_dir() else root for i in train_idx]
-        x_faint = torch.from_numpy(fainter_views([read_fits(f)[0] for f in files], config=cfg.preprocess,
-                                                 seed=cfg.seed))
-    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), x_faint)
+        raw = [read_fits(root / loaded.paths[i] if root.is_dir() else root)[0] for i in train_idx]
+        views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
+                 for n, k in enumerate(VIEW_RANGES) if k in kinds}
+    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views)
 
 
 def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, steps: int, gens: dict,
@@ -327,10 +329,10 @@ def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, ste
             group["lr"] = lr
         idx = mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]
         xb = x_train[idx]
-        if data.x_faint is not None:
-            faint = torch.rand(len(idx), generator=gens["augment"]) < cfg.fainter
-            view = torch.randint(0, data.x_faint.shape[1], (len(idx),), generator=gens["augment"])
-            xb = torch.where(faint[:, None, None, None], data.x_faint[idx, view], xb)
+        for kind, views in data.views.items():  # the generator draws only for the kinds a recipe uses
+            shown = torch.rand(len(idx), generator=gens["augment"]) < getattr(cfg, kind)
+            view = torch.randint(0, views.shape[1], (len(idx),), generator=gens["augment"])
+            xb = torch.where(shown[:, None, None, None], views[idx, view], xb)
         if cfg.augment:
             xb = augment(xb, generator=gens["augment"])
         total += optimizer_step(net, opt, cfg, _to_device(xb, dev))

@@ -42,6 +42,37 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     return peak
 
 
+class StagePeaks:
+    """An encode's ``progress`` callback that records the peak RSS of each stage (``"before"`` the first call:
+    imports, the model and its runtimes; ``"encode"``, ``"maps"``, ``"report"``) apart: at each new stage it reads ``VmHWM`` and resets it (``/proc/self/clear_refs``), so a
+    stage's peak is its own, not the process's so far. Call :meth:`finish` after the encode; ``peaks_mb`` is None
+    where the kernel does not let the peak be reset."""
+
+    def __init__(self):
+        self.stage, self.peaks_mb = None, {}
+
+    def _reset(self) -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    def __call__(self, done, total, stage) -> None:
+        if stage == self.stage or self.peaks_mb is None:
+            return
+        self.peaks_mb[self.stage or "before"] = round(peak_rss_mb(), 1)  # "before": imports, model, runtimes
+        self.stage = stage
+        if not self._reset():
+            self.peaks_mb = None
+
+    def finish(self) -> dict | None:
+        if self.peaks_mb is not None and self.stage is not None:
+            self.peaks_mb[self.stage] = round(peak_rss_mb(), 1)
+        return self.peaks_mb
+
+
 def rss_mb(pid: int | str = "self") -> float | None:
     """Current resident set size (``VmRSS``) in MiB."""
     return _status_mb(pid, "VmRSS")

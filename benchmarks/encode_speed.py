@@ -57,10 +57,11 @@ def encode_once(data: Path, out: Path) -> dict:
     """``astroae encode`` in a fresh process; its meta's timing, runtime and size, and the process's peak RSS."""
     res = run_json(["-c", (
         "import json, sys; from astroae_core.cache import encode_folder, read_meta\n"
-        "from benchmarks._common import peak_rss_mb\n"
-        f"encode_folder({str(CHECKPOINT)!r}, {str(data)!r}, {str(out)!r}, force=True)\n"
+        "from benchmarks._common import StagePeaks, peak_rss_mb\n"
+        "stages = StagePeaks()\n"
+        f"encode_folder({str(CHECKPOINT)!r}, {str(data)!r}, {str(out)!r}, force=True, progress=stages)\n"
         f"m = read_meta({str(out)!r}); print(json.dumps({{'timing': m.timing.__dict__, 'runtime': m.runtime, "
-        "'n_images': m.n_images, 'peak_rss_mb': peak_rss_mb()}))")])
+        "'n_images': m.n_images, 'stage_peak_rss_mb': stages.finish(), 'peak_rss_mb': peak_rss_mb()}))")])
     return res
 
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
           "loop_vs_limit": round(loop / limit, 3), "loop_vs_limit_target": 0.5,
           "total_vs_limit_time": round(timing["total_seconds"] / (n / limit), 2), "total_vs_limit_time_target": 3.0,
           "timing": timing, "runtime": enc["runtime"], "peak_rss_mb": enc["peak_rss_mb"],
+          "stage_peak_rss_mb": enc["stage_peak_rss_mb"],
           "first": {"timing": first["timing"], "runtime": first["runtime"], "peak_rss_mb": first["peak_rss_mb"]}},
          args.out)
     return 0

@@ -88,6 +88,29 @@ def test_cache_scale_quick_reports_load_app_and_encode_memory(tmp_path):
     assert r["encode"]["100"]["n_images"] == 100 and r["encode"]["300"]["n_images"] == 300
     assert r["encode"]["300"]["peak_rss_mb"] > 0
     assert "encode_rss_mb_extrapolated_100k" in r
+    stages = r["encode"]["300"]["stage_peak_rss_mb"]
+    assert set(stages) == {"before", "encode", "maps", "report"}
+    # each stage's peak is its own, and none is above the process's
+    assert all(0 < v <= r["encode"]["300"]["peak_rss_mb"] + 1 for v in stages.values())
+    assert set(r["encode_stage_rss_mb_per_1k_images"]) == {"before", "encode", "maps", "report"}
+
+
+def test_stage_peaks_are_each_stages_own():
+    import numpy as np
+
+    from benchmarks._common import StagePeaks
+
+    stages = StagePeaks()
+    stages(0, 0, "encode")
+    big = np.ones(400_000_000 // 8)  # 400 MB touched in the first stage only
+    del big
+    stages(0, 0, "maps")
+    small = np.ones(10_000_000 // 8)
+    del small
+    peaks = stages.finish()
+    if peaks is None:
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+    assert peaks["encode"] - peaks["maps"] > 300
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -689,7 +689,7 @@ def test_preview_spool_writes_the_batches_as_one_npy_and_removes_its_part_file(t
     spool = PreviewSpool(tmp_path, 5)
     for b in batches:
         spool.append(b)
-    spool.save(tmp_path / "previews.npy", chunk=2)  # chunks that straddle the batches
+    spool.save(tmp_path / "previews.npy", chunk=7)  # chunks that straddle the batches and the previews
     np.testing.assert_array_equal(np.load(tmp_path / "previews.npy"), np.concatenate(batches))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["previews.npy"]
 

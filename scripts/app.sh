@@ -7,8 +7,8 @@ PY=.venv/bin/python
 DATA=${ASTROAE_DEMO_DATA:-data/demo}
 CACHE=${ASTROAE_CACHE:-cache/demo}
 drawing=""
-background=""  # stopped with the script, by Ctrl-C or an error: a background job ignores Ctrl-C itself
-trap 'kill $background 2>/dev/null' EXIT
+# a background job ignores Ctrl-C itself: it is stopped with the script, by Ctrl-C or an error
+trap 'kill $drawing 2>/dev/null' EXIT
 trap 'exit 130' INT TERM
 if [ ! -f "$DATA/catalog.csv" ]; then
     # The stamps need no torch: they are drawn while the rest of the set-up installs.
@@ -16,19 +16,13 @@ if [ ! -f "$DATA/catalog.csv" ]; then
     echo "[app] generating the demo dataset in $DATA (2000 GalSim stamps, about a minute)"
     "$PY" -m astroae_core demo-data --out "$DATA" --n 2000 --seed 0 &
     drawing=$!
-    background=$drawing
 fi
-bash scripts/setup.sh --core
+bash scripts/setup.sh
 if [ -n "$drawing" ]; then
     wait "$drawing"  # its failure stops here (set -e)
 fi
-# encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one. It needs none of
-# the app's own packages, so it runs while they install.
-"$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE" &
-encoding=$!
-background="$background $encoding"
-bash scripts/setup.sh
-wait "$encoding"
 trap - EXIT INT TERM
+# encode is a no-op when the cache matches the checkpoint and the data; it rebuilds a stale one.
+"$PY" -m astroae_core encode --checkpoint models/demo.pt --data "$DATA" --out "$CACHE"
 export ASTROAE_CACHE="$CACHE"
 exec .venv/bin/streamlit run dashboard/app.py "$@"

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment in .venv with the CPU build of torch first, then the pinned
 # requirements and the project itself. `--dev` adds what the tests need (pytest, playwright, ...); the app does
-# without. `--demo` installs only what `astroae demo-data` needs (no torch), and `--core` everything but the app's
-# own (streamlit, plotly), so that scripts/app.sh can draw the demo stamps and then encode them while the rest
-# installs. Re-runs are instant unless a requirements file changed.
+# without. `--demo` installs only what `astroae demo-data` needs (no torch), so that scripts/app.sh can draw the
+# demo stamps while the rest installs. Re-runs are instant unless a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -26,25 +25,11 @@ if [ "${1:-}" = "--demo" ]; then
     fi
     exit 0
 fi
-core_stamp=core-${app_stamp#app-}
-ui='^(streamlit|plotly)=='
-if [ "${1:-}" = "--core" ]; then
-    if [ "$have" != "$app_stamp" ] && [ "$have" != "$dev_stamp" ] && [ "$have" != "$core_stamp" ]; then
-        echo "[setup] installing torch (CPU) and the core's dependencies"
-        $pip --upgrade pip
-        # The CPU wheel must come first: with no torch present, a plain requirement resolves to a CUDA build.
-        $pip "torch==2.13.0" || $pip "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-        $pip $(grep -E '^[A-Za-z0-9_.-]+==' requirements.txt | grep -vE "$ui")
-        echo "$core_stamp" > .venv/.setup-stamp
-    fi
-    exit 0
-fi
 if [ "$have" != "$want" ] && [ "$have" != "$dev_stamp" ]; then  # an up-to-date dev set-up serves the app too
     echo "[setup] installing dependencies from $reqs (CPU torch first; a minute or two on a fresh machine)"
-    if [ "$have" != "$core_stamp" ]; then
-        $pip --upgrade pip
-        $pip "torch==2.13.0" || $pip "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-    fi
+    $pip --upgrade pip
+    # The CPU wheel must come first: with no torch present, a plain requirement resolves to a CUDA build.
+    $pip "torch==2.13.0" || $pip "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
     $pip -r "$reqs"
     $pip --no-deps -e .
     echo "$want" > .venv/.setup-stamp

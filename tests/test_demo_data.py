@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -460,20 +459,3 @@ def test_demo_data_runs_without_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(list((tmp_path / "demo").glob("galaxy_*.fits"))) == 3 and (tmp_path / "demo" / "catalog.csv").is_file()
-
-
-def test_encode_runs_without_the_apps_packages(tmp_path):
-    """scripts/app.sh encodes the demo while streamlit and plotly are still installing."""
-    from .conftest import ROOT
-
-    code = ("import sys; sys.modules['streamlit'] = sys.modules['plotly'] = None\n"  # any import of them now fails
-            "from astroae_core.cli import main\n"
-            f"sys.exit(main(['demo-data', '--out', {str(tmp_path / 'demo')!r}, '--n', '6', '--seed', '1']) or "
-            f"main(['encode', '--checkpoint', {str(ROOT / 'models' / 'demo.pt')!r}, '--data', "
-            f"{str(tmp_path / 'demo')!r}, '--out', {str(tmp_path / 'cache')!r}]))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "ASTROAE_RUNTIME_CACHE": str(tmp_path / "runtime")})
-    assert r.returncode == 0, r.stderr[-2000:]
-    from astroae_core.cache import load_cache
-
-    assert len(load_cache(tmp_path / "cache").table) == 6

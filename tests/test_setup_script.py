@@ -45,16 +45,3 @@ def test_the_demo_set_up_installs_only_what_the_stamps_need(project):
     _setup(project)
     assert _setup(project, "--demo") == []  # set up already
 
-
-def test_the_core_set_up_leaves_only_the_apps_own_packages_for_later(project):
-    _setup(project, "--demo")
-    calls = _setup(project, "--core")
-    assert "torch==2.13.0" in calls[1] and "--no-compile" in calls[1]
-    core = calls[2].split()
-    assert "onnxruntime==1.32.0" in core and "umap-learn==0.5.12" in core
-    assert not any(p.startswith(("streamlit==", "plotly==")) for p in core)
-    assert _setup(project, "--core") == []  # set up already
-    rest = _setup(project)  # the app's set-up: no second torch, the requirements (streamlit, plotly) and the project
-    assert not any("torch==" in c for c in rest)
-    assert rest[0].endswith("-r requirements.txt") and rest[1].endswith("--no-deps -e .")
-    assert _setup(project, "--core") == []  # an app set-up holds the core

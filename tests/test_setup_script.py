@@ -44,4 +44,3 @@ def test_the_demo_set_up_installs_only_what_the_stamps_need(project):
     assert editable.endswith("--no-deps -e .")
     _setup(project)
     assert _setup(project, "--demo") == []  # set up already
-

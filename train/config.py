@@ -96,11 +96,10 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     # Shares of training images shown, each time drawn, as one of 3 views of themselves made once at load in flux
-    # units (astroae_core.data.training_views): 1-10x fainter (the same galaxy under more noise), 0.6-1.6x the
-    # apparent size, 1-20% of the side off-centre. 0 = none.
+    # units (astroae_core.data.training_views): 1-10x fainter (the same galaxy under more noise), and 0.6-1.6x
+    # the apparent size. 0 = none.
     fainter: float = 0.0
     zoom: float = 0.0
-    shift: float = 0.0
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
@@ -127,7 +126,7 @@ class TrainConfig:
             raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold!r}")
-        for name in ("fainter", "zoom", "shift"):
+        for name in ("fainter", "zoom"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:

@@ -1,9 +1,8 @@
-"""Views of training images that a survey would also show: the same galaxy fainter (more noise), at another
-apparent size, or off-centre.
+"""Views of training images that a survey would also show: the same galaxy fainter (more noise), or at another
+apparent size.
 
 Each view is made in flux units at the file's own resolution by the robustness suite's own degradation
-(:func:`~astroae_core.data.degrade.fainter`, :func:`~astroae_core.data.degrade.rescaled`,
-:func:`~astroae_core.data.degrade.shifted`) and then preprocessed
+(:func:`~astroae_core.data.degrade.fainter`, :func:`~astroae_core.data.degrade.rescaled`) and then preprocessed
 like any image, so its noise is what a real one's would be after resizing (correlated between the upsampled
 pixels).
 """
@@ -20,11 +19,9 @@ from astroae_core.data.preprocessing import preprocess
 __all__ = ["VIEW_RANGES", "training_views"]
 
 #: Each kind of view: its factor's range, drawn log-uniform. "fainter": 1-10x fainter (the suite's faintest case);
-#: "zoom": 0.6-1.6x the apparent size (the suite's smaller and larger cases); "shift": moved off-centre by 1-20% of
-#: the side (the suite's shifted case is 10-20%).
-VIEW_RANGES = {"fainter": (1.0, 10.0), "zoom": (0.6, 1.6), "shift": (0.01, 0.2)}
-_DEGRADE = {"fainter": degrade.fainter, "zoom": degrade.rescaled,
-            "shift": lambda image, *, factor, seed: degrade.shifted(image, fraction=(factor, factor), seed=seed)}
+#: "zoom": 0.6-1.6x the apparent size (the suite's smaller and larger cases).
+VIEW_RANGES = {"fainter": (1.0, 10.0), "zoom": (0.6, 1.6)}
+_DEGRADE = {"fainter": degrade.fainter, "zoom": degrade.rescaled}
 
 
 def training_views(images, *, kind: str, config: PreprocessConfig, n_views: int = 3, seed: int = 0) -> np.ndarray:
@@ -35,7 +32,7 @@ def training_views(images, *, kind: str, config: PreprocessConfig, n_views: int 
     ----------
     images : sequence of 2-D arrays
         The images as read, in flux units; non-finite pixels are replaced as :func:`preprocess` replaces them.
-    kind : {"fainter", "zoom", "shift"}
+    kind : {"fainter", "zoom"}
         Which view.
     config : PreprocessConfig
         The preprocessing of the training images.

@@ -350,9 +350,8 @@ def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
-    # "arena" keys out the choices timed before batched sessions gave up ONNX Runtime's arena
     key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, kept[1], task,
-                      sorted(int(b) for b in batch_sizes), threads, "arena" if max(batch_sizes) <= 1 else "no arena"])
+                      sorted(int(b) for b in batch_sizes), threads])
     return kept[0] / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 

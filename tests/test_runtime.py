@@ -118,35 +118,3 @@ def test_the_exported_onnx_graph_is_kept_reused_and_replaced_when_damaged(own_re
     mended, why = _onnx_runner(m, "decode", threads=1)
     assert why is None and len(exports) == 1 and np.array_equal(mended(a)[0], run(a)[0])
     assert kept[0].read_bytes() != b"not an onnx graph"
-
-
-def test_batched_sessions_give_their_buffers_back_and_one_latent_sessions_keep_them(monkeypatch):
-    import astroae_core.model.runtime as rt
-
-    asked = []
-    build = rt._onnx_runner
-
-    def recording(model, task, *, threads, arena=True):
-        asked.append(arena)
-        return build(model, task, threads=threads, arena=arena)
-
-    monkeypatch.setattr(rt, "_onnx_runner", recording)
-    m = fused_for_inference(load_model(MODELS / "demo.pt"))
-    choose_runtime(m, "decode", batch_sizes=(1,), threads=1, runtime="onnxruntime-fp32", budget_s=0.05)
-    choose_runtime(m, "decode", batch_sizes=(16, 64), threads=1, runtime="onnxruntime-fp32", budget_s=0.05)
-    assert asked == [True, False]
-
-
-def test_without_the_arena_a_batch_of_64_leaves_no_buffers_behind():
-    import subprocess
-    import sys
-
-    code = ("import numpy as np, torch; from astroae_core.model import load_model, fused_for_inference\n"
-            "from astroae_core.model.runtime import _onnx_runner\n"
-            f"m = fused_for_inference(load_model({str(MODELS / 'demo.pt')!r}))\n"
-            "run, _ = _onnx_runner(m, 'round_trip', threads=1, arena={arena})\n"
-            "run(np.zeros((64, 1, 187, 187), np.float32))\n"
-            "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')][0] // 1024)")
-    rss = {a: int(subprocess.run([sys.executable, "-c", code.replace("{arena}", str(a))], capture_output=True,
-                                 text=True, check=True, timeout=300).stdout.split()[-1]) for a in (True, False)}
-    assert rss[True] - rss[False] > 200, rss  # MB held by the arena after the run

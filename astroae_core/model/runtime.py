@@ -123,11 +123,11 @@ def _torch_runner(model, task: str, *, bf16: bool):
     return run
 
 
-def _onnx_runner(model, task: str, *, threads: int, arena: bool = True):
+def _onnx_runner(model, task: str, *, threads: int):
     """An ONNX Runtime session of the task (exported from the float32 model), or the reason there is none.
 
     The exported graph is kept beside the runtime records (:func:`_onnx_path`), so a later process skips the export
-    (about 0.45 s a task). ``arena``: keep the largest run's buffers for the next (ONNX Runtime's CPU arena).
+    (about 0.45 s a task).
     """
     try:
         import onnxruntime as ort
@@ -150,7 +150,6 @@ def _onnx_runner(model, task: str, *, threads: int, arena: bool = True):
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.enable_cpu_mem_arena = arena
     # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
@@ -158,7 +157,7 @@ def _onnx_runner(model, task: str, *, threads: int, arena: bool = True):
     except Exception as exc:  # noqa: BLE001
         if from_disk:  # a damaged kept graph: export afresh, once
             kept.unlink(missing_ok=True)
-            return _onnx_runner(model, task, threads=threads, arena=arena)
+            return _onnx_runner(model, task, threads=threads)
         return None, f"ONNX Runtime cannot load the model: {type(exc).__name__}: {exc}"
     name = session.get_inputs()[0].name
 
@@ -287,25 +286,21 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
     if runtime != "auto" and runtime not in RUNTIMES:
         raise ValueError(f"runtime must be 'auto' or one of {RUNTIMES}, got {runtime!r}")
     threads = int(threads or torch.get_num_threads())
-    # ONNX Runtime's arena keeps a session's largest buffers for its life: 0.7 GB for an encode's batches of 64,
-    # held through the maps and the report (benchmarks/RESULTS.md, 6.1). One latent at a time (the app) keeps its.
-    arena = max(batch_sizes) <= 1
     path = _record_path(model, task, batch_sizes, threads) if runtime == "auto" else None
-    reused = _reuse(path, model, task, threads, arena=arena)
+    reused = _reuse(path, model, task, threads)
     if reused is not None:
         return reused
     choice, run = _measure_choice(model, task, batch_sizes=batch_sizes, threads=threads, runtime=runtime,
-                                  budget_s=budget_s, seed=seed, arena=arena)
+                                  budget_s=budget_s, seed=seed)
     if path is not None:
         _keep(path, json.dumps(choice.to_dict(), indent=1).encode())
     return choice, run
 
 
-def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str, budget_s: float, seed: int,
-                    arena: bool):
+def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str, budget_s: float, seed: int):
     best, record = None, {}
     # One session serves every batch size; a forced runtime builds and times only itself.
-    ort = (_onnx_runner(model, task, threads=threads, arena=arena) if runtime in ("auto", "onnxruntime-fp32")
+    ort = (_onnx_runner(model, task, threads=threads) if runtime in ("auto", "onnxruntime-fp32")
            else (None, f"runtime {runtime!r} was asked for"))
     for b in batch_sizes:
         a = _example(model, task, int(b), seed)
@@ -375,7 +370,7 @@ def _keep(path: Path, data: bytes) -> None:
         log.info("not kept at %s: %s", path, exc)
 
 
-def _reuse(path: Path | None, model, task: str, threads: int, *, arena: bool):
+def _reuse(path: Path | None, model, task: str, threads: int):
     """The choice kept at ``path`` and its runner, or None (nothing kept, unreadable, or no longer available)."""
     if path is None or not path.is_file():
         return None
@@ -384,7 +379,7 @@ def _reuse(path: Path | None, model, task: str, threads: int, *, arena: bool):
     except (OSError, ValueError, TypeError):
         return None
     if choice.runtime == "onnxruntime-fp32":
-        run, _ = _onnx_runner(model, task, threads=threads, arena=arena)
+        run, _ = _onnx_runner(model, task, threads=threads)
     else:
         run = _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
     return (choice, run) if run is not None else None

@@ -46,6 +46,9 @@ def _add_train(sub) -> None:
     p.add_argument("--group-regex", help="regex whose first group names a file's group for the split")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--crossval", metavar="JSON",
+                   help="this recipe's cross-validation (benchmarks/latent_quality.py --folds output) to store in "
+                        "its checkpoints: what to expect of a model trained on every image (val_fraction = 0)")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve the recipe, find the data, print the plan; train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -75,6 +78,7 @@ def _run_train(args) -> int:
     from train.loop import train
 
     cfg, data, files = _train_recipe(args)
+    crossval = _crossval_summary(args.crossval, cfg) if args.crossval else None
     if args.dry_run:
         plan = {"config": cfg.to_dict(), "data": str(data), "fits_files": len(files), "out": args.out,
                 "resume": args.resume, "parameters": count_parameters(AutoEncoder(cfg.model))}
@@ -83,23 +87,38 @@ def _run_train(args) -> int:
     bars = TqdmProgress(disable=args.quiet)
     try:
         res = train(cfg, data, args.out, device=args.device, resume=args.resume, progress=bars,
-                    on_epoch=None if args.quiet else lambda row: _print_epoch(row, cfg.epochs))
+                    on_epoch=None if args.quiet else lambda row: _print_epoch(row, cfg.epochs), crossval=crossval)
     finally:
         bars.close()
     if is_main_process():
         last = res.history[-1] if res.history else {}
         print(json.dumps({"run_dir": str(res.run_dir), "epochs": res.epochs_done,
-                          "best_val_loss": res.best_val_loss, "last": last, "train_images": res.n_train,
-                          "val_images": res.n_val, "skipped_files": res.n_skipped,
+                          "best_val_loss": res.best_val_loss if res.n_val else None, "last": last,
+                          "train_images": res.n_train, "val_images": res.n_val, "skipped_files": res.n_skipped,
                           "train_images_per_s": round(res.train_images_per_s, 2)}, indent=2))
     return 0
+
+
+def _crossval_summary(path, cfg) -> dict:
+    """The cross-validation of ``cfg`` in the JSON file ``path``, as its checkpoints store it."""
+    from train.crossval import stored_summary
+
+    try:
+        doc = json.loads(Path(path).read_text())
+        results = doc.get("results", [doc])  # latent_quality's output, or one crossval() result
+        if len(results) != 1:
+            raise ValueError(f"it holds {len(results)} recipes' cross-validations; keep only this recipe's")
+        return stored_summary(results[0], cfg)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--crossval {str(path)!r}: {exc}") from None
 
 
 def _print_epoch(row: dict, epochs: int) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"epoch {row['epoch']}/{epochs}  train {row['train_loss']:.5g}  val {row['val_loss']:.5g}  "
-               f"val MSE {row['val_mse']:.3g} (latent only {row['val_latent_mse']:.3g})  "
+    val = (f"val {row['val_loss']:.5g}  val MSE {row['val_mse']:.3g} (latent only {row['val_latent_mse']:.3g})  "
+           if "val_loss" in row else "no validation split  ")
+    tqdm.write(f"epoch {row['epoch']}/{epochs}  train {row['train_loss']:.5g}  {val}"
                f"{row['train_images_per_s']:.1f} img/s")
 
 

@@ -59,6 +59,19 @@ def carry_text(evaluation: dict) -> dict:
     return {**summary, "headline": headline, "sentence": " ".join(s)}
 
 
+def crossval_text(cv: dict, k: int) -> str:
+    """A checkpoint's stored cross-validation (:func:`train.crossval.stored_summary`) in one paragraph: what to
+    expect of the model on objects it never saw."""
+    r, ssim, pssim, dim = (cv[m] for m in ("latent_vs_pca_mse", "latent_ssim", "pca_ssim", "effective_dim"))
+    fainter = (cv.get("robustness") or {}).get("fainter")
+    return (f"**What to expect on objects it never saw.** Its recipe was cross-validated over {cv['folds']} folds "
+            f"grouped by object: each fold's model, trained without them, was scored on about {cv['n_images']} images "
+            f"of other objects. Decoded from its {k} numbers alone they gave **{r['mean']:.2f} ± {r['std']:.2f} × "
+            f"PCA-{k}'s MSE** (folds {r['min']:.2f}–{r['max']:.2f}), SSIM {ssim['mean']:.3f} against PCA-{k}'s "
+            f"{pssim['mean']:.3f}, and {dim['mean']:.1f} ± {dim['std']:.1f} effective dimensions of {k}"
+            + (f"; on the same objects made 10× fainter, {fainter['mean']:.2f} × PCA-{k}'s MSE." if fainter else "."))
+
+
 # what an evaluation's "images" codes mean (astroae_core.analysis.evaluate, the cache's report)
 _EVALUATION_IMAGES = {"validation": "the checkpoint's validation split",
                       "unseen": "images the model did not train on",

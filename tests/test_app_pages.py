@@ -472,3 +472,29 @@ def test_a_cache_far_from_the_models_training_warns_on_every_page(ceers_dir, tmp
     f = sorted(data.glob("*.fits"))[0]
     up = process_upload(f.name, f.read_bytes(), load_model(ROOT / "models" / "demo.pt"), load_cache(cache))
     assert up.ok and up.training_distance["far"]
+
+
+def test_a_model_trained_on_every_image_quotes_its_crossvalidation(env, tmp_path, monkeypatch):
+    """A recipe chosen by cross-validation and trained on every image has no held-out images of its own: the
+    Metrics page quotes the folds' figures stored in its checkpoint, and its training curve has no validation."""
+    from astroae_core.cache import encode_folder
+    from train.config import load_recipe
+    from train.loop import train
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.format(skip_mode="none", epochs=2).replace("latent_dim = 4", "latent_dim = 8"))
+    spread = lambda *v: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)), "min": min(v), "max": max(v),
+                         "values": list(v)}
+    cv = {"folds": 3, "group_regex": "auto", "n_images": 16, "latent_vs_pca_mse": spread(0.61, 0.72, 0.83),
+          "latent_ssim": spread(0.9, 0.91, 0.92), "pca_ssim": spread(0.88, 0.89, 0.9),
+          "effective_dim": spread(4.5, 5.0, 5.5), "robustness": {"fainter": spread(0.7, 0.8, 0.9)}}
+    train(load_recipe(recipe).replace(val_fraction=0), env["data"], tmp_path / "run", device="cpu", crossval=cv)
+    cache = encode_folder(tmp_path / "run" / "last.pt", env["data"], tmp_path / "cache")
+    monkeypatch.setenv("ASTROAE_CACHE", str(cache))
+    at = open_page("metrics")
+    no_errors(at)
+    said = texts(at)
+    assert "cross-validated over 3 folds grouped by object" in said
+    assert "**0.72 ± 0.11 × PCA-8's MSE** (folds 0.61–0.83)" in said and "10× fainter, 0.80" in said
+    names = [trace["name"] for trace in charts(at)["train_fig"]["data"]]
+    assert names == ["train loss"]

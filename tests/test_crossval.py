@@ -114,3 +114,37 @@ def test_two_processes_can_share_the_folds(tmp_path, tiny_recipe):
     assert rest["per_fold"][1] == part["per_fold"][0]  # fold 1 read back, not trained again
     with pytest.raises(ValueError, match="only_folds"):
         crossval(cfg, data, tmp_path / "cv", folds=3, robustness=False, only_folds=[3])
+
+
+def test_a_recipe_trained_on_every_image_carries_its_crossvalidation(tmp_path, tiny_recipe, capsys):
+    """val_fraction = 0 trains on every file with no best.pt; --crossval stores the folds' figures in each
+    checkpoint, and only for the recipe they were measured on."""
+    from astroae_core.cli import main
+    from astroae_core.model import load_model, read_checkpoint
+
+    data = write_blob_folder(tmp_path / "blobs", 18, groups=3)
+    recipe = tiny_recipe(epochs=2)
+    res = crossval(load_recipe(recipe), data, tmp_path / "cv", folds=3, robustness=False)
+    (tmp_path / "cv.json").write_text(json.dumps({"data": str(data), "results": [res]}))
+    final = tmp_path / "final.toml"
+    final.write_text(recipe.read_text().replace("[train]", "[train]\nval_fraction = 0"))
+
+    assert main(["train", "--config", str(final), "--data", str(data), "--out", str(tmp_path / "run"), "--quiet",
+                 "--crossval", str(tmp_path / "cv.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["train_images"], out["val_images"], out["best_val_loss"]) == (18, 0, None)
+    run = tmp_path / "run"
+    assert (run / "last.pt").exists() and not (run / "best.pt").exists()
+    ckpt = read_checkpoint(run / "last.pt")
+    assert len(ckpt["data"]["train_hashes"]) == 18 and ckpt["data"]["val_hashes"] == []
+    assert all("val_loss" not in row for row in ckpt["history"])
+    stored = load_model(run / "last.pt").checkpoint_info["crossval"]
+    assert stored["folds"] == 3 and stored["n_images"] == 6
+    assert stored["latent_vs_pca_mse"] == res["summary"]["latent_vs_pca_mse"]
+
+    other = tmp_path / "other.toml"
+    other.write_text(final.read_text().replace("epochs = 2", "epochs = 3"))
+    assert main(["train", "--config", str(other), "--data", str(data), "--out", str(tmp_path / "run2"), "--quiet",
+                 "--crossval", str(tmp_path / "cv.json")]) == 2
+    assert "another recipe: epochs 2 there, 3 here" in capsys.readouterr().err
+    assert not (tmp_path / "run2").exists()

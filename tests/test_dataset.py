@@ -157,7 +157,12 @@ def test_split_each_file_its_own_group_and_small_cases():
     assert len(va) == 2
 
 
-@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, float("nan"), "lots"])
+def test_split_fraction_zero_trains_on_everything():
+    tr, va = split_by_group(["a", "a", "b", "c"], val_fraction=0)
+    assert tr.tolist() == [0, 1, 2, 3] and va.size == 0
+
+
+@pytest.mark.parametrize("bad", [1, 1.5, -0.1, float("nan"), "lots"])
 def test_split_bad_fraction_names_value(bad):
     with pytest.raises(ValueError, match="val_fraction.*" + repr(bad)[:4].replace("(", r"\(")):
         split_by_group(["a", "b", "c"], val_fraction=bad)

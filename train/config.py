@@ -88,6 +88,7 @@ class TrainConfig:
     batch_size: int = 16
     epochs: int = 120
     checkpoint_every: int = 20
+    # 0 = no validation split: every image trains (a recipe already chosen by cross-validation, trained for good).
     val_fraction: float = 0.2
     # Cross-validation: with folds >= 2 the split is fold ``fold`` (0-based) of a grouped k-fold split
     # (astroae_core.data.kfold_by_group, seeded by ``seed``) instead of the val_fraction split; 0 = no folds.
@@ -129,8 +130,8 @@ class TrainConfig:
         for name in ("fainter", "zoom"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:
             raise ValueError(f"model.in_size ({self.model.in_size}) must equal preprocess.size ({self.preprocess.size})")
 

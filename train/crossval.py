@@ -21,7 +21,7 @@ from .config import TrainConfig
 
 log = logging.getLogger("astroae.train")
 
-__all__ = ["crossval", "fold_metrics", "spread", "TARGETS"]
+__all__ = ["crossval", "fold_metrics", "spread", "stored_summary", "TARGETS"]
 
 # Issue 17's bar: mean and worst fold of latent-only MSE over PCA-k's, SSIM, effective dimensionality, and the
 # ratio on the S/N-degraded folds.
@@ -138,6 +138,35 @@ def _fold_robustness(run_dir: Path, data_dir, *, seed: int) -> dict:
     res = score_checkpoint(run_dir / "last.pt", data_dir, seed=seed)
     atomic_write_text(done, json.dumps(res, indent=1))
     return res
+
+
+# Settings that say how a run is split or written, not what it learns: a recipe trained for good on every image
+# (val_fraction = 0) is the recipe its folds trained.
+_RUN_ONLY = ("val_fraction", "folds", "fold", "checkpoint_every", "threads")
+
+
+def stored_summary(result: dict, cfg: TrainConfig) -> dict:
+    """What a checkpoint of recipe ``cfg`` keeps of its cross-validation ``result`` (a :func:`crossval` result):
+    the number of folds, each compared figure's :func:`spread` over them, and the robustness ratios.
+
+    Raises
+    ------
+    ValueError
+        If the cross-validation is incomplete, or was of another recipe (the differing settings are named).
+    """
+    if not result.get("complete"):
+        raise ValueError(f"the cross-validation is incomplete: {len(result.get('per_fold', []))} of "
+                         f"{result.get('folds')} folds finished")
+    theirs = TrainConfig.from_stored(result["recipe"]).to_dict()
+    ours = cfg.to_dict()
+    differ = sorted(k for k in ours if k not in _RUN_ONLY and ours[k] != theirs.get(k))
+    if differ:
+        raise ValueError("the cross-validation was of another recipe: "
+                         + ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ))
+    s = result["summary"]
+    return {"folds": result["folds"], "group_regex": theirs["group_regex"], "n_images": int(s["n_images"]["mean"]),
+            **{k: s[k] for k in ("latent_vs_pca_mse", "latent_ssim", "pca_ssim", "effective_dim")},
+            "robustness": {name: r["latent_vs_pca_mse"] for name, r in (result.get("robustness") or {}).items()}}
 
 
 def fold_metrics(ev: dict) -> dict:

@@ -154,7 +154,7 @@ def _to_device(x: torch.Tensor, device) -> torch.Tensor:
 
 def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: bool = False,
           progress: Progress | None = None, on_epoch: Callable[[dict], None] | None = None,
-          stop_after_epochs: int | None = None) -> TrainResult:
+          stop_after_epochs: int | None = None, crossval: dict | None = None) -> TrainResult:
     """Train an autoencoder on the FITS files under ``data_dir`` and write the run to ``run_dir``.
 
     Parameters
@@ -177,6 +177,9 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         Called on rank 0 with each epoch's history row once it is written.
     stop_after_epochs : int, optional
         Stop (as if killed) after this many epochs of this call; used by tests of ``resume``.
+    crossval : dict, optional
+        This recipe's cross-validated figures (:func:`train.crossval.stored_summary`), stored in every checkpoint so
+        that a model trained on all its images (``val_fraction = 0``) still says what to expect of it.
 
     Returns
     -------
@@ -216,16 +219,20 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         train_time += dt
         images_seen += steps * cfg.batch_size * world
         distributed.broadcast_buffers(model)  # rank 0's BatchNorm statistics: the model it saves, on every rank
-        val_part = distributed.shard(data.x_val, rank=rank, world=world) if data.x_val.shape[0] >= world else data.x_val
-        val = distributed.reduce_means(_validate(model, cfg, val_part, dev), weight=val_part.shape[0])
+        val = {}
+        if data.x_val.shape[0]:  # none when val_fraction = 0: no best.pt, the last epoch is the model
+            val_part = data.x_val
+            if val_part.shape[0] >= world:
+                val_part = distributed.shard(val_part, rank=rank, world=world)
+            val = distributed.reduce_means(_validate(model, cfg, val_part, dev), weight=val_part.shape[0])
         train_loss = distributed.reduce_means({"train_loss": train_loss}, weight=steps)["train_loss"]
         row = {"epoch": epoch, "train_loss": train_loss, **val,
                "seconds": dt, "train_images_per_s": steps * cfg.batch_size * world / dt}
         history.append(row)
-        improved = row["val_loss"] < best
-        best = min(best, row["val_loss"])
+        improved = row.get("val_loss", math.inf) < best
+        best = min(best, row.get("val_loss", math.inf))
         if rank == 0:
-            _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data.info,
+            _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data.info, crossval,
                          improved=improved, periodic=epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs)
             log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if isinstance(v, float)})
             if on_epoch is not None:
@@ -368,9 +375,9 @@ def optimizer_step(net, opt, cfg: TrainConfig, xb: torch.Tensor) -> float:
     return loss.item()
 
 
-def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data_info, *, improved, periodic):
+def _write_epoch(run_dir, model, opt, cfg, epoch, history, best, gens, data_info, crossval, *, improved, periodic):
     common = {"epoch": epoch, "history": history, "train_config": cfg.to_dict(), "data": data_info,
-              "best_val_loss": best}
+              "best_val_loss": best, **({"crossval": crossval} if crossval else {})}
     # Write the resume point last: if killed in between, the older last.pt still matches its own history.
     if improved:
         save_checkpoint(run_dir / "best.pt", model, **common)

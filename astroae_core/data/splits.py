@@ -128,7 +128,8 @@ def split_by_group(groups: Sequence, *, val_fraction: float = 0.2, seed: int = 0
     groups : sequence of hashable
         Group key of each file (see :func:`group_keys`).
     val_fraction : float
-        Target fraction of *files* in validation, strictly between 0 and 1.
+        Target fraction of *files* in validation, in [0, 1); 0 puts every file in training (a recipe already
+        chosen by cross-validation, trained on everything).
     seed : int
         Seed of the shuffle.
 
@@ -141,18 +142,20 @@ def split_by_group(groups: Sequence, *, val_fraction: float = 0.2, seed: int = 0
     Raises
     ------
     ValueError
-        If ``val_fraction`` is not strictly between 0 and 1, or ``groups`` is empty.
+        If ``val_fraction`` is not in [0, 1), or ``groups`` is empty.
     """
     try:
         frac = float(val_fraction)
     except (TypeError, ValueError):
-        raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}") from None
-    if not (0.0 < frac < 1.0):
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction!r}")
+        raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}") from None
+    if not (0.0 <= frac < 1.0):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     groups = list(groups)
     n = len(groups)
     if n == 0:
         raise ValueError("cannot split an empty dataset (no groups given)")
+    if frac == 0.0:
+        return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     members: dict = {}
     for i, g in enumerate(groups):

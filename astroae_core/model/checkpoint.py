@@ -157,11 +157,12 @@ def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None 
     -------
     AutoEncoder or InferenceModel
         Its ``checkpoint_info`` holds the checkpoint's ``history``, ``epoch``, ``data``, ``train_config``,
-        ``version`` and ``evaluation`` (those present), the file's ``sha256`` and its ``path``.
+        ``version``, ``evaluation`` and ``crossval`` (those present), the file's ``sha256`` and its ``path``.
     """
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt, source=f"checkpoint {str(path)!r}").to(device)
-    info = {k: ckpt[k] for k in ("history", "epoch", "data", "train_config", "version", "evaluation") if k in ckpt}
+    info = {k: ckpt[k] for k in ("history", "epoch", "data", "train_config", "version", "evaluation", "crossval")
+            if k in ckpt}
     info["sha256"] = file_sha256(path)
     info["path"] = str(path)
     model.checkpoint_info.update(info)

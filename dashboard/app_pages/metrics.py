@@ -24,6 +24,8 @@ def run_evaluation(checkpoint: str, data_dir: str, train_data: str | None, stamp
 
 # -- how much the latent carries -------------------------------------------------------------------------------------
 st.header(f"How much do the {k} numbers carry?")
+if model.checkpoint_info.get("crossval"):
+    st.info(sentences.crossval_text(model.checkpoint_info["crossval"], k), icon=":material/fact_check:")
 stored = ctx.cache.meta.evaluation if ctx.model_is_cache_model else None  # measured at encode time
 evaluation = stored if stored and "rows" in stored else None
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")

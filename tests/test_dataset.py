@@ -75,6 +75,16 @@ def test_load_folder_rows_match_preprocess(fits_folder):
     assert data.norms[i] == norm
 
 
+def test_load_folder_keeps_the_images_as_read_only_when_asked(fits_folder):
+    from astroae_core.io import read_fits
+
+    assert load_folder(fits_folder, config=PreprocessConfig(size=SIZE)).raw is None
+    data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), workers=2, keep_raw=True)
+    assert len(data.raw) == len(data) == 12  # the unusable files are skipped here too
+    for path, raw in zip(data.paths, data.raw):
+        np.testing.assert_array_equal(raw, read_fits(fits_folder / path)[0])
+
+
 def test_load_folder_max_files_and_errors(fits_folder, tmp_path):
     data = load_folder(fits_folder, config=PreprocessConfig(size=SIZE), max_files=3)
     assert len(data) == 3

@@ -21,7 +21,7 @@ from astroae_core import distributed
 from astroae_core.analysis import image_metrics
 from astroae_core.data import augment, group_keys, kfold_by_group, load_folder, split_by_group, training_views
 from astroae_core.data.training_views import VIEW_RANGES
-from astroae_core.io import atomic_write_text, read_fits
+from astroae_core.io import atomic_write_text
 from astroae_core.model import AutoEncoder, batchnorm_layers, read_checkpoint, save_checkpoint
 from astroae_core.progress import Progress, report
 
@@ -286,7 +286,9 @@ class _Data:
 
 def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     """Read and preprocess the folder, and split it by group into training and validation images."""
-    loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress, max_files=cfg.max_files or None)
+    kinds = [k for k in VIEW_RANGES if getattr(cfg, k)]  # views are made in flux units, from the images as read
+    loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress, max_files=cfg.max_files or None,
+                         keep_raw=bool(kinds))
     if len(loaded.paths) < 2:
         raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
     groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
@@ -301,13 +303,9 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
             "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
             "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
             "skipped": [list(s) for s in loaded.skipped]}
-    views = {}
-    kinds = [k for k in VIEW_RANGES if getattr(cfg, k)]
-    if kinds:
-        root = Path(data_dir)
-        raw = [read_fits(root / loaded.paths[i] if root.is_dir() else root)[0] for i in train_idx]
-        views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
-                 for n, k in enumerate(VIEW_RANGES) if k in kinds}
+    raw = [loaded.raw[i] for i in train_idx] if kinds else []
+    views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
+             for n, k in enumerate(VIEW_RANGES) if k in kinds}  # seeded by the kind's place: one kind alone or both
     return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views)
 
 

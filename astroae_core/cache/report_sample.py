@@ -11,10 +11,21 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["ReportSample"]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """One kept image and, where the encode offered them, the model's reconstructions of it (``x_hat_latent`` is
+    None when the model has no second path: it is ``x_hat``)."""
+
+    x: np.ndarray
+    x_hat: np.ndarray | None = None
+    x_hat_latent: np.ndarray | None = None
 
 
 class ReportSample:
@@ -53,11 +64,12 @@ class ReportSample:
             heap, item = self._heaps[label], (-self._key(h), -row)
             if not self._caps[label] or (len(heap) == self._caps[label] and item <= heap[0][:2]):
                 continue
-            kept = (x[i].copy(),)
+            kept = _Kept(x[i].copy())
             if out is not None and label != "train":
                 latent = out["x_hat_latent"]
-                kept += (out["x_hat"][i].copy(), None if latent is out["x_hat"] else latent[i].copy())
-            (heapq.heappush if len(heap) < self._caps[label] else heapq.heapreplace)(heap, (*item, *kept))
+                kept = _Kept(kept.x, out["x_hat"][i].copy(), None if latent is out["x_hat"] else latent[i].copy())
+            # rows are unique, so the heap never compares two _Kept
+            (heapq.heappush if len(heap) < self._caps[label] else heapq.heapreplace)(heap, (*item, kept))
 
     def _kept(self, label: str, limit: int | None) -> list:
         kept = sorted(self._heaps[label], key=lambda t: (-t[0], -t[1]))[:limit]
@@ -68,13 +80,14 @@ class ReportSample:
         """The kept images of a split (the ``limit`` smallest keys), as (rows sorted, images (n, 1, S, S))."""
         kept = self._kept(label, limit)
         rows = np.array([-t[1] for t in kept], dtype=np.int64)
-        return rows, (np.stack([t[2] for t in kept]) if kept else np.zeros((0, 1, 1, 1), np.float32))
+        return rows, (np.stack([t[2].x for t in kept]) if kept else np.zeros((0, 1, 1, 1), np.float32))
 
     def outputs(self, label: str, *, limit: int | None = None) -> dict | None:
         """The model's ``x_hat`` and ``x_hat_latent`` for :meth:`images` (the same rows), or None when the encode
         did not offer them."""
-        kept = self._kept(label, limit)
-        if not kept or len(kept[0]) < 5:
+        kept = [t[2] for t in self._kept(label, limit)]
+        if not kept or kept[0].x_hat is None:
             return None
-        x_hat = np.stack([t[3] for t in kept])
-        return {"x_hat": x_hat, "x_hat_latent": x_hat if kept[0][4] is None else np.stack([t[4] for t in kept])}
+        x_hat = np.stack([k.x_hat for k in kept])
+        return {"x_hat": x_hat,
+                "x_hat_latent": x_hat if kept[0].x_hat_latent is None else np.stack([k.x_hat_latent for k in kept])}

@@ -49,6 +49,8 @@ class LoadedImages:
         The folder that was read.
     config : PreprocessConfig or None
         The preprocessing settings used.
+    raw : list of numpy.ndarray or None
+        Each image as read, before preprocessing (``keep_raw=True`` only).
     """
 
     x: np.ndarray
@@ -58,6 +60,7 @@ class LoadedImages:
     hashes: list[str] = field(default_factory=list)
     root: str = ""
     config: PreprocessConfig | None = None
+    raw: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -74,6 +77,7 @@ def load_folder(
     workers: int | None = None,
     only: Iterable[str] | None = None,
     confine_to=None,
+    keep_raw: bool = False,
 ) -> LoadedImages:
     """Read and preprocess every FITS file under ``root`` (recursively) into memory.
 
@@ -102,6 +106,9 @@ def load_folder(
         GIL, so a few threads overlap I/O and compute; more mostly add contention.
     confine_to : path or sequence of paths, optional
         Never read a file whose real path lies outside these folders (a symbolic link pointing out).
+    keep_raw : bool
+        Also keep each image as read (:attr:`LoadedImages.raw`), for work in flux units that would otherwise read
+        the files again (training views).
 
     Returns
     -------
@@ -128,7 +135,7 @@ def load_folder(
     def work(f):
         try:
             image, _header = read_fits(f, hdu=hdu, plane=plane)
-            return (*preprocess(image, config=config), pixel_hash(image))
+            return (*preprocess(image, config=config), pixel_hash(image), image if keep_raw else None)
         except (ValueError, OSError) as exc:  # FitsReadError is a ValueError
             return exc
 
@@ -137,6 +144,7 @@ def load_folder(
     keep = np.zeros(len(files), dtype=bool)
     norms: list[Norm | None] = [None] * len(files)
     hashes: list[str] = [""] * len(files)
+    raw: list[np.ndarray | None] = [None] * len(files)
     skipped: list[tuple[str, str]] = []
     n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if files:
@@ -149,7 +157,7 @@ def load_folder(
                 skipped.append((rel[i], reason))
                 log.warning("skipping %s: %s", rel[i], reason)
             else:
-                x[i], norms[i], hashes[i] = result
+                x[i], norms[i], hashes[i], raw[i] = result
                 keep[i] = True
             report(progress, i + 1, len(files), "read")
 
@@ -158,10 +166,11 @@ def load_folder(
     paths = [p for p, k in zip(rel, keep) if k]
     norms = [n for n, k in zip(norms, keep) if k]
     hashes = [h for h, k in zip(hashes, keep) if k]
+    raw = [r for r, k in zip(raw, keep) if k] if keep_raw else None
     if not paths:
         log.warning("no usable FITS files under %s (%d found, %d skipped)", root, len(files), len(skipped))
     return LoadedImages(x=x, paths=paths, norms=norms, skipped=skipped, hashes=hashes, root=str(root),
-                        config=config)
+                        config=config, raw=raw)
 
 
 def _select_files(root: Path, *, confine_to, only, max_files) -> tuple[list[Path], list[str]]:

@@ -101,6 +101,24 @@ def test_an_inference_model_is_the_same_network_on_any_runtime():
     assert record["round_trip"]["batch_size"] == record["decode"]["batch_size"] == 4
 
 
+def test_a_released_task_is_built_again_for_the_runtime_chosen_before(monkeypatch):
+    import astroae_core.model.runtime as runtime
+
+    fast = load_model(MODELS / "demo.pt", runtime="onnxruntime-fp32", batch_sizes=(4,))
+    x = torch.from_numpy(_example(fast.module, "round_trip", 3, seed=1))
+    before, record = fast(x), fast.runtime_record
+    fast.release("round_trip")
+    assert "round_trip" not in fast._runs  # the session and its arena are gone
+
+    def refuse(*a, **k):
+        raise AssertionError("a released task was measured again")
+
+    monkeypatch.setattr(runtime, "choose_runtime", refuse)
+    after = fast(x)
+    assert torch.equal(before["z"], after["z"]) and torch.equal(before["x_hat"], after["x_hat"])
+    assert fast.runtime_record == record  # the record says what was measured, not that it was rebuilt
+
+
 def test_the_exported_onnx_graph_is_kept_reused_and_replaced_when_damaged(own_records, monkeypatch):
     import astroae_core.model.runtime as rt
 

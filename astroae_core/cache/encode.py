@@ -294,6 +294,10 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
         raise
     umap_warmup.finish(compiling)  # UMAP's code is in numba's disk cache now, for fit_maps below
     encode_seconds = time.perf_counter() - t_encode
+    if sample is not None and hasattr(model, "release"):
+        # The sample holds the reconstructions the report scores: the maps and the report need no round trip, and
+        # its session's arena (hundreds of MB) would be the largest thing held through them (RESULTS.md, 6.1b).
+        model.release("round_trip")
     if shard.n == 0:
         detail = "; ".join(f"{s.path}: {s.reason}" for s in shard.skipped[:3])
         raise ValueError(f"no usable FITS images under {str(job.data_dir)!r} ({len(job.rels)} found"

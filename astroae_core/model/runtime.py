@@ -378,11 +378,15 @@ def _reuse(path: Path | None, model, task: str, threads: int):
         choice = RuntimeChoice(**{**json.loads(path.read_text()), "reused": True})
     except (OSError, ValueError, TypeError):
         return None
-    if choice.runtime == "onnxruntime-fp32":
-        run, _ = _onnx_runner(model, task, threads=threads)
-    else:
-        run = _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
+    run = _runner_for(model, task, choice, threads=threads)
     return (choice, run) if run is not None else None
+
+
+def _runner_for(model, task: str, choice: RuntimeChoice, *, threads: int):
+    """The runner of an already chosen runtime, built without timing anything (None if ONNX Runtime is gone)."""
+    if choice.runtime == "onnxruntime-fp32":
+        return _onnx_runner(model, task, threads=threads)[0]
+    return _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
 
 
 class InferenceModel:
@@ -405,11 +409,20 @@ class InferenceModel:
     def _run(self, task: str):
         """The task's runner, measured and chosen on first use (an app that only decodes never times the
         round trip)."""
-        if task not in self._runs:
-            s = self._settings
+        if task in self._runs:
+            return self._runs[task]
+        s = self._settings
+        if task in self.choices:  # released: the runtime chosen before, built again, not measured again
+            self._runs[task] = _runner_for(self.module, task, self.choices[task], threads=self.choices[task].threads)
+        if self._runs.get(task) is None:
             self.choices[task], self._runs[task] = choose_runtime(
                 self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"], runtime=s["runtime"])
         return self._runs[task]
+
+    def release(self, task: str) -> None:
+        """Free the task's runner and what it holds (an ONNX Runtime session keeps a memory arena as large as its
+        largest batch needed); used again, it is built again for the runtime already chosen."""
+        self._runs.pop(task, None)
 
     def __getattr__(self, name):
         if name in ("module", "choices", "_runs", "_settings"):  # not yet set: no recursion through __getattr__

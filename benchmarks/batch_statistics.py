@@ -101,11 +101,12 @@ def measure(checkpoint, *, train_data=None, n: int = 320, batch: int = 16, repea
                                    "ratio": model_mse / pca_mse},
         "n_images": len(x), "batch": batch, "repeats": repeats,
         "mse_running_statistics": running,
+        # None for a group the model lacks (a PCA-anchored latent is standardized by the PCA's scales)
         "mse_batch_statistics": {which: mse_with_batch_statistics(model, x, which=which, batch=batch,
                                                                   repeats=repeats, seed=seed)
-                                 for which in ("latent", "conv", "all")},
+                                 if layers else None for which, layers in batchnorm_groups(model).items()},
     }
-    if model.config.standardize_latent:
+    if batchnorm_groups(model)["latent"]:
         out["latent_batch_mean_spread_sd"] = latent_batch_mean_spread(model, x, batch=batch, seed=seed)
     return out
 

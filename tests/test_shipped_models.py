@@ -42,12 +42,13 @@ def test_shipped_checkpoint_loads_decodes_and_is_documented(path):
     assert TrainConfig.from_stored(ckpt["train_config"]) == load_recipe(ROOT / recipe.group(1))
 
 
-# What each shipped checkpoint computed before the retired model options were deleted (commit 0ed22ef): the sums
-# of decode(z) for 3 seeded latents, of the full and the latent-only reconstructions of 2 seeded images, and the
-# first image's latent.
+# What each shipped checkpoint computed when it shipped (demo.pt and demo-unet.pt: before the retired model options
+# were deleted, commit 0ed22ef; ceers.pt: the cross-validated recipe trained on all 100 galaxies, session 11): the
+# sums of decode(z) for 3 seeded latents, of the full and the latent-only reconstructions of 2 seeded images, and
+# the first image's latent.
 REFERENCE = {
-    "ceers.pt": (11025.302779, 38835.106828, 38835.106828,
-                 [5.530954, 4.155175, -6.866227, -10.504244, -10.076034, 50.87574, -4.718743, 1.392776]),
+    "ceers.pt": (4832.134865, 34496.269119, 34496.269119,
+                 [10.086013, -5.48207, 0.239697, 0.456149, 0.756029, -0.54113, -0.239206, -0.456628]),
     "demo.pt": (2506.901785, 61851.007028, 61851.007028,
                 [-11.147554, -12.8902, 15.175589, -5.623177, 2.311524, 14.219865, 16.869381, 4.934109]),
     "demo-unet.pt": (1935.649154, 31956.565094, 1284.693678,

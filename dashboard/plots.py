@@ -436,7 +436,9 @@ def log_ticks(values) -> tuple[list[float], list[str]]:
 def training_curves(history: list[dict], *, height: int = 360, loss_name: str = "loss") -> go.Figure:
     """Loss (train, validation) and validation MSE (full vs latent only) per epoch, best epoch marked; each chart
     with its y-axis title, log ticks in one exponent form, and its legend under it."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "validation MSE"], horizontal_spacing=0.1)
+    validated = any(h.get("val_loss") is not None for h in history)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[
+        "loss", "validation MSE" if validated or not history else "validation MSE: none (trained on every image)"])
     if not history:
         return _base_layout(fig, height)
     ep = [h.get("epoch", i + 1) for i, h in enumerate(history)]

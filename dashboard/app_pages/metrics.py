@@ -29,7 +29,14 @@ if model.checkpoint_info.get("crossval"):
 stored = ctx.cache.meta.evaluation if ctx.model_is_cache_model else None  # measured at encode time
 evaluation = stored if stored and "rows" in stored else None
 evaluation = evaluation or model.checkpoint_info.get("evaluation") or st.session_state.get(f"eval:{ctx.model_path}")
-if evaluation is None:
+trained_on_all = stored is not None and stored.get("images") == "training" and "rows" not in stored
+if evaluation is None and trained_on_all:
+    # nothing to compare on: a PCA fitted on these very images, beside a model trained on them, says nothing
+    st.info(f"Every image in this cache is one `{fmt.model_label(ctx.model_path)}` trained on, so they cannot show "
+            "how it compares with PCA on new objects"
+            + (": the cross-validation above does." if model.checkpoint_info.get("crossval") else
+               ". Encode a folder of other objects of the same kind to measure it."))
+elif evaluation is None:
     why = (f"The cache could not measure it when it was built: {stored['error']}" if stored and stored.get("error")
            else f"No evaluation is stored for `{fmt.model_label(ctx.model_path)}`"
            + (" (the cache was built before caches stored one)." if ctx.model_is_cache_model else
@@ -113,9 +120,9 @@ history = model.checkpoint_info.get("history") or []
 if history:
     st.plotly_chart(plots.training_curves(history), key="train_fig")
     last = history[-1]
-    st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`; last validation MSE "
-               f"{last.get('val_mse', float('nan')):.3g} (full) vs {last.get('val_latent_mse', float('nan')):.3g} "
-               "(latent only).")
+    st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`; "
+               + (f"last validation MSE {last['val_mse']:.3g} (full) vs {last['val_latent_mse']:.3g} (latent only)."
+                  if "val_mse" in last else "trained on every image: no validation split, the last epoch is the model."))
 else:
     st.info("This checkpoint records no training history.")
 

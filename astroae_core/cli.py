@@ -30,8 +30,8 @@ class UsageError(ValueError):
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an autoencoder on a folder of FITS images", description=(
-        "Train an astroae autoencoder on a folder of FITS images. Writes best.pt, last.pt, epoch_NNN.pt, "
-        "history.json and config.json to --out. Under torchrun it trains with DistributedDataParallel."))
+        "Train an astroae autoencoder on a folder of FITS images. Writes best.pt (with a validation split), last.pt, "
+        "epoch_NNN.pt, history.json and config.json to --out. Under torchrun it trains with DistributedDataParallel."))
     p.add_argument("--config", required=True, help="recipe TOML, e.g. train/configs/demo.toml")
     p.add_argument("--data", required=True, help="folder of FITS files (searched recursively)")
     p.add_argument("--out", required=True, help="run folder")
@@ -213,9 +213,11 @@ def _run_encode(args) -> int:
               + (f", model on {rt['runtime']} (batch {rt['batch_size']}, {rt['cpu']})" if rt else ""))
     far = meta.training_distance
     if far and far["far"]:
+        from astroae_core.analysis.summary import HELD_OUT_WORDS
+
         print(f"warning: these images are far from what the model was trained on: their median latent-only error "
-              f"is {far['ratio']:.1f} x the model's error on its validation images, so their 8 numbers say "
-              "little; train a model on this folder (astroae train)", file=sys.stderr)
+              f"is {far['ratio']:.1f} x the model's error on {HELD_OUT_WORDS[far.get('held_out', 'validation')]}, "
+              "so their 8 numbers say little; train a model on this folder (astroae train)", file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from astroae_core.analysis import MIN_UMAP_POINTS, WEAK_INFLUENCE, carry_summary, influence_summary
+from astroae_core.analysis.summary import HELD_OUT_WORDS
 
 
 def _headline(k: int, carried: dict, skips: bool) -> str:
@@ -65,10 +66,11 @@ def crossval_text(cv: dict, k: int) -> str:
     r, ssim, pssim, dim = (cv[m] for m in ("latent_vs_pca_mse", "latent_ssim", "pca_ssim", "effective_dim"))
     fainter = (cv.get("robustness") or {}).get("fainter")
     return (f"**What to expect on objects it never saw.** Its recipe was cross-validated over {cv['folds']} folds "
-            f"grouped by object: each fold's model, trained without them, was scored on about {cv['n_images']} images "
-            f"of other objects. Decoded from its {k} numbers alone they gave **{r['mean']:.2f} ± {r['std']:.2f} × "
-            f"PCA-{k}'s MSE** (folds {r['min']:.2f}–{r['max']:.2f}), SSIM {ssim['mean']:.3f} against PCA-{k}'s "
-            f"{pssim['mean']:.3f}, and {dim['mean']:.1f} ± {dim['std']:.1f} effective dimensions of {k}"
+            f"grouped by object: each fold's model was trained on the other folds' objects and scored on about "
+            f"{cv['n_images']} images of objects it never saw. Decoded from their {k} numbers alone, those images "
+            f"gave **{r['mean']:.2f} ± {r['std']:.2f} × PCA-{k}'s MSE** (below 1 beats PCA; folds "
+            f"{r['min']:.2f}–{r['max']:.2f}), SSIM {ssim['mean']:.3f} against PCA-{k}'s {pssim['mean']:.3f}, and "
+            f"{dim['mean']:.1f} ± {dim['std']:.1f} effective dimensions of {k}"
             + (f"; on the same objects made 10× fainter, {fainter['mean']:.2f} × PCA-{k}'s MSE." if fainter else "."))
 
 
@@ -127,6 +129,7 @@ def far_from_training(distance: dict | None, *, k: int, subject: str = "These im
     (:func:`~astroae_core.analysis.distance_from_training`); None when they are not."""
     if not distance or not distance.get("far"):
         return None
+    held_out = HELD_OUT_WORDS[distance.get("held_out", "validation")]
     return (f"{subject} far from what the model was trained on: the latent-only error is {distance['ratio']:.1f}× "
-            f"the model's error on its own validation images, so the {k} numbers say little here. Train a model on "
-            "this folder for a latent that describes it.")
+            f"the model's error on {held_out}, so the {k} numbers say little here. Train a model on this folder for "
+            "a latent that describes it.")

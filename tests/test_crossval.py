@@ -142,6 +142,19 @@ def test_a_recipe_trained_on_every_image_carries_its_crossvalidation(tmp_path, t
     assert stored["folds"] == 3 and stored["n_images"] == 6
     assert stored["latent_vs_pca_mse"] == res["summary"]["latent_vs_pca_mse"]
 
+    assert stored["n_images_total"] == 18
+
+    # a killed run resumed without --crossval still stores it; another data set is refused
+    from train.loop import train
+
+    cfg = load_recipe(final)
+    train(cfg, data, tmp_path / "killed", crossval=stored, stop_after_epochs=1)
+    train(cfg, data, tmp_path / "killed", resume=True)
+    assert read_checkpoint(tmp_path / "killed" / "last.pt")["crossval"] == stored
+    fewer = write_blob_folder(tmp_path / "fewer", 12, groups=3)
+    with pytest.raises(ValueError, match="scored 18 images, .* holds 12 usable ones: it was of another data set"):
+        train(cfg, fewer, tmp_path / "fewer_run", crossval=stored)
+
     other = tmp_path / "other.toml"
     other.write_text(final.read_text().replace("epochs = 2", "epochs = 3"))
     assert main(["train", "--config", str(other), "--data", str(data), "--out", str(tmp_path / "run2"), "--quiet",

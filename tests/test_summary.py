@@ -97,11 +97,21 @@ def test_distance_from_training_against_the_models_own_validation_error():
 
     model = SimpleNamespace(checkpoint_info={"history": [{"val_latent_mse": 9.0}, {"val_latent_mse": 2.0}]})
     near = distance_from_training([1.0, 2.0, 3.0, np.nan], model)  # the last epoch's error; NaN ignored
-    assert near == {"median_latent_mse": 2.0, "val_latent_mse": 2.0, "ratio": 1.0, "far": False}
+    assert near == {"median_latent_mse": 2.0, "val_latent_mse": 2.0, "ratio": 1.0, "far": False,
+                    "held_out": "validation"}
     far = distance_from_training([2.0 * FAR_FROM_TRAINING * 1.5] * 3, model)
     assert far["far"] and far["ratio"] == pytest.approx(FAR_FROM_TRAINING * 1.5)
     assert distance_from_training([], model) is None
     assert distance_from_training([1.0], SimpleNamespace(checkpoint_info={})) is None
+    # trained on every image: no validation error, the cross-validation's held-out error stands for it
+    every = SimpleNamespace(checkpoint_info={"history": [{"train_loss": 1.0}],
+                                             "crossval": {"latent_mse": {"mean": 0.5}}})
+    got = distance_from_training([4.0] * 3, every)
+    assert (got["ratio"], got["far"], got["held_out"]) == (8.0, True, "crossval")
+
+    from dashboard.sentences import far_from_training
+
+    assert "the held-out objects of its recipe's cross-validation" in far_from_training(got, k=8)
 
 
 def test_the_demo_model_on_real_galaxies_is_far_from_its_training(ceers_dir):

@@ -165,7 +165,8 @@ def stored_summary(result: dict, cfg: TrainConfig) -> dict:
                          + ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ))
     s = result["summary"]
     return {"folds": result["folds"], "group_regex": theirs["group_regex"], "n_images": int(s["n_images"]["mean"]),
-            **{k: s[k] for k in ("latent_vs_pca_mse", "latent_ssim", "pca_ssim", "effective_dim")},
+            "n_images_total": int(sum(s["n_images"]["values"])),
+            **{k: s[k] for k in ("latent_vs_pca_mse", "latent_mse", "latent_ssim", "pca_ssim", "effective_dim")},
             "robustness": {name: r["latent_vs_pca_mse"] for name, r in (result.get("robustness") or {}).items()}}
 
 

@@ -203,7 +203,15 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     if cfg.model.pca_anchor:
         _set_pca_basis(model, data.x_train, seed=cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history, start_epoch, best = _resume(run_dir, model, opt, gens) if resume else ([], 0, math.inf)
+    history, start_epoch, best = [], 0, math.inf
+    if resume:
+        history, start_epoch, best, stored_cv = _resume(run_dir, model, opt, gens)
+        if crossval is not None and stored_cv is not None and crossval != stored_cv:
+            raise ValueError(f"{run_dir} was trained with another cross-validation stored; resume it without one")
+        crossval = crossval if crossval is not None else stored_cv
+    if crossval is not None and crossval.get("n_images_total") not in (None, len(data.x_train) + len(data.x_val)):
+        raise ValueError(f"the cross-validation scored {crossval['n_images_total']} images, {data_dir} holds "
+                         f"{len(data.x_train) + len(data.x_val)} usable ones: it was of another data set")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -257,15 +265,16 @@ def _set_pca_basis(model: AutoEncoder, x_train: torch.Tensor, *, seed: int) -> N
     model.set_pca_basis(pca.mean_, pca.components_, np.sqrt(pca.explained_variance_))
 
 
-def _resume(run_dir: Path, model, opt, gens: dict) -> tuple[list[dict], int, float]:
-    """Load ``run_dir/last.pt`` into the model, the optimizer and the generators; return (history, epoch, best)."""
+def _resume(run_dir: Path, model, opt, gens: dict) -> tuple[list[dict], int, float, dict | None]:
+    """Load ``run_dir/last.pt`` into the model, the optimizer and the generators; return (history, epoch, best,
+    the cross-validation it stores)."""
     ckpt = distributed.agree(read_checkpoint, run_dir / "last.pt")
     model.load_state_dict(ckpt["state_dict"])
     opt.load_state_dict(ckpt["optimizer"])
     _set_rng_state(ckpt["rng"], gens)
     if distributed.rank_world()[0] == 0:
         log.info("resuming %s at epoch %d", run_dir, int(ckpt["epoch"]))
-    return list(ckpt["history"]), int(ckpt["epoch"]), float(ckpt["best_val_loss"])
+    return list(ckpt["history"]), int(ckpt["epoch"]), float(ckpt["best_val_loss"]), ckpt.get("crossval")
 
 
 def _set_threads(cfg: TrainConfig, dev: torch.device, world: int) -> None:

@@ -160,13 +160,19 @@ def worst_images(table, metric: str, n: int = 12):
 FAR_FROM_TRAINING = 3.0
 
 
+#: What :func:`distance_from_training`'s ``held_out`` codes compare with, in words.
+HELD_OUT_WORDS = {"validation": "its own validation images",
+                  "crossval": "the held-out objects of its recipe's cross-validation"}
+
+
 def distance_from_training(latent_mse, model) -> dict | None:
-    """How the latent-only error of some images compares with the model's error on its validation images.
+    """How the latent-only error of some images compares with the model's error on images it did not train on.
 
     A model used on images unlike its training set (the demo model on real galaxies, say) reconstructs them
     badly from its 8 numbers, and its latents then say little about them; this is the number that says so. The
-    images' median is set against the validation images' mean (the one figure a checkpoint's history keeps): a
-    mean is pulled up by its worst images, so on the model's own kind of data the ratio is below 1.
+    images' median is set against the mean error on held-out images the checkpoint records: its last epoch's
+    validation images, or, for a model trained on every image, the folds of its recipe's cross-validation. A mean
+    is pulled up by its worst images, so on the model's own kind of data the ratio is below 1.
 
     Parameters
     ----------
@@ -174,20 +180,24 @@ def distance_from_training(latent_mse, model) -> dict | None:
         Per-image latent-only MSE (in the model's [0, 1] input units, as the cache stores it), e.g. of the images
         the model did not train on, or of one upload.
     model : AutoEncoder
-        A model loaded from a checkpoint: its history holds the validation error of its last epoch.
+        A model loaded from a checkpoint: its history holds the validation error of its last epoch, or its
+        ``crossval`` the folds' mean.
 
     Returns
     -------
     dict or None
-        ``median_latent_mse``, ``val_latent_mse``, their ``ratio`` and ``far`` (ratio above
-        :data:`FAR_FROM_TRAINING`); None without images or without a recorded validation error.
+        ``median_latent_mse``, ``val_latent_mse`` (the held-out error), their ``ratio``, ``far`` (ratio above
+        :data:`FAR_FROM_TRAINING`) and ``held_out`` (a key of :data:`HELD_OUT_WORDS`); None without images or
+        without a recorded held-out error.
     """
     mse = np.asarray(latent_mse, dtype=np.float64)
     mse = mse[np.isfinite(mse)]
     history = model.checkpoint_info.get("history") or []
-    val = history[-1].get("val_latent_mse") if history else None
+    val, held_out = (history[-1].get("val_latent_mse") if history else None), "validation"
+    if not val:
+        val, held_out = ((model.checkpoint_info.get("crossval") or {}).get("latent_mse") or {}).get("mean"), "crossval"
     if not mse.size or not val or not np.isfinite(val) or val <= 0:
         return None
     med = float(np.median(mse))
     return {"median_latent_mse": med, "val_latent_mse": float(val), "ratio": med / float(val),
-            "far": med / float(val) > FAR_FROM_TRAINING}
+            "far": med / float(val) > FAR_FROM_TRAINING, "held_out": held_out}

@@ -56,7 +56,8 @@ models = list(dict.fromkeys(models))
 if not folders:
     st.info(f"No FITS files found under {ctx.data_root}. Copy a folder of FITS images there, then reload.")
 elif not models:
-    st.info("No model to encode with: train one (`python -m train`) and copy its best.pt into models/.")
+    st.info("No model to encode with: train one (`python -m train`) and copy its best.pt (trained on every image: its "
+            "last epoch_NNN.pt) into models/.")
 else:
     a, b = st.columns(2)
     folder = a.selectbox("Folder", [f for f, _ in folders], key="enc_folder",

@@ -122,7 +122,8 @@ if history:
     last = history[-1]
     st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`; "
                + (f"last validation MSE {last['val_mse']:.3g} (full) vs {last['val_latent_mse']:.3g} (latent only)."
-                  if "val_mse" in last else "trained on every image: no validation split, the last epoch is the model."))
+                  if "val_mse" in last else
+                  "trained on every image: no validation split, the last epoch is the model."))
 else:
     st.info("This checkpoint records no training history.")
 

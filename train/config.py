@@ -101,11 +101,6 @@ class TrainConfig:
     # the apparent size. 0 = none.
     fainter: float = 0.0
     zoom: float = 0.0
-    # Each image's squared error weighted by 1 / (1 + sigma^2 / tau), sigma its sky noise in the model's units and
-    # tau = noise_weight x the training images' median sigma^2 (the lower middle one): images far noisier than
-    # usual lose weight, so the model spends less on noise it cannot fit. The loss is the batch's mean of the
-    # weighted MSEs. 0 = plain MSE.
-    noise_weight: float = 0.0
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
@@ -132,10 +127,6 @@ class TrainConfig:
             raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold!r}")
-        if not self.noise_weight >= 0:  # NaN too
-            raise ValueError(f"noise_weight must be >= 0, got {self.noise_weight!r}")
-        if self.noise_weight and self.loss != "mse":
-            raise ValueError(f"noise_weight weighs each image's MSE: it needs loss 'mse', got {self.loss!r}")
         for name in ("fainter", "zoom"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")

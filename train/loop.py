@@ -117,8 +117,7 @@ def _set_rng_state(state: dict, gens: dict[str, torch.Generator]) -> None:
 
 @torch.no_grad()
 def _validate(model: AutoEncoder, cfg: TrainConfig, x_val: torch.Tensor, device, batch: int = 64) -> dict:
-    """Validation loss (the training objective's expectation, unweighted: ``noise_weight`` is left out) and metrics,
-    full and from the latent alone."""
+    """Validation loss (the training objective's expectation) and metrics, full and from the latent alone."""
     model.eval()
     full, latent_only, losses = [], [], []
     for i in range(0, x_val.shape[0], batch):
@@ -292,8 +291,6 @@ class _Data:
     info: dict  # stored in every checkpoint: the split by content hash and by relative path, the skipped files
     n_skipped: int
     views: dict = field(default_factory=dict)  # kind: (N_train, 3, 1, S, S), for each kind with a share
-    weight: torch.Tensor | None = None  # (N_train,) each training image's loss weight (noise_weight)
-    view_weight: dict = field(default_factory=dict)  # kind: (N_train, 3)
 
 
 def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
@@ -318,19 +315,7 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     raw = [loaded.raw[i] for i in train_idx] if kinds else []
     views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
              for n, k in enumerate(VIEW_RANGES) if k in kinds}  # seeded by the kind's place: one kind alone or both
-    data = _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views)
-    if cfg.noise_weight:
-        from astroae_core.data.noise import robust_stats
-
-        def sky_variance(x):  # (..., 1, S, S) -> (...)
-            flat = x.reshape(-1, x.shape[-2], x.shape[-1]).double().numpy()
-            return torch.tensor([robust_stats(a)[1] ** 2 for a in flat]).reshape(x.shape[:-3])
-
-        n2 = sky_variance(data.x_train)
-        tau = cfg.noise_weight * float(n2.median())
-        data.weight = 1.0 / (1.0 + n2 / tau)
-        data.view_weight = {k: 1.0 / (1.0 + sky_variance(v) / tau) for k, v in views.items()}
-    return data
+    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views)
 
 
 def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, steps: int, gens: dict,
@@ -358,16 +343,13 @@ def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, ste
             group["lr"] = lr
         idx = mine[s * cfg.batch_size : (s + 1) * cfg.batch_size]
         xb = x_train[idx]
-        wb = data.weight[idx] if data.weight is not None else None
         for kind, views in data.views.items():  # the generator draws only for the kinds a recipe uses
             shown = torch.rand(len(idx), generator=gens["augment"]) < getattr(cfg, kind)
             view = torch.randint(0, views.shape[1], (len(idx),), generator=gens["augment"])
             xb = torch.where(shown[:, None, None, None], views[idx, view], xb)
-            if wb is not None:
-                wb = torch.where(shown, data.view_weight[kind][idx, view], wb)
         if cfg.augment:
             xb = augment(xb, generator=gens["augment"])
-        total += optimizer_step(net, opt, cfg, _to_device(xb, dev), weight=None if wb is None else wb.to(dev))
+        total += optimizer_step(net, opt, cfg, _to_device(xb, dev))
         report(progress, (s + 1) * per_step, steps * per_step, stage)
     return total / steps, time.perf_counter() - t0
 
@@ -387,14 +369,10 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
     return lr
 
 
-def optimizer_step(net, opt, cfg: TrainConfig, xb: torch.Tensor, *, weight: torch.Tensor | None = None) -> float:
-    """One optimizer step on batch ``xb`` (already on the device), its images' MSE weighted by ``weight`` where
-    given; returns the loss."""
+def optimizer_step(net, opt, cfg: TrainConfig, xb: torch.Tensor) -> float:
+    """One optimizer step on batch ``xb`` (already on the device); returns the loss."""
     out = net(xb)
-    if weight is None:
-        loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
-    else:
-        loss = (weight.float() * (out["x_hat"] - xb).pow(2).mean(dim=(1, 2, 3))).mean()
+    loss = loss_fn(cfg.loss, out["logits"], out["x_hat"], xb)
     if cfg.decorrelation:
         # Relative to the reconstruction loss, so one weight means the same for every loss and scale.
         loss = loss + cfg.decorrelation * loss.detach() * latent_correlation_penalty(out["z"])

@@ -32,7 +32,8 @@ _RESOLVED_COMMON = {
     "preprocess.method": "minmax", "preprocess.asinh_softening": 3.0, "preprocess.asinh_min_sigma": 5.0,
     "preprocess.asinh_max_sigma": None, "preprocess.asinh_min_range_sigma": 10.0, "weight_decay": 0.0,
     "batch_size": 16, "val_fraction": 0.2, "seed": 0, "augment": True, "group_regex": "auto", "max_files": 0,
-    "model.pca_anchor": False, "folds": 0, "fold": 0, "fainter": 0.0, "zoom": 0.0}
+    "model.pca_anchor": False, "folds": 0, "fold": 0, "fainter": 0.0, "zoom": 0.0, "synthetic": 0,
+    "synthetic_epochs": 0}
 _SHIPPED = {"model.channels": [8, 16, 32, 64], "model.skip_mode": "none", "model.standardize_latent": True,
             "loss": "mse", "lr": 2e-3, "lr_schedule": "cosine", "decorrelation": 1.0, "threads": 1}
 _SEED = {"model.skip_mode": "unet", "model.standardize_latent": False, "loss": "bce", "lr": 1e-3,
@@ -42,6 +43,7 @@ RESOLVED = {
     "ceers.toml": {**_SHIPPED, "epochs": 120, "checkpoint_every": 20, "frozen_norm.epochs": 110,
                    "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0},
     "ceers-pca.toml": {**_SHIPPED, "model.pca_anchor": True, "fainter": 0.5, "zoom": 0.3, "val_fraction": 0.0,
+                       "synthetic": 2000, "synthetic_epochs": 4,
                        "epochs": 20, "checkpoint_every": 20, "frozen_norm.epochs": 10, "frozen_norm.warmup_epochs": 0,
                        "frozen_norm.lr_scale": 1.0},
     "demo.toml": {**_SHIPPED, "epochs": 48, "checkpoint_every": 8, "frozen_norm.epochs": 40,
@@ -132,9 +134,11 @@ def test_training_writes_the_run_folder_and_the_loss_falls(blob_folder, tiny_rec
     assert best["best_val_loss"] == min(h["val_loss"] for h in history)
 
 
-@pytest.mark.parametrize("fainter", [0.0, 0.5])
-def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path, fainter):
-    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(lr_schedule="cosine", fainter=fainter)
+@pytest.mark.parametrize("fainter, synthetic", [(0.0, 0), (0.5, 0), (0.0, 16)])
+def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, tmp_path, fainter, synthetic):
+    # with synthetic galaxies: the pretraining runs once, before epoch 1, and a resumed run does not repeat it
+    cfg = load_recipe(tiny_recipe(skip_mode="dropout", epochs=4)).replace(
+        lr_schedule="cosine", fainter=fainter, synthetic=synthetic, synthetic_epochs=1 if synthetic else 0)
     straight = train(cfg, blob_folder, tmp_path / "a")
     train(cfg, blob_folder, tmp_path / "b", stop_after_epochs=2)
     assert read_checkpoint(tmp_path / "b/last.pt")["epoch"] == 2
@@ -147,6 +151,19 @@ def test_resume_ends_where_an_uninterrupted_run_would(blob_folder, tiny_recipe, 
     for k, v in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_pretraining_on_synthetic_galaxies_changes_the_start_and_not_the_run_s_own_draws(blob_folder, tiny_recipe,
+                                                                                       tmp_path):
+    cfg = load_recipe(tiny_recipe(epochs=1))
+    plain = train(cfg, blob_folder, tmp_path / "plain")
+    pre = train(cfg.replace(synthetic=16, synthetic_epochs=2), blob_folder, tmp_path / "pre")
+    a, b = (read_checkpoint(r.run_dir / "last.pt") for r in (plain, pre))
+    assert any(not torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    # the run's own generators are untouched by the pretraining: the same batches in the same order
+    assert a["rng"]["gen_shuffle"].equal(b["rng"]["gen_shuffle"]) and a["rng"]["gen_augment"].equal(b["rng"]["gen_augment"])
+    with pytest.raises(ValueError, match="synthetic and synthetic_epochs"):
+        cfg.replace(synthetic=16)
 
 
 @pytest.mark.slow

@@ -102,6 +102,10 @@ class TrainConfig:
     fainter: float = 0.0
     zoom: float = 0.0
     frozen_norm: FrozenNorm = field(default_factory=FrozenNorm)
+    # Pretraining: before the first epoch, ``synthetic_epochs`` epochs on ``synthetic`` GalSim galaxies drawn at the
+    # training images' own size (train.synthetic), with their own cosine schedule and optimizer. 0 = none.
+    synthetic: int = 0
+    synthetic_epochs: int = 0
     # Files in one group share a side of the split. "auto": the number ending each file's stem (an object id,
     # shared by the bands of a cutout); a regex: its first capture group; "": every file its own group.
     group_regex: str = "auto"
@@ -130,6 +134,11 @@ class TrainConfig:
         for name in ("fainter", "zoom"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share in [0, 1], got {getattr(self, name)!r}")
+        if self.synthetic < 0 or self.synthetic_epochs < 0 or bool(self.synthetic) != bool(self.synthetic_epochs):
+            raise ValueError(f"synthetic and synthetic_epochs must both be 0 or both positive, got "
+                             f"{self.synthetic!r} and {self.synthetic_epochs!r}")
+        if self.synthetic and self.synthetic < self.batch_size:
+            raise ValueError(f"synthetic must be at least batch_size={self.batch_size}, got {self.synthetic!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.model.in_size != self.preprocess.size:

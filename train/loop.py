@@ -218,6 +218,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    if cfg.synthetic and start_epoch == 0:  # a resumed run's weights hold their pretraining already
+        _pretrain(net, model, cfg, data.native_size, dev, progress)
 
     steps = max(1, data.x_train.shape[0] // (cfg.batch_size * world))  # no ragged last batch: BatchNorm dislikes 1
     images_seen, train_time = 0, 0.0
@@ -253,6 +255,35 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
             dist.destroy_process_group()
     return TrainResult(run_dir, epoch, best, history, data.x_train.shape[0], data.x_val.shape[0], data.n_skipped,
                        images_seen / train_time if train_time else float("nan"))
+
+
+def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress | None) -> None:
+    """``cfg.synthetic_epochs`` epochs on ``cfg.synthetic`` GalSim galaxies (:mod:`train.synthetic`), preprocessed
+    as the training images are, with batch statistics, a cosine schedule of their own and an optimizer that is then
+    dropped. Its generator is its own, so the run's own epochs draw as they would without it."""
+    from astroae_core.data import preprocess
+
+    from .synthetic import synthetic_galaxies
+
+    stamps = synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed)
+    x = torch.from_numpy(np.stack([preprocess(s, config=cfg.preprocess)[0] for s in stamps]))
+    del stamps
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    steps, epochs = x.shape[0] // cfg.batch_size, cfg.synthetic_epochs
+    model.train()
+    for epoch in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=gen)
+        t0, total = time.perf_counter(), 0.0
+        for s in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch + s / steps) / epochs))
+            xb = x[perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
+            if cfg.augment:
+                xb = augment(xb, generator=gen)
+            total += optimizer_step(net, opt, cfg, _to_device(xb, dev))
+            report(progress, (s + 1) * cfg.batch_size, steps * cfg.batch_size, f"pretrain {epoch + 1}/{epochs}")
+        log.info("pretrain epoch %d: train_loss %.5f, %.0f s", epoch + 1, total / steps, time.perf_counter() - t0)
 
 
 def _set_pca_basis(model: AutoEncoder, x_train: torch.Tensor, *, seed: int) -> None:
@@ -291,13 +322,14 @@ class _Data:
     info: dict  # stored in every checkpoint: the split by content hash and by relative path, the skipped files
     n_skipped: int
     views: dict = field(default_factory=dict)  # kind: (N_train, 3, 1, S, S), for each kind with a share
+    native_size: int = 0  # the training images' median side as read (the synthetic galaxies' size)
 
 
 def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     """Read and preprocess the folder, and split it by group into training and validation images."""
     kinds = [k for k in VIEW_RANGES if getattr(cfg, k)]  # views are made in flux units, from the images as read
     loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress, max_files=cfg.max_files or None,
-                         keep_raw=bool(kinds))
+                         keep_raw=bool(kinds) or bool(cfg.synthetic))
     if len(loaded.paths) < 2:
         raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
     groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
@@ -312,10 +344,11 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
             "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
             "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
             "skipped": [list(s) for s in loaded.skipped]}
-    raw = [loaded.raw[i] for i in train_idx] if kinds else []
+    raw = [loaded.raw[i] for i in train_idx] if loaded.raw is not None else []
     views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
              for n, k in enumerate(VIEW_RANGES) if k in kinds}  # seeded by the kind's place: one kind alone or both
-    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views)
+    native = int(np.median([max(r.shape) for r in raw])) if raw else 0
+    return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views, native)
 
 
 def _train_epoch(net, model, opt, cfg: TrainConfig, data: _Data, epoch: int, steps: int, gens: dict,

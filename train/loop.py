@@ -265,7 +265,7 @@ def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress |
 
     from .synthetic import synthetic_galaxies
 
-    stamps = synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed)
+    stamps = synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed, progress=progress)
     x = torch.from_numpy(np.stack([preprocess(s, config=cfg.preprocess)[0] for s in stamps]))
     del stamps
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from astroae_core.progress import report
+
 __all__ = ["synthetic_galaxies"]
 
 
@@ -39,7 +41,7 @@ def _galaxy(galsim, rng, *, hlr: float, flux: float, gsparams):
             .withFlux(flux))
 
 
-def synthetic_galaxies(n: int, *, size: int, seed: int = 0) -> np.ndarray:
+def synthetic_galaxies(n: int, *, size: int, seed: int = 0, progress=None) -> np.ndarray:
     """``n`` synthetic galaxy stamps of ``size`` x ``size`` pixels, in flux units (float32, sky noise added).
 
     Parameters
@@ -50,6 +52,8 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0) -> np.ndarray:
         Side in pixels (the training images' own, before preprocessing).
     seed : int
         Every draw follows from it: the same seed gives the same stamps.
+    progress : Progress, optional
+        Called as stamps are drawn (stage ``"synthetic galaxies"``); see :mod:`astroae_core.progress`.
 
     Returns
     -------
@@ -79,4 +83,5 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0) -> np.ndarray:
             view = np.rot90(image, side)  # a view: writing into it writes into image
             view[:cut] = 0.0
         out[i] = image
+        report(progress, i + 1, n, "synthetic galaxies")
     return out

@@ -489,7 +489,8 @@ def test_a_model_trained_on_every_image_quotes_its_crossvalidation(env, tmp_path
           "latent_mse": spread(1e-3, 2e-3, 3e-3),
           "latent_ssim": spread(0.9, 0.91, 0.92), "pca_ssim": spread(0.88, 0.89, 0.9),
           "effective_dim": spread(4.5, 5.0, 5.5), "robustness": {"fainter": spread(0.7, 0.8, 0.9)}}
-    train(load_recipe(recipe).replace(val_fraction=0), env["data"], tmp_path / "run", device="cpu", crossval=cv)
+    train(load_recipe(recipe).replace(val_fraction=0, synthetic=16, synthetic_epochs=1), env["data"],
+          tmp_path / "run", device="cpu", crossval=cv)
     cache = encode_folder(tmp_path / "run" / "last.pt", env["data"], tmp_path / "cache")
     monkeypatch.setenv("ASTROAE_CACHE", str(cache))
     at = open_page("metrics")
@@ -505,3 +506,4 @@ def test_a_model_trained_on_every_image_quotes_its_crossvalidation(env, tmp_path
     assert [trace["name"] for trace in fig["data"]] == ["train loss"]
     assert "validation MSE: none (trained on every image)" in [a["text"] for a in fig["layout"]["annotations"]]
     assert "no validation split, the last epoch is the model" in said
+    assert "after 1 epoch on 16 synthetic GalSim galaxies (not shown)" in said

@@ -120,7 +120,11 @@ history = model.checkpoint_info.get("history") or []
 if history:
     st.plotly_chart(plots.training_curves(history), key="train_fig")
     last = history[-1]
-    st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`; "
+    tc = model.checkpoint_info.get("train_config") or {}
+    e = tc.get("synthetic_epochs", 0)
+    pretrained = (f" after {e} epoch{'s' * (e != 1)} on {tc['synthetic']:,} synthetic GalSim galaxies (not shown)"
+                  if e else "")
+    st.caption(f"{len(history)} epochs recorded in `{fmt.model_label(ctx.model_path)}`{pretrained}; "
                + (f"last validation MSE {last['val_mse']:.3g} (full) vs {last['val_latent_mse']:.3g} (latent only)."
                   if "val_mse" in last else
                   "trained on every image: no validation split, the last epoch is the model."))

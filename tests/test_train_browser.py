@@ -112,7 +112,7 @@ def test_train_from_the_app_through_a_server_restart_to_the_sliders(browser, env
         sliders.click()
         expect(page.locator("h1", has_text="Latent sliders")).to_be_visible()
         expect(page.locator(".st-key-slider_img img")).to_be_visible()
-        assert page.locator('[data-testid="stSlider"]').count() == 8
+        expect(page.locator('[data-testid="stSlider"]')).to_have_count(8)  # waits: the image can draw first
         idle(page)
         no_errors(page)
     finally:

@@ -11,6 +11,7 @@ import streamlit as st
 from train.jobs import RunStatus
 
 _EPOCH = re.compile(r"epoch (\d+)/(\d+)")
+_PRETRAIN = re.compile(r"pretrain (\d+)/(\d+)")
 
 
 def duration(seconds: float) -> str:
@@ -37,6 +38,11 @@ def progress_line(s: RunStatus) -> tuple[float, str]:
         epoch, n = int(m.group(1)), int(m.group(2))
         doing = f"{part:.0%} of its steps" if part < 1 else "checking it on the validation images"
         return min(1.0, (epoch - 1 + part) / n), f"Epoch {epoch:,} of {n:,}: {doing}"
+    m = _PRETRAIN.fullmatch(stage)
+    if m:  # before epoch 1: the training bar waits at 0
+        return 0.0, f"Pretraining on synthetic galaxies, epoch {int(m.group(1)):,} of {int(m.group(2)):,}: {part:.0%}"
+    if stage == "synthetic galaxies" and total:
+        return 0.0, f"Drawing synthetic galaxies to pretrain on: {done:,} / {total:,}"
     if stage in ("check", "read") and total:
         what = "Checking the images" if stage == "check" else "Reading the images"
         return 0.0, f"{what}: {done:,} / {total:,}"

@@ -198,6 +198,10 @@ def test_progress_in_words():
     assert frac == pytest.approx(0.225) and line == "Epoch 3 of 10: 25% of its steps"
     assert progress_line(status("training", stage="epoch 3/10", done=32, total=32))[1] == \
         "Epoch 3 of 10: checking it on the validation images"
+    assert progress_line(status("training", stage="synthetic galaxies", done=300, total=2000)) == \
+        (0.0, "Drawing synthetic galaxies to pretrain on: 300 / 2,000")
+    assert progress_line(status("training", stage="pretrain 2/4", done=500, total=2000)) == \
+        (0.0, "Pretraining on synthetic galaxies, epoch 2 of 4: 25%")
     assert progress_line(status("encoding", stage="encode", done=1000, total=4000)) == \
         (0.25, "Encoding the folder with the new model: 1,000 / 4,000 images")
     assert progress_line(status("encoding", stage="maps", done=0, total=0)) == (1.0, "Fitting the maps (PCA, UMAP)…")

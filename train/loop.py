@@ -219,7 +219,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     if cfg.synthetic and start_epoch == 0:  # a resumed run's weights hold their pretraining already
-        _pretrain(net, model, cfg, data.native_size, dev, progress)
+        with torch.random.fork_rng(devices=[]):  # skip dropout draws from the global generator: leave it as it was
+            _pretrain(net, model, cfg, data.native_size, dev, progress)
 
     steps = max(1, data.x_train.shape[0] // (cfg.batch_size * world))  # no ragged last batch: BatchNorm dislikes 1
     images_seen, train_time = 0, 0.0
@@ -260,7 +261,8 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
 def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress | None) -> None:
     """``cfg.synthetic_epochs`` epochs on ``cfg.synthetic`` GalSim galaxies (:mod:`train.synthetic`), preprocessed
     as the training images are, with batch statistics, a cosine schedule of their own and an optimizer that is then
-    dropped. Its generator is its own, so the run's own epochs draw as they would without it."""
+    dropped. Its generator is its own, so the run's own epochs draw as they would without it. Under torchrun every
+    rank draws the set and takes the same steps (DDP averages equal gradients): correct, not faster."""
     from astroae_core.data import preprocess
 
     from .synthetic import synthetic_galaxies

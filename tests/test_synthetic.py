@@ -30,3 +30,12 @@ def test_each_stamp_holds_a_galaxy_near_its_centre_above_the_noise():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="size=4"):
         synthetic_galaxies(2, size=4)
+
+
+def test_a_transform_is_applied_as_each_stamp_is_drawn_and_gives_what_applying_it_after_gives():
+    def shrink(s):
+        return s[::4, ::4][None] * 2.0
+
+    a = synthetic_galaxies(4, size=48, seed=1, transform=shrink)
+    assert a.shape == (4, 1, 12, 12)
+    np.testing.assert_array_equal(a, np.stack([shrink(s) for s in synthetic_galaxies(4, size=48, seed=1)]))

@@ -267,9 +267,8 @@ def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress |
 
     from .synthetic import synthetic_galaxies
 
-    stamps = synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed, progress=progress)
-    x = torch.from_numpy(np.stack([preprocess(s, config=cfg.preprocess)[0] for s in stamps]))
-    del stamps
+    x = torch.from_numpy(synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed, progress=progress,
+                                            transform=lambda s: preprocess(s, config=cfg.preprocess)[0]))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     steps, epochs = x.shape[0] // cfg.batch_size, cfg.synthetic_epochs

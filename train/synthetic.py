@@ -41,7 +41,7 @@ def _galaxy(galsim, rng, *, hlr: float, flux: float, gsparams):
             .withFlux(flux))
 
 
-def synthetic_galaxies(n: int, *, size: int, seed: int = 0, progress=None) -> np.ndarray:
+def synthetic_galaxies(n: int, *, size: int, seed: int = 0, transform=None, progress=None) -> np.ndarray:
     """``n`` synthetic galaxy stamps of ``size`` x ``size`` pixels, in flux units (float32, sky noise added).
 
     Parameters
@@ -52,13 +52,16 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, progress=None) -> np
         Side in pixels (the training images' own, before preprocessing).
     seed : int
         Every draw follows from it: the same seed gives the same stamps.
+    transform : callable, optional
+        Applied to each stamp (float32) as it is drawn, e.g. the training's preprocessing, so that only its outputs
+        are held: ``n`` stamps of a large side are never in memory at once.
     progress : Progress, optional
         Called as stamps are drawn (stage ``"synthetic galaxies"``); see :mod:`astroae_core.progress`.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(n, size, size)``.
+        Shape ``(n, size, size)``, or ``(n, *transform(stamp).shape)`` in the transform's dtype.
     """
     import galsim
 
@@ -66,7 +69,7 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, progress=None) -> np
         raise ValueError(f"synthetic_galaxies needs n >= 0 and size >= 8, got n={n!r}, size={size!r}")
     gsp = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=3e-3, maximum_fft_size=8192)
     rng = np.random.default_rng(seed)
-    out = np.empty((n, size, size), np.float32)
+    out = None
     for i in range(n):
         psf = galsim.Gaussian(fwhm=_loguniform(rng, 1.3, 5.0), gsparams=gsp)
         hlr = _loguniform(rng, 0.03 * size, 0.2 * size)
@@ -82,6 +85,11 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, progress=None) -> np
             side = int(rng.integers(4))
             view = np.rot90(image, side)  # a view: writing into it writes into image
             view[:cut] = 0.0
+        image = image.astype(np.float32)
+        if transform is not None:
+            image = transform(image)
+        if out is None:
+            out = np.empty((n, *np.shape(image)), np.asarray(image).dtype)
         out[i] = image
         report(progress, i + 1, n, "synthetic galaxies")
-    return out
+    return out if out is not None else np.empty((0, size, size), np.float32)

@@ -167,6 +167,19 @@ def test_pretraining_on_synthetic_galaxies_changes_the_start_and_not_the_run_s_o
         cfg.replace(synthetic=16)
 
 
+def test_synthetic_galaxies_are_drawn_at_the_images_own_size_then_preprocessed(tiny_recipe, tmp_path, monkeypatch):
+    import train.synthetic as synthetic  # "import train.synthetic" would rebind train, the function
+
+    from .conftest import write_blob_folder
+
+    folder = write_blob_folder(tmp_path / "big", 12, size=44, groups=3)  # the recipe's images are 32 a side
+    asked, draw = {}, synthetic.synthetic_galaxies
+    monkeypatch.setattr(synthetic, "synthetic_galaxies", lambda n, **kw: asked.update(kw) or draw(n, **kw))
+    cfg = load_recipe(tiny_recipe(epochs=1)).replace(synthetic=16, synthetic_epochs=1)
+    train(cfg, folder, tmp_path / "run")
+    assert asked["size"] == 44 and cfg.preprocess.size == 32
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_finishes(blob_folder, tiny_recipe, tmp_path):
     out = tmp_path / "run"

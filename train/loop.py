@@ -330,7 +330,7 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
     """Read and preprocess the folder, and split it by group into training and validation images."""
     kinds = [k for k in VIEW_RANGES if getattr(cfg, k)]  # views are made in flux units, from the images as read
     loaded = load_folder(data_dir, config=cfg.preprocess, progress=progress, max_files=cfg.max_files or None,
-                         keep_raw=bool(kinds) or bool(cfg.synthetic))
+                         keep_raw=bool(kinds))
     if len(loaded.paths) < 2:
         raise ValueError(f"{data_dir}: need at least 2 readable FITS images to train, found {len(loaded.paths)}")
     groups = group_keys(loaded.paths, group_regex=cfg.group_regex or None)
@@ -345,10 +345,10 @@ def _load_data(cfg: TrainConfig, data_dir, progress: Progress | None) -> _Data:
             "train_hashes": [loaded.hashes[i] for i in train_idx], "val_hashes": [loaded.hashes[i] for i in val_idx],
             "train_paths": [loaded.paths[i] for i in train_idx], "val_paths": [loaded.paths[i] for i in val_idx],
             "skipped": [list(s) for s in loaded.skipped]}
-    raw = [loaded.raw[i] for i in train_idx] if loaded.raw is not None else []
+    raw = [loaded.raw[i] for i in train_idx] if kinds else []
     views = {k: torch.from_numpy(training_views(raw, kind=k, config=cfg.preprocess, seed=cfg.seed + n))
              for n, k in enumerate(VIEW_RANGES) if k in kinds}  # seeded by the kind's place: one kind alone or both
-    native = int(np.median([max(r.shape) for r in raw])) if raw else 0
+    native = int(np.median([max(loaded.norms[i].orig_shape) for i in train_idx]))
     return _Data(x_all[train_idx], x_all[val_idx], info, len(loaded.skipped), views, native)
 
 

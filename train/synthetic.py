@@ -1,8 +1,8 @@
 """A varied set of GalSim galaxies to pretrain on before a recipe's own images (``TrainConfig.synthetic``).
 
 Each stamp is one galaxy near the centre, drawn in pixels at the training images' own size: a Sersic bulge and an
-exponential disk, star-forming knots (GalSim's ``RandomKnots``, each a clump a few pixels across) carrying up to half of the light, sheared and
-rotated, convolved with a Gaussian PSF; 0-4 neighbours anywhere in the stamp; Gaussian sky noise from a peak S/N
+exponential disk, star-forming knots (GalSim's ``RandomKnots``, each a clump a few pixels across) carrying up to
+half of the light, sheared and rotated, convolved with a Gaussian PSF; 0-4 neighbours anywhere in the stamp; Gaussian sky noise from a peak S/N
 of 20 to 3,000; and, in one stamp of twenty, a strip of zeros where a cutout runs off its mosaic. The ranges are
 broad on purpose: the set is there to show the model more kinds of galaxy than a development set holds, not to
 copy one.
@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from astroae_core.demo.galaxies import gsparams
 from astroae_core.progress import report
 
 __all__ = ["synthetic_galaxies"]
@@ -35,10 +36,8 @@ def _galaxy(galsim, rng, *, hlr: float, flux: float, gsparams):
                                    flux=k, rng=galsim.BaseDeviate(int(rng.integers(1, 2**31))), gsparams=gsparams)
         # clumps a few pixels across, not points
         parts.append(galsim.Convolve(knots, galsim.Gaussian(sigma=rng.uniform(0.5, 2.5), gsparams=gsparams)))
-    profile = galsim.Add(parts) if len(parts) > 1 else parts[0]
     q = rng.uniform(0.2, 1.0)
-    return (profile.shear(q=q, beta=rng.uniform(0, math.pi) * galsim.radians)
-            .withFlux(flux))
+    return galsim.Add(parts).shear(q=q, beta=rng.uniform(0, math.pi) * galsim.radians).withFlux(flux)
 
 
 def synthetic_galaxies(n: int, *, size: int, seed: int = 0, transform=None, progress=None) -> np.ndarray:
@@ -67,7 +66,7 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, transform=None, prog
 
     if n < 0 or size < 8:
         raise ValueError(f"synthetic_galaxies needs n >= 0 and size >= 8, got n={n!r}, size={size!r}")
-    gsp = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=3e-3, maximum_fft_size=8192)
+    gsp = gsparams()  # the demo stamps' settings
     rng = np.random.default_rng(seed)
     out = None
     for i in range(n):

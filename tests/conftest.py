@@ -13,6 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CEERS = ROOT.parent / "shared" / "data" / "ceers_jwst"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kept_synthetic_sets_in_a_temporary_folder(tmp_path_factory):
+    """Pretraining keeps the synthetic galaxies it draws (train.synthetic.kept_synthetic_galaxies): not in the
+    checkout's cache/ during tests, which must run as on a new machine."""
+    import os
+
+    before = os.environ.get("ASTROAE_SYNTHETIC_CACHE")
+    os.environ["ASTROAE_SYNTHETIC_CACHE"] = str(tmp_path_factory.mktemp("synthetic"))
+    yield
+    if before is None:
+        os.environ.pop("ASTROAE_SYNTHETIC_CACHE", None)
+    else:
+        os.environ["ASTROAE_SYNTHETIC_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def ceers_dir() -> Path:
     """The 700 real JWST/NIRCam cutouts; skipped where ../shared is not beside the checkout."""

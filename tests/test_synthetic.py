@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from train.synthetic import synthetic_galaxies
+from train.synthetic import kept_synthetic_galaxies, synthetic_galaxies
 
 
 def test_synthetic_galaxies_repeat_with_their_seed_and_differ_between_seeds():
@@ -39,3 +39,39 @@ def test_a_transform_is_applied_as_each_stamp_is_drawn_and_gives_what_applying_i
     a = synthetic_galaxies(4, size=48, seed=1, transform=shrink)
     assert a.shape == (4, 1, 12, 12)
     np.testing.assert_array_equal(a, np.stack([shrink(s) for s in synthetic_galaxies(4, size=48, seed=1)]))
+
+
+def test_kept_synthetic_galaxies_are_drawn_once_then_read(tmp_path, monkeypatch):
+    import train.synthetic as synthetic
+
+    def half(s):
+        return s[::2, ::2]
+
+    drawn = kept_synthetic_galaxies(5, size=32, seed=2, transform=half, transform_key={"k": 1}, folder=tmp_path)
+    np.testing.assert_array_equal(drawn, synthetic_galaxies(5, size=32, seed=2, transform=half))
+    assert len(list(tmp_path.glob("synthetic-*.npy"))) == 1
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drew again instead of reading the kept set")
+
+    monkeypatch.setattr(synthetic, "synthetic_galaxies", no_drawing)
+    again = kept_synthetic_galaxies(5, size=32, seed=2, transform=half, transform_key={"k": 1}, folder=tmp_path)
+    np.testing.assert_array_equal(again, drawn)
+    for other in ({"n": 4}, {"seed": 3}, {"transform_key": {"k": 2}}):  # each a set of its own: drawn, not read
+        args = {"n": 5, "seed": 2, "transform_key": {"k": 1}} | other
+        with pytest.raises(AssertionError, match="drew again"):
+            kept_synthetic_galaxies(args["n"], size=32, seed=args["seed"], transform=half,
+                                    transform_key=args["transform_key"], folder=tmp_path)
+
+
+def test_a_damaged_kept_set_is_drawn_again_and_no_folder_keeps_nothing(tmp_path):
+    kept = kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=tmp_path)
+    (path,) = tmp_path.glob("synthetic-*.npy")
+    path.write_bytes(b"not an array")
+    np.testing.assert_array_equal(
+        kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=tmp_path), kept)
+    np.testing.assert_array_equal(np.load(path), kept)  # and kept again, whole
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=None)
+    assert not list(empty.iterdir()) and len(list(tmp_path.glob("synthetic-*.npy"))) == 1

@@ -263,12 +263,17 @@ def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress |
     as the training images are, with batch statistics, a cosine schedule of their own and an optimizer that is then
     dropped. Its generator is its own, so the run's own epochs draw as they would without it. Under torchrun every
     rank draws the set and takes the same steps (DDP averages equal gradients): correct, not faster."""
-    from astroae_core.data import preprocess
+    from astroae_core.data import preprocess, preprocessing
+    from astroae_core.io.paths import project_cache_dir
 
-    from .synthetic import synthetic_galaxies
+    from .synthetic import kept_synthetic_galaxies, source_hash
 
-    x = torch.from_numpy(synthetic_galaxies(cfg.synthetic, size=size, seed=cfg.seed, progress=progress,
-                                            transform=lambda s: preprocess(s, config=cfg.preprocess)[0]))
+    x = torch.from_numpy(kept_synthetic_galaxies(
+        cfg.synthetic, size=size, seed=cfg.seed, progress=progress,
+        transform=lambda s: preprocess(s, config=cfg.preprocess)[0],
+        transform_key={"preprocess": cfg.preprocess.to_dict(),
+                       "code": source_hash(*sorted(Path(preprocessing.__file__).parent.glob("*.py")))},
+        folder=project_cache_dir("synthetic", env="ASTROAE_SYNTHETIC_CACHE")))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     steps, epochs = x.shape[0] // cfg.batch_size, cfg.synthetic_epochs

@@ -10,14 +10,17 @@ copy one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
 from astroae_core.demo.galaxies import gsparams
 from astroae_core.progress import report
 
-__all__ = ["synthetic_galaxies"]
+__all__ = ["kept_synthetic_galaxies", "source_hash", "synthetic_galaxies"]
 
 
 def _loguniform(rng, lo: float, hi: float) -> float:
@@ -92,3 +95,54 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, transform=None, prog
         out[i] = image
         report(progress, i + 1, n, "synthetic galaxies")
     return out if out is not None else np.empty((0, size, size), np.float32)
+
+
+def kept_synthetic_galaxies(n: int, *, size: int, seed: int, transform, transform_key: dict, folder: Path | None,
+                            progress=None) -> np.ndarray:
+    """:func:`synthetic_galaxies` drawn once and kept in ``folder``; later calls with the same arguments read it.
+
+    Drawing is most of a pretraining's set-up (about 20 stamps/s), and a cross-validation draws the same set in
+    every fold. The file is named by a hash of the arguments, of ``transform_key`` (what ``transform`` does: it
+    cannot hash a function) and of the code and library versions that shape a stamp, so a change to any of them
+    draws again. Written atomically: two processes drawing at once both end with the same file.
+
+    Parameters
+    ----------
+    n, size, seed, transform, progress
+        As for :func:`synthetic_galaxies`.
+    transform_key : dict
+        JSON-serializable description of ``transform`` (for the training, its preprocessing config).
+    folder : Path or None
+        Where sets are kept (:func:`astroae_core.io.paths.project_cache_dir`); None draws without keeping.
+    """
+    if folder is None:
+        return synthetic_galaxies(n, size=size, seed=seed, transform=transform, progress=progress)
+    import galsim
+
+    from astroae_core.demo import galaxies
+    from astroae_core.io import atomic_path
+
+    key = json.dumps({"n": n, "size": size, "seed": seed, "transform": transform_key, "galsim": galsim.__version__,
+                      "numpy": np.__version__, "code": source_hash(galaxies.__file__, __file__)}, sort_keys=True)
+    path = Path(folder) / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+    if path.is_file():
+        try:
+            report(progress, n, n, "synthetic galaxies")
+            return np.load(path)
+        except (OSError, ValueError, EOFError):  # damaged: draw it again below
+            pass
+    x = synthetic_galaxies(n, size=size, seed=seed, transform=transform, progress=progress)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: np.save would add ".npy" to a name
+            np.save(fh, x)
+    except OSError:  # a full or read-only disk costs the next run its drawing, nothing more
+        pass
+    return x
+
+
+def source_hash(*files) -> str:
+    """SHA-256 of the files' bytes, in order: what a kept set's key records of the code that made it."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()

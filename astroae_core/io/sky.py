@@ -50,12 +50,47 @@ def sky_position(header, shape) -> dict | None:
     return {"ra": centre[0], "dec": centre[1], "text": c.to_string("hmsdms", precision=2, sep=":")}
 
 
+# Keywords of distortions that astropy.wcs.WCS applies beyond wcslib (SIP, lookup tables): a header with any of them
+# takes the full path.
+_DISTORTION_KEYWORDS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPDIS2", "D2IMDIS1", "D2IMDIS2")
+
+
 def sky_centre(header, shape) -> tuple[float, float] | None:
     """(RA, Dec) in degrees, ICRS, of the image centre; None without a usable celestial WCS.
 
-    The encoder calls it for every file: a WCS already in ICRS is evaluated directly (``all_pix2world``), any other
-    frame through astropy's coordinate transforms.
+    The encoder calls it for every file. The common case, a 2-axis RA/Dec WCS in ICRS without SIP or lookup-table
+    distortions, is evaluated by wcslib from the header's text (:class:`astropy.wcs.Wcsprm`, as
+    :class:`astropy.wcs.WCS` does inside): a third of the time of building a ``WCS``, which copies and verifies the
+    header three times (benchmarks/RESULTS.md, 6.1c). Any other header takes astropy's full path, other frames
+    through its coordinate transforms.
     """
+    if header is None:
+        return None
+    centre = _icrs_centre_by_wcslib(header, shape)
+    return centre if centre is not None else _centre_by_astropy(header, shape)
+
+
+def _icrs_centre_by_wcslib(header, shape) -> tuple[float, float] | None:
+    """The centre by wcslib alone where that is all ``WCS`` would do; None where it is not (or fails)."""
+    if "CTYPE1" not in header or any(k in header for k in _DISTORTION_KEYWORDS):
+        return None
+    try:
+        from astropy.wcs import Wcsprm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = Wcsprm(header.tostring().encode("ascii"), relax=True)
+            w.fix()
+            w.set()  # as WCS() does: raises on a singular matrix or an ill-conditioned pole
+            if not (w.naxis == 2 and (w.lng, w.lat) == (0, 1) and w.radesys == "ICRS" and w.ctype[0].startswith("RA")):
+                return None
+            ra, dec = (float(v) for v in w.p2s([[(shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0]], 0)["world"][0])
+    except Exception:  # noqa: BLE001 - the full path decides what a header that wcslib rejects here gives
+        return None
+    return (ra, dec) if np.isfinite(ra) and np.isfinite(dec) else None
+
+
+def _centre_by_astropy(header, shape) -> tuple[float, float] | None:
     w = celestial_wcs(header)
     if w is None:
         return None

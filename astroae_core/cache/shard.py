@@ -103,9 +103,9 @@ def flat_fraction(x: np.ndarray) -> float:
     """Fraction of pixels in the largest group sharing one value (to ~1e-6 of the [0, 1] range), counted only
     when the group is a region rather than a coincidence (at least 0.5 % of the pixels, and 16): zero-filled
     detector edges, saturated plateaus, masked areas filled with one value. 0 for an ordinary image."""
-    q = np.round(x.reshape(-1).astype(np.float64) * 1048576.0)
-    _, counts = np.unique(q, return_counts=True)
-    biggest = int(counts.max())
+    q = np.sort(np.round(x.reshape(-1).astype(np.float64) * 1048576.0))
+    ends = np.flatnonzero(q[1:] != q[:-1])  # the last index of each run of one value but the last run
+    biggest = int(np.diff(ends, prepend=-1, append=q.size - 1).max())  # np.unique's counts, at half its time
     return biggest / q.size if biggest >= max(16, 0.005 * q.size) else 0.0
 
 
@@ -127,21 +127,20 @@ def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> 
     return ReadImage(x=x, hash=pixel_hash(image), ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
 
 
-def _read_ahead(files: Sequence[Path], batches: list[list[int]], config, read_args: dict, *,
-                workers: int) -> Iterator[list]:
-    """Each batch's read results, in order, read by ``workers`` threads up to two batches ahead of the one used
+def _read_ahead(pool: ThreadPoolExecutor, files: Sequence[Path], batches: list[list[int]], config,
+                read_args: dict) -> Iterator[list]:
+    """Each batch's read results, in order, read by the pool's threads up to two batches ahead of the one used
     (reading overlaps inference; the order never depends on which thread finished first)."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-read") as pool:
 
-        def submit(b):
-            return [pool.submit(read_image, files[i], config, **read_args) for i in b]
+    def submit(b):
+        return [pool.submit(read_image, files[i], config, **read_args) for i in b]
 
-        pending = [submit(b) for b in batches[:2]]
-        for bi in range(len(batches)):
-            futures = pending.pop(0)
-            if bi + 2 < len(batches):
-                pending.append(submit(batches[bi + 2]))
-            yield [f.result() for f in futures]
+    pending = [submit(b) for b in batches[:2]]
+    for bi in range(len(batches)):
+        futures = pending.pop(0)
+        if bi + 2 < len(batches):
+            pending.append(submit(batches[bi + 2]))
+        yield [f.result() for f in futures]
 
 
 def _measure(x: np.ndarray, out: dict, *, has_skips: bool) -> dict:
@@ -193,17 +192,24 @@ def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, pre
 
 
 def default_workers() -> int:
-    """Reader threads of an encode: one per core but the one the model runs on, at least 1, at most 4 (on two cores
-    one reader beside the model's two threads encodes faster than two: benchmarks/RESULTS.md, section 6)."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    """Threads that read and measure beside the model in an encode: a quarter of the cores (reading and measuring
+    an image cost about a quarter of its round trip on one thread), at least 1, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 4))
+
+
+def model_threads(workers: int) -> int:
+    """The model's threads in an encode's loop: the cores the ``workers`` leave. More threads than cores make each
+    wait for the others (on two cores, a two-thread model beside one reader ran the loop 20% slower than a
+    one-thread model: benchmarks/RESULTS.md, 6.1c)."""
+    return max(1, (os.cpu_count() or 2) - int(workers))
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
                  preview_size: int, spool: PreviewSpool | None = None, read_args: dict | None = None,
                  progress: Progress | None = None, workers: int | None = None, sample=None) -> EncodedShard:
-    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: reader
-    threads read and preprocess up to two batches ahead, the model runs on one batch while a second thread
-    measures the batch before it. The result is the same whatever the number of workers.
+    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: worker
+    threads read and preprocess up to two batches ahead, and measure the batch before the one the model runs on.
+    The result is the same whatever the number of workers.
 
     Parameters
     ----------
@@ -222,7 +228,7 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     progress : Progress, optional
         Told ``(files done, files in the shard, "encode")`` after each batch.
     workers : int, optional
-        Reader threads (default :func:`default_workers`).
+        Threads that read and measure (default :func:`default_workers`).
     sample : ReportSample, optional
         Offered every usable image and the model's outputs for it, in order
         (:class:`~astroae_core.cache.report_sample.ReportSample`).
@@ -234,8 +240,10 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     parts, done = [], 0
     report(progress, 0, len(indices), "encode")
-    reads = _read_ahead(files, batches, model.preprocess_config, read_args or {}, workers=workers)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="astroae-measure") as measurer:
+    # One pool reads and measures, so that the threads beside the model never outnumber the cores left to them;
+    # a batch is measured only after the one before it was, so the spool and the sample still take them in order.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-read") as pool:
+        reads = _read_ahead(pool, files, batches, model.preprocess_config, read_args or {})
         finishing = None
         for b, results in zip(batches, reads):
             batch_rels = [rels[i] for i in b]
@@ -243,7 +251,7 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
             if finishing is not None:
                 parts.append(finishing.result())
                 report(progress, done, len(indices), "encode")
-            finishing = measurer.submit(_finish_batch, model, batch_rels, results, inferred,
+            finishing = pool.submit(_finish_batch, model, batch_rels, results, inferred,
                                         preview_size=preview_size, spool=spool, sample=sample)
             done += len(b)
         if finishing is not None:

@@ -721,6 +721,13 @@ def test_the_cache_is_the_same_whatever_the_number_of_readers_and_records_its_ru
     assert list(a.table["path"]) == sorted(a.table["path"])
     rt = a.meta.runtime["round_trip"]
     assert rt["runtime"] == "torch-fp32" and rt["batch_size"] == 4 and "torch-fp32@4" in rt["images_per_s"]
+    # the loop's model takes the cores its readers leave; the report's decodes come after the loop, on all of them
+    import torch
+
+    from astroae_core.cache.shard import model_threads
+
+    assert [c.meta.runtime["round_trip"]["threads"] for c in (a, b)] == [model_threads(1), model_threads(3)]
+    assert a.meta.runtime["decode"]["threads"] == torch.get_num_threads()
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         _encode(trained, data, tmp_path / "w0", workers=0)
 

@@ -136,3 +136,11 @@ def test_the_exported_onnx_graph_is_kept_reused_and_replaced_when_damaged(own_re
     mended, why = _onnx_runner(m, "decode", threads=1)
     assert why is None and len(exports) == 1 and np.array_equal(mended(a)[0], run(a)[0])
     assert kept[0].read_bytes() != b"not an onnx graph"
+
+
+def test_threads_are_set_for_both_tasks_or_for_each():
+    x = torch.from_numpy(_example(load_model(MODELS / "demo.pt"), "round_trip", 2, seed=0))
+    for threads, expect in ((1, (1, 1)), ({"round_trip": 1}, (1, torch.get_num_threads())), (None, (torch.get_num_threads(),) * 2)):
+        fast = load_model(MODELS / "demo.pt", runtime="onnxruntime-fp32", batch_sizes=(2,), threads=threads)
+        fast.decode(fast(x)["z"])
+        assert (fast.runtime_record["round_trip"]["threads"], fast.runtime_record["decode"]["threads"]) == expect

@@ -40,7 +40,7 @@ from astroae_core.analysis.summary import distance_from_training
 from astroae_core.analysis.training_set import TrainingSet
 from astroae_core.cache.report import EVAL_MAX_IMAGES, EVAL_MAX_TRAIN_IMAGES, latent_report
 from astroae_core.cache.report_sample import ReportSample
-from astroae_core.cache.shard import EncodedShard, encode_shard
+from astroae_core.cache.shard import EncodedShard, default_workers, encode_shard, model_threads
 from astroae_core.cache.store import write_cache
 from astroae_core.io import (check_read_args, folder_lock, is_within, new_folder_beside, replace_folder,
                              tidy_beside)
@@ -241,7 +241,9 @@ def _inference_model(job: _Job):
 
     device = distributed.local_device("cuda" if torch.cuda.is_available() else "cpu")
     sizes = (16, 64) if job.batch_size is None else (job.batch_size,)
-    return load_model(job.checkpoint, device=device, runtime=job.runtime, batch_sizes=sizes)
+    # The loop's round trip leaves the readers their cores; the report's decodes run after it, on all of them.
+    threads = {"round_trip": model_threads(default_workers() if job.workers is None else job.workers)}
+    return load_model(job.checkpoint, device=device, runtime=job.runtime, batch_sizes=sizes, threads=threads)
 
 
 def _batch_size(job: _Job, model) -> int:

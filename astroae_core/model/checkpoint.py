@@ -136,7 +136,8 @@ def _check_weights(state: dict, config: ModelConfig, pre, source: str) -> None:
         raise CheckpointError(f"{source}: weights do not match its model config ({'; '.join(problems)})")
 
 
-def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None = None, batch_sizes=(64,)):
+def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None = None, batch_sizes=(64,),
+               threads=None):
     """Load a model from a checkpoint, in eval mode, with ``model.config`` and ``model.preprocess_config`` set.
 
     Parameters
@@ -152,6 +153,9 @@ def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None 
         module with BatchNorm folded.
     batch_sizes : sequence of int
         With ``runtime``: the batch sizes the round trip may use (the fastest is measured and kept).
+    threads : int or dict, optional
+        With ``runtime``: ONNX Runtime's threads, for both tasks or per task (``{"round_trip": 1}``); default
+        ``torch.get_num_threads()``.
 
     Returns
     -------
@@ -174,7 +178,7 @@ def load_model(path, *, device: str | torch.device = "cpu", runtime: str | None 
     fused = fused_for_inference(model)
     if torch.device(device).type != "cpu":
         return fused
-    return InferenceModel(fused, runtime=runtime, batch_sizes=batch_sizes)
+    return InferenceModel(fused, runtime=runtime, batch_sizes=batch_sizes, threads=threads)
 
 
 def file_sha256(path, *, chunk: int = 1 << 20) -> str:

@@ -403,7 +403,8 @@ class InferenceModel:
         # report decodes batches (each dimension's influence).
         self.module = module
         self.choices, self._runs = {}, {}
-        self._settings = {"runtime": runtime, "threads": threads,
+        self._settings = {"runtime": runtime,
+                          "threads": dict(threads) if isinstance(threads, dict) else {t: threads for t in TASKS},
                           "batch_sizes": {"round_trip": tuple(batch_sizes), "decode": tuple(batch_sizes)}}
 
     def _run(self, task: str):
@@ -416,7 +417,7 @@ class InferenceModel:
             self._runs[task] = _runner_for(self.module, task, self.choices[task], threads=self.choices[task].threads)
         if self._runs.get(task) is None:
             self.choices[task], self._runs[task] = choose_runtime(
-                self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"], runtime=s["runtime"])
+                self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"].get(task), runtime=s["runtime"])
         return self._runs[task]
 
     def release(self, task: str) -> None:

@@ -142,3 +142,9 @@ def test_the_report_sample_keeps_the_models_outputs_for_the_images_it_scores():
     plain = ReportSample(Model(), seed=0, max_report=3, max_train=4)
     plain.offer(hashes, x)
     assert plain.outputs("val") is None
+
+
+def test_the_influence_sample_grows_with_the_encode_from_16_to_64_latents():
+    from astroae_core.cache.report import influence_images
+
+    assert [influence_images(n) for n in (0, 700, 1_000, 1_024, 2_000, 4_096, 100_000)] == [16, 16, 16, 16, 31, 64, 64]

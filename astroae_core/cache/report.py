@@ -16,9 +16,14 @@ __all__ = ["EVAL_MAX_IMAGES", "EVAL_MAX_TRAIN_IMAGES", "latent_report", "report_
 #: Images the report scores (kept by the encode, or read again), and training images for the PCA / mean baselines.
 EVAL_MAX_IMAGES = 500
 EVAL_MAX_TRAIN_IMAGES = 1000
-#: Latents whose decodes measure each dimension's influence at encode time (17 decodes each: 32 halve the report's
-#: time beside 64, for a mean over images whose spread is small; ``astroae evaluate`` uses 64).
-INFLUENCE_IMAGES = 32
+
+
+def influence_images(n: int) -> int:
+    """Latents whose decodes (17 each) measure each dimension's influence when ``n`` images are encoded: one per 64,
+    16 to 64 (``astroae evaluate`` uses 64). Against 256 latents, 16 measured each dimension as closely as 32 did,
+    on the demo and CEERS models (benchmarks/RESULTS.md, 6.1c): the small encodes, whose report is a large share of
+    their time, take 16; large ones, where it is not, the full 64."""
+    return int(min(64, max(16, n // 64)))
 
 
 def _seeded_sample(rows: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -123,7 +128,7 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
     if x is None:  # a file changed or went since the encode read it: no report rather than a wrong one
         return None, {"error": "sampled files could not be read again", "images": images}
     z = z_all[rows]
-    measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed, max_images=INFLUENCE_IMAGES)
+    measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed, max_images=influence_images(len(z_all)))
     influence = json_value(measured)
     if images == "training":
         return influence, {"error": "every image in this folder is one the model trained on: there is no image "

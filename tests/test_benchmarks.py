@@ -57,8 +57,6 @@ def test_fits_reading_quick_reports_files_per_second(tmp_path, ceers_dir):
                     "encode-reader_2_threads_files_per_s", "thread_speedup"):
             assert r[part][key] > 0, (part, key)
     assert r["ceers"]["n_files"] == 20 and r["large"]["side"] == 1024
-    # reading alone is faster than reading and preprocessing
-    assert r["ceers"]["read_files_per_s"] > r["ceers"]["encode-reader_files_per_s"]
 
 
 @pytest.mark.slow

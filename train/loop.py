@@ -283,7 +283,7 @@ def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress |
         t0, total = time.perf_counter(), 0.0
         for s in range(steps):
             for group in opt.param_groups:
-                group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch + s / steps) / epochs))
+                group["lr"] = _cosine(cfg.lr, epoch + s / steps, epochs)
             xb = x[perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
             if cfg.augment:
                 xb = augment(xb, generator=gen)
@@ -398,7 +398,7 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
     run needs no scheduler state."""
     lr = cfg.lr
     if cfg.lr_schedule == "cosine":
-        lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1 + step / steps) / cfg.epochs))
+        lr = _cosine(cfg.lr, epoch - 1 + step / steps, cfg.epochs)
     frozen = cfg.frozen_norm
     since_freeze = epoch - 1 - (cfg.epochs - frozen.epochs)  # whole epochs frozen before this one
     if frozen.epochs and since_freeze >= 0:
@@ -406,6 +406,11 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
         if since_freeze < frozen.warmup_epochs:
             lr *= (since_freeze * steps + step + 1) / (frozen.warmup_epochs * steps)
     return lr
+
+
+def _cosine(lr: float, done: float, total: float) -> float:
+    """A cosine schedule's rate, from ``lr`` when ``done`` = 0 to zero when ``done`` = ``total`` (epochs)."""
+    return 0.5 * lr * (1 + math.cos(math.pi * done / total))
 
 
 def optimizer_step(net, opt, cfg: TrainConfig, xb: torch.Tensor) -> float:

@@ -67,6 +67,9 @@ def test_the_estimate_counts_steps_and_validation():
         pytest.approx(4800 * 16 / 48 + 48 * 0.5)
     with pytest.raises(ValueError, match="images_per_s"):
         estimate_seconds(cfg, n_train=10, n_val=0, images_per_s=0.0)
+    # pretraining: 4 epochs of 4,000 synthetic galaxies in whole batches of 16
+    pre = cfg.replace(synthetic=4000, synthetic_epochs=4)
+    assert estimate_seconds(pre, n_train=1600, n_val=0, images_per_s=48.0) == pytest.approx((4800 + 4 * 250) * 16 / 48)
 
 
 def test_a_presets_file_of_ones_own_and_bad_ones(tmp_path):

@@ -138,9 +138,21 @@ def test_the_exported_onnx_graph_is_kept_reused_and_replaced_when_damaged(own_re
     assert kept[0].read_bytes() != b"not an onnx graph"
 
 
-def test_threads_are_set_for_both_tasks_or_for_each():
-    x = torch.from_numpy(_example(load_model(MODELS / "demo.pt"), "round_trip", 2, seed=0))
-    for threads, expect in ((1, (1, 1)), ({"round_trip": 1}, (1, torch.get_num_threads())), (None, (torch.get_num_threads(),) * 2)):
-        fast = load_model(MODELS / "demo.pt", runtime="onnxruntime-fp32", batch_sizes=(2,), threads=threads)
-        fast.decode(fast(x)["z"])
-        assert (fast.runtime_record["round_trip"]["threads"], fast.runtime_record["decode"]["threads"]) == expect
+def test_threads_are_set_for_both_tasks_or_for_each_and_pytorch_keeps_to_them(monkeypatch):
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the 1 asked for below, whatever this machine has
+    try:
+        x = torch.from_numpy(_example(load_model(MODELS / "demo.pt"), "round_trip", 2, seed=0))
+        for threads, expect in ((1, (1, 1)), ({"round_trip": 1}, (1, 3)), (None, (3, 3))):
+            fast = load_model(MODELS / "demo.pt", runtime="onnxruntime-fp32", batch_sizes=(2,), threads=threads)
+            fast.decode(fast(x)["z"])
+            assert (fast.runtime_record["round_trip"]["threads"], fast.runtime_record["decode"]["threads"]) == expect
+        seen = []
+        slow = load_model(MODELS / "demo.pt", runtime="torch-fp32", batch_sizes=(2,), threads={"round_trip": 1})
+        slow.module.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+        slow(x)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 3  # 1 while it ran, then put back
+        with pytest.raises(ValueError, match="threads may be set for the tasks"):
+            load_model(MODELS / "demo.pt", runtime="auto", threads={"roundtrip": 1})
+    finally:
+        torch.set_num_threads(before)

@@ -14,6 +14,7 @@ float32 within :data:`BF16_TOLERANCE` on the batch measured.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -108,7 +109,9 @@ class _TorchTask(torch.nn.Module):
         return out["z"], out["x_hat"], out["x_hat_latent"]
 
 
-def _torch_runner(model, task: str, *, bf16: bool):
+def _torch_runner(model, task: str, *, bf16: bool, threads: int | None = None):
+    """A PyTorch runner of the task; with ``threads``, its calls run on that many intra-op threads (PyTorch's
+    setting is the process's: it is set for each call and put back after)."""
     module = _TorchTask(model, task).eval()
 
     @torch.inference_mode()
@@ -116,11 +119,24 @@ def _torch_runner(model, task: str, *, bf16: bool):
         t = torch.from_numpy(a)
         if task == "round_trip":
             t = t.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with _torch_threads(threads), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             outs = module(t)
         return tuple(o.float().contiguous().numpy() for o in outs)
 
     return run
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    before = torch.get_num_threads()
+    if not threads or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _onnx_runner(model, task: str, *, threads: int):
@@ -208,10 +224,10 @@ def _disagreement(ref: tuple, got: tuple, task: str) -> tuple[float, float]:
     return float(np.abs(ref[0] - got[0]).max()) / scale, max(float(np.abs(r - g).max()) for r, g in zip(ref[1:], got[1:]))
 
 
-def _candidates(model, task: str, a: np.ndarray, ort: tuple) -> tuple[dict, dict]:
+def _candidates(model, task: str, a: np.ndarray, ort: tuple, *, threads: int) -> tuple[dict, dict]:
     """The runners that are available and agree with float32 PyTorch on ``a``, and why the others are not
-    (``ort``: :func:`_onnx_runner`'s answer)."""
-    ref_run = _torch_runner(model, task, bf16=False)
+    (``ort``: :func:`_onnx_runner`'s answer); each runs on ``threads`` threads."""
+    ref_run = _torch_runner(model, task, bf16=False, threads=threads)
     ref = ref_run(a)
     runners, not_used = {"torch-fp32": ref_run}, {}
     ort_run, why = ort
@@ -226,7 +242,7 @@ def _candidates(model, task: str, a: np.ndarray, ort: tuple) -> tuple[dict, dict
     if not native_bf16():
         not_used["torch-bf16"] = "this CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag)"
     else:
-        bf = _torch_runner(model, task, bf16=True)
+        bf = _torch_runner(model, task, bf16=True, threads=threads)
         diff = _disagreement(ref, bf(a), task)
         if diff[0] <= BF16_TOLERANCE[0] and diff[1] <= BF16_TOLERANCE[1]:
             runners["torch-bf16"] = bf
@@ -266,7 +282,7 @@ def choose_runtime(model, task: str, *, batch_sizes=(64,), threads: int | None =
     batch_sizes : sequence of int
         The batch sizes the caller may use; the fastest (runtime, batch size) pair in images per second wins.
     threads : int, optional
-        Intra-op threads of ONNX Runtime (default: ``torch.get_num_threads()``, what PyTorch uses).
+        Intra-op threads of every runtime timed and of the one chosen (default: ``torch.get_num_threads()``).
     runtime : str
         ``"auto"`` to measure, or one of :data:`RUNTIMES` to force it (only it is timed, for its batch size and the
         record).
@@ -304,7 +320,7 @@ def _measure_choice(model, task: str, *, batch_sizes, threads: int, runtime: str
            else (None, f"runtime {runtime!r} was asked for"))
     for b in batch_sizes:
         a = _example(model, task, int(b), seed)
-        runners, not_used = _candidates(model, task, a, ort)
+        runners, not_used = _candidates(model, task, a, ort, threads=threads)
         if runtime != "auto":
             if runtime not in runners:
                 raise ValueError(f"runtime {runtime!r} is not available here: {not_used.get(runtime)}")
@@ -333,6 +349,11 @@ def _kept_folder(model) -> tuple[Path, str] | None:
     return (folder, sha) if folder is not None else None
 
 
+# Bumped when the timing itself changes, so that no choice measured the old way is reused (2: PyTorch is timed on
+# the same threads as ONNX Runtime, not on all of the process's).
+_HOW_MEASURED = 2
+
+
 def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
     """Where the choice for this model, task, batch sizes and threads on this machine and these library versions
     is kept; None where nothing can be kept (:func:`_kept_folder`)."""
@@ -346,7 +367,7 @@ def _record_path(model, task: str, batch_sizes, threads: int) -> Path | None:
     except ImportError:
         ort_version = None
     key = json.dumps([cpu_description(), platform.node(), torch.__version__, ort_version, kept[1], task,
-                      sorted(int(b) for b in batch_sizes), threads])
+                      sorted(int(b) for b in batch_sizes), threads, _HOW_MEASURED])
     return kept[0] / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
@@ -386,7 +407,7 @@ def _runner_for(model, task: str, choice: RuntimeChoice, *, threads: int):
     """The runner of an already chosen runtime, built without timing anything (None if ONNX Runtime is gone)."""
     if choice.runtime == "onnxruntime-fp32":
         return _onnx_runner(model, task, threads=threads)[0]
-    return _torch_runner(model, task, bf16=choice.runtime == "torch-bf16")
+    return _torch_runner(model, task, bf16=choice.runtime == "torch-bf16", threads=threads)
 
 
 class InferenceModel:
@@ -403,6 +424,8 @@ class InferenceModel:
         # report decodes batches (each dimension's influence).
         self.module = module
         self.choices, self._runs = {}, {}
+        if isinstance(threads, dict) and set(threads) - set(TASKS):
+            raise ValueError(f"threads may be set for the tasks {TASKS}, got {sorted(threads)}")
         self._settings = {"runtime": runtime,
                           "threads": dict(threads) if isinstance(threads, dict) else {t: threads for t in TASKS},
                           "batch_sizes": {"round_trip": tuple(batch_sizes), "decode": tuple(batch_sizes)}}

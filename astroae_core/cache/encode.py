@@ -117,8 +117,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, p
         :mod:`astroae_core.model.runtime`) or one of :data:`~astroae_core.model.RUNTIMES`. On the CPU; the choice
         and what was measured are recorded in ``meta.runtime``.
     workers : int, optional
-        Threads reading and preprocessing files (default: one per core but the model's, 1 to 4). The cache does
-        not depend on it.
+        Threads reading, preprocessing and measuring beside the model (default: a third of the cores, 1 to 4;
+        the model's round trip runs on the rest). The cache does not depend on it.
 
     Returns
     -------

@@ -6,7 +6,6 @@ under torchrun the ranks' shards are concatenated in rank order on rank 0."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -191,17 +190,26 @@ def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, pre
         metrics=measured["metrics"], skipped=skipped, previews=None if spool is not None else previews)
 
 
+def _cores() -> int:
+    """The threads this process may use: PyTorch's setting, which follows ``OMP_NUM_THREADS`` (torchrun sets 1 per
+    rank) and ``torch.set_num_threads``."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
 def default_workers() -> int:
-    """Threads that read and measure beside the model in an encode: a quarter of the cores (reading and measuring
-    an image cost about a quarter of its round trip on one thread), at least 1, at most 4."""
-    return max(1, min(4, (os.cpu_count() or 2) // 4))
+    """Threads that read and measure beside the model in an encode: about a third of the cores (reading and
+    measuring an image cost about half of its round trip on one thread: benchmarks/RESULTS.md, 6.1c), at least 1,
+    at most 4. Only the 2-core case, where it is 1, has been measured."""
+    return max(1, min(4, _cores() // 3))
 
 
 def model_threads(workers: int) -> int:
     """The model's threads in an encode's loop: the cores the ``workers`` leave. More threads than cores make each
     wait for the others (on two cores, a two-thread model beside one reader ran the loop 20% slower than a
     one-thread model: benchmarks/RESULTS.md, 6.1c)."""
-    return max(1, (os.cpu_count() or 2) - int(workers))
+    return max(1, _cores() - int(workers))
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,

@@ -178,3 +178,15 @@ def test_umaps_small_data_distances_are_computed_in_c_and_equal_the_jitted_metri
     assert calls == []
     fast(x, metric="manhattan")  # another metric still goes to scikit-learn
     assert calls == [{"metric": "manhattan"}]
+
+
+def test_a_umap_fit_leaves_pytorchs_threads_as_they_were():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # UMAP's fit set them to its own count before: the report after the maps ran on that
+    try:
+        fit_umap(np.random.default_rng(0).normal(size=(60, 4)), seed=0)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

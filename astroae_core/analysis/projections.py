@@ -11,6 +11,7 @@ project's ``cache/numba``), so the compile is paid once per machine and version,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -238,15 +239,28 @@ def fit_umap(z, *, seed: int = 0, max_fit: int = 50_000, n_neighbors: int = 15, 
     a32 = a.astype(np.float32)
     fit_idx = umap_sample(n, max_fit=max_fit, seed=seed)
     model = _make_umap(len(fit_idx), seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
-    with warnings.catch_warnings():
+    with _torch_threads_kept(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", spectral-init fallbacks
         model.fit(a32[fit_idx])
-    emb = np.empty((n, 2), dtype=np.float32)
-    emb[fit_idx] = model.embedding_
-    rest = np.setdiff1d(np.arange(n), fit_idx, assume_unique=True)
-    if rest.size:
-        emb[rest] = umap_transform(model, a32[rest])
+        emb = np.empty((n, 2), dtype=np.float32)
+        emb[fit_idx] = model.embedding_
+        rest = np.setdiff1d(np.arange(n), fit_idx, assume_unique=True)
+        if rest.size:
+            emb[rest] = umap_transform(model, a32[rest])
     return emb, model
+
+
+@contextlib.contextmanager
+def _torch_threads_kept():
+    """UMAP's fit leaves the process's OpenMP threads at its own count, which PyTorch then uses: put back what
+    PyTorch had (an encode's report after the maps, torchrun's one thread per rank)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def umap_sample(n: int, *, max_fit: int, seed: int) -> np.ndarray:

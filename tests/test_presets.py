@@ -10,7 +10,7 @@ from astropy.io import fits
 
 from train.config import TrainConfig, load_recipe
 from train.folder_check import check_folder, plan_split, problem
-from train.presets import estimate_seconds, load_presets, scaled_config, steps_per_epoch
+from train.presets import SYNTHETIC_STAMPS_PER_S, estimate_seconds, load_presets, scaled_config, steps_per_epoch
 from train.recipe_toml import dumps_recipe
 
 from .conftest import ROOT, write_blob_folder
@@ -67,9 +67,10 @@ def test_the_estimate_counts_steps_and_validation():
         pytest.approx(4800 * 16 / 48 + 48 * 0.5)
     with pytest.raises(ValueError, match="images_per_s"):
         estimate_seconds(cfg, n_train=10, n_val=0, images_per_s=0.0)
-    # pretraining: 4 epochs of 4,000 synthetic galaxies in whole batches of 16
+    # pretraining: 4 epochs of 4,000 synthetic galaxies in whole batches of 16, and drawing them
     pre = cfg.replace(synthetic=4000, synthetic_epochs=4)
-    assert estimate_seconds(pre, n_train=1600, n_val=0, images_per_s=48.0) == pytest.approx((4800 + 4 * 250) * 16 / 48)
+    assert estimate_seconds(pre, n_train=1600, n_val=0, images_per_s=48.0) == \
+        pytest.approx((4800 + 4 * 250) * 16 / 48 + 4000 / SYNTHETIC_STAMPS_PER_S)
 
 
 def test_a_presets_file_of_ones_own_and_bad_ones(tmp_path):

@@ -64,14 +64,28 @@ def test_kept_synthetic_galaxies_are_drawn_once_then_read(tmp_path, monkeypatch)
                                     transform_key=args["transform_key"], folder=tmp_path)
 
 
-def test_a_damaged_kept_set_is_drawn_again_and_no_folder_keeps_nothing(tmp_path):
+def test_a_damaged_kept_set_is_drawn_again_and_no_folder_keeps_nothing(tmp_path, monkeypatch):
+    import astroae_core.io as io
+
     kept = kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=tmp_path)
     (path,) = tmp_path.glob("synthetic-*.npy")
     path.write_bytes(b"not an array")
     np.testing.assert_array_equal(
         kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=tmp_path), kept)
     np.testing.assert_array_equal(np.load(path), kept)  # and kept again, whole
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=None)
-    assert not list(empty.iterdir()) and len(list(tmp_path.glob("synthetic-*.npy"))) == 1
+
+    def no_writing(*args, **kwargs):
+        raise AssertionError("wrote a set without a folder to keep it in")
+
+    monkeypatch.setattr(io, "atomic_path", no_writing)
+    np.testing.assert_array_equal(
+        kept_synthetic_galaxies(3, size=24, seed=0, transform=None, transform_key={}, folder=None), kept)
+
+
+def test_only_the_newest_kept_sets_stay(tmp_path):
+    from train.synthetic import KEPT_SETS
+
+    for n in range(1, KEPT_SETS + 3):
+        kept_synthetic_galaxies(n, size=16, seed=0, transform=None, transform_key={}, folder=tmp_path)
+    assert sorted(len(np.load(p)) for p in tmp_path.glob("synthetic-*.npy")) == \
+        list(range(3, KEPT_SETS + 3))

@@ -271,8 +271,9 @@ def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress |
     x = torch.from_numpy(kept_synthetic_galaxies(
         cfg.synthetic, size=size, seed=cfg.seed, progress=progress,
         transform=lambda s: preprocess(s, config=cfg.preprocess)[0],
-        transform_key={"preprocess": cfg.preprocess.to_dict(),
-                       "code": source_hash(*sorted(Path(preprocessing.__file__).parent.glob("*.py")))},
+        transform_key={"preprocess": cfg.preprocess.to_dict(), "code": source_hash(*(
+            Path(preprocessing.__file__).with_name(f"{m}.py")
+            for m in ("config", "noise", "normalization", "pixels", "preprocessing", "resize")))},
         folder=project_cache_dir("synthetic", env="ASTROAE_SYNTHETIC_CACHE")))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 2)

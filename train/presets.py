@@ -114,15 +114,21 @@ def scaled_config(base: TrainConfig, *, steps: int, n_train: int) -> TrainConfig
                         frozen_norm_epochs=frozen, frozen_norm_warmup_epochs=warmup)
 
 
+#: GalSim stamps of CEERS size (100 px) drawn a second on one core of the 2-core AMD EPYC (4,000 in 2.9 minutes for
+#: models/ceers.pt, models/README.md); larger stamps draw more slowly.
+SYNTHETIC_STAMPS_PER_S = 20.0
+
+
 def estimate_seconds(cfg: TrainConfig, *, n_train: int, n_val: int, images_per_s: float,
                      epoch_seconds: float = 0.0) -> float:
     """How long ``cfg`` takes on ``n_train`` training and ``n_val`` validation images at ``images_per_s`` training
     images a second, each epoch adding ``epoch_seconds`` for its checkpoints (:class:`train.speed.Speed`): the
-    optimizer steps (the pretraining's on synthetic galaxies too, not their drawing), every epoch's validation and
-    its checkpoints."""
+    optimizer steps (the pretraining's on synthetic galaxies too, and their drawing at about
+    :data:`SYNTHETIC_STAMPS_PER_S`, which a set kept from an earlier run skips), every epoch's validation and its
+    checkpoints."""
     if not images_per_s > 0:
         raise ValueError(f"images_per_s must be positive, got {images_per_s!r}")
     per_step = min(cfg.batch_size, n_train)
     images = cfg.epochs * (steps_per_epoch(n_train, cfg.batch_size) * per_step + _VALIDATION_SHARE * n_val)
     images += cfg.synthetic_epochs * (cfg.synthetic // cfg.batch_size) * cfg.batch_size
-    return images / images_per_s + cfg.epochs * max(0.0, epoch_seconds)
+    return images / images_per_s + cfg.epochs * max(0.0, epoch_seconds) + cfg.synthetic / SYNTHETIC_STAMPS_PER_S

@@ -97,14 +97,18 @@ def synthetic_galaxies(n: int, *, size: int, seed: int = 0, transform=None, prog
     return out if out is not None else np.empty((0, size, size), np.float32)
 
 
+_DRAWING = (_loguniform, _galaxy, synthetic_galaxies, gsparams)
+
+
 def kept_synthetic_galaxies(n: int, *, size: int, seed: int, transform, transform_key: dict, folder: Path | None,
                             progress=None) -> np.ndarray:
     """:func:`synthetic_galaxies` drawn once and kept in ``folder``; later calls with the same arguments read it.
 
     Drawing is most of a pretraining's set-up (about 20 stamps/s), and a cross-validation draws the same set in
     every fold. The file is named by a hash of the arguments, of ``transform_key`` (what ``transform`` does: it
-    cannot hash a function) and of the code and library versions that shape a stamp, so a change to any of them
-    draws again. Written atomically: two processes drawing at once both end with the same file.
+    cannot hash a function; the caller names the code behind it), of the source of the functions that draw a
+    stamp and of the GalSim, numpy and PyTorch versions, so a change to any of them draws again. Written atomically: two processes drawing
+    at once both end with the same file. The :data:`KEPT_SETS` newest sets are kept.
 
     Parameters
     ----------
@@ -119,25 +123,50 @@ def kept_synthetic_galaxies(n: int, *, size: int, seed: int, transform, transfor
         return synthetic_galaxies(n, size=size, seed=seed, transform=transform, progress=progress)
     import galsim
 
-    from astroae_core.demo import galaxies
     from astroae_core.io import atomic_path
 
+    import torch  # its resampling shrinks large stamps in the preprocessing
+
     key = json.dumps({"n": n, "size": size, "seed": seed, "transform": transform_key, "galsim": galsim.__version__,
-                      "numpy": np.__version__, "code": source_hash(galaxies.__file__, __file__)}, sort_keys=True)
+                      "numpy": np.__version__, "torch": torch.__version__,
+                      "code": _drawing_code()}, sort_keys=True)
     path = Path(folder) / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
     if path.is_file():
         try:
+            x = np.load(path)
             report(progress, n, n, "synthetic galaxies")
-            return np.load(path)
+            return x
         except (OSError, ValueError, EOFError):  # damaged: draw it again below
             pass
     x = synthetic_galaxies(n, size=size, seed=seed, transform=transform, progress=progress)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: np.save would add ".npy" to a name
             np.save(fh, x)
+        _keep_newest(Path(folder), KEPT_SETS)
     except OSError:  # a full or read-only disk costs the next run its drawing, nothing more
         pass
     return x
+
+
+#: Sets kept in the folder; older ones are removed as a new one is written (a set of 8,000 CEERS-sized stamps is
+#: 2.2 GB).
+KEPT_SETS = 3
+
+
+def _keep_newest(folder: Path, keep: int) -> None:
+    sets = sorted(folder.glob("synthetic-*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in sets[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def _drawing_code() -> str:
+    """SHA-256 of the source of the functions that draw a stamp (an edit elsewhere keeps the kept sets)."""
+    import inspect
+
+    h = hashlib.sha256()
+    for fn in _DRAWING:
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()
 
 
 def source_hash(*files) -> str:

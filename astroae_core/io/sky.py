@@ -79,7 +79,7 @@ def _icrs_centre_by_wcslib(header, shape) -> tuple[float, float] | None:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            w = Wcsprm(header.tostring().encode("ascii"), relax=True)
+            w = Wcsprm(header.tostring(endcard=False, padding=False).encode("ascii"), relax=True)
             w.fix()
             w.set()  # as WCS() does: raises on a singular matrix or an ill-conditioned pole
             if not (w.naxis == 2 and (w.lng, w.lat) == (0, 1) and w.radesys == "ICRS" and w.ctype[0].startswith("RA")):

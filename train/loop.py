@@ -258,23 +258,30 @@ def train(cfg: TrainConfig, data_dir, run_dir, *, device: str = "auto", resume: 
                        images_seen / train_time if train_time else float("nan"))
 
 
-def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress | None) -> None:
-    """``cfg.synthetic_epochs`` epochs on ``cfg.synthetic`` GalSim galaxies (:mod:`train.synthetic`), preprocessed
-    as the training images are, with batch statistics, a cosine schedule of their own and an optimizer that is then
-    dropped. Its generator is its own, so the run's own epochs draw as they would without it. Under torchrun every
-    rank draws the set and takes the same steps (DDP averages equal gradients): correct, not faster."""
+def synthetic_set(cfg: TrainConfig, size: int, *, progress: Progress | None = None) -> np.ndarray:
+    """The recipe's ``cfg.synthetic`` GalSim galaxies at ``size`` pixels, preprocessed as its images are: kept on
+    this machine once drawn (:func:`train.synthetic.kept_synthetic_galaxies`, ``cache/synthetic`` or
+    ``ASTROAE_SYNTHETIC_CACHE``)."""
     from astroae_core.data import preprocess, preprocessing
     from astroae_core.io.paths import project_cache_dir
 
     from .synthetic import kept_synthetic_galaxies, source_hash
 
-    x = torch.from_numpy(kept_synthetic_galaxies(
+    return kept_synthetic_galaxies(
         cfg.synthetic, size=size, seed=cfg.seed, progress=progress,
         transform=lambda s: preprocess(s, config=cfg.preprocess)[0],
         transform_key={"preprocess": cfg.preprocess.to_dict(), "code": source_hash(*(
             Path(preprocessing.__file__).with_name(f"{m}.py")
             for m in ("config", "noise", "normalization", "pixels", "preprocessing", "resize")))},
-        folder=project_cache_dir("synthetic", env="ASTROAE_SYNTHETIC_CACHE")))
+        folder=project_cache_dir("synthetic", env="ASTROAE_SYNTHETIC_CACHE"))
+
+
+def _pretrain(net, model, cfg: TrainConfig, size: int, dev, progress: Progress | None) -> None:
+    """``cfg.synthetic_epochs`` epochs on ``cfg.synthetic`` GalSim galaxies (:mod:`train.synthetic`), preprocessed
+    as the training images are, with batch statistics, a cosine schedule of their own and an optimizer that is then
+    dropped. Its generator is its own, so the run's own epochs draw as they would without it. Under torchrun every
+    rank draws the set and takes the same steps (DDP averages equal gradients): correct, not faster."""
+    x = torch.from_numpy(synthetic_set(cfg, size, progress=progress))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     steps, epochs = x.shape[0] // cfg.batch_size, cfg.synthetic_epochs

@@ -43,7 +43,7 @@ RESOLVED = {
     "ceers.toml": {**_SHIPPED, "epochs": 120, "checkpoint_every": 20, "frozen_norm.epochs": 110,
                    "frozen_norm.warmup_epochs": 0, "frozen_norm.lr_scale": 1.0},
     "ceers-pca.toml": {**_SHIPPED, "model.pca_anchor": True, "fainter": 0.5, "zoom": 0.3, "val_fraction": 0.0,
-                       "synthetic": 4000, "synthetic_epochs": 4,
+                       "synthetic": 8000, "synthetic_epochs": 4,
                        "epochs": 20, "checkpoint_every": 20, "frozen_norm.epochs": 10, "frozen_norm.warmup_epochs": 0,
                        "frozen_norm.lr_scale": 1.0},
     "demo.toml": {**_SHIPPED, "epochs": 48, "checkpoint_every": 8, "frozen_norm.epochs": 40,

@@ -35,7 +35,8 @@ FAST = {"conftest": wcs_header(), "ceers-like PC": _tan(), "SIN": _tan(CTYPE1="R
         **{f"random CD {k}": _cd(np.random.default_rng(k)) for k in range(6)}}
 FULL = {"SIP": _tan(CTYPE1="RA---TAN-SIP", CTYPE2="DEC--TAN-SIP", A_ORDER=2, B_ORDER=2, A_2_0=1e-5, B_0_2=-2e-5),
         "FK5": _tan(RADESYS="FK5", EQUINOX=2000.0), "FK4 B1950": _tan(RADESYS="FK4", EQUINOX=1950.0),
-        "galactic": _tan(CTYPE1="GLON-TAN", CTYPE2="GLAT-TAN"), "Dec first": _tan(CTYPE1="DEC--TAN", CTYPE2="RA---TAN", CRVAL1=52.825, CRVAL2=214.825),
+        "galactic": _tan(CTYPE1="GLON-TAN", CTYPE2="GLAT-TAN"),
+        "Dec first": _tan(CTYPE1="DEC--TAN", CTYPE2="RA---TAN", CRVAL1=52.825, CRVAL2=214.825),
         "cube": _tan(NAXIS=3, NAXIS3=5, WCSAXES=3, CTYPE3="FREQ", CRVAL3=1e9, CDELT3=1e6, CRPIX3=1.0, CUNIT3="Hz")}
 NONE = {"no WCS": fits.Header(), "unknown projection": _tan(CTYPE1="RA---XYZ", CTYPE2="DEC--XYZ"),
         "no pole for LATPOLE": _tan(CTYPE1="DEC--TAN", CTYPE2="RA---TAN")}  # a declination of 214.8 deg

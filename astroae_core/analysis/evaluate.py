@@ -135,8 +135,8 @@ def compare_with_baselines(model, x, z, x_hat, x_latent, train_x, *, groups=None
     }
     per_image = {}
     for name, rec in recs.items():  # a model without skips gives one array for both: measured once
-        same = [n for n, m in per_image.items() if recs[n] is rec]
-        per_image[name] = per_image[same[0]] if same else image_metrics(x, rec)
+        same = next((n for n in per_image if recs[n] is rec), None)
+        per_image[name] = per_image[same] if same else image_metrics(x, rec)
     rows = {name: summarize(m) for name, m in per_image.items()}
     inf = influence if influence is not None else measure_influence(model, z, images=x, seed=seed)
     influence = np.asarray(inf["relative"])

@@ -128,7 +128,8 @@ def latent_report(model, data_dir: Path, paths: Sequence[str], labels: Sequence[
     if x is None:  # a file changed or went since the encode read it: no report rather than a wrong one
         return None, {"error": "sampled files could not be read again", "images": images}
     z = z_all[rows]
-    measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed, max_images=influence_images(len(z_all)))
+    measured = measure_influence(model, z, images=x, std=z_all.std(0), seed=seed,
+                                 max_images=influence_images(len(z_all)))
     influence = json_value(measured)
     if images == "training":
         return influence, {"error": "every image in this folder is one the model trained on: there is no image "

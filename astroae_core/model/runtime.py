@@ -440,7 +440,8 @@ class InferenceModel:
             self._runs[task] = _runner_for(self.module, task, self.choices[task], threads=self.choices[task].threads)
         if self._runs.get(task) is None:
             self.choices[task], self._runs[task] = choose_runtime(
-                self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"].get(task), runtime=s["runtime"])
+                self.module, task, batch_sizes=s["batch_sizes"][task], threads=s["threads"].get(task),
+                runtime=s["runtime"])
         return self._runs[task]
 
     def release(self, task: str) -> None:

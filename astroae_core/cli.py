@@ -137,8 +137,8 @@ def _add_encode(sub) -> None:
     p.add_argument("--runtime", default="auto", choices=("auto", "torch-fp32", "onnxruntime-fp32", "torch-bf16"),
                    help="inference runtime (default: the fastest correct one on this CPU, measured; recorded in "
                         "the cache's meta.json)")
-    p.add_argument("--workers", type=int, help="threads reading and measuring beside the model (default: a third "
-                                               "of the cores, 1 to 4; the model takes the rest)")
+    p.add_argument("--workers", type=int, help="threads that each read, infer and measure a batch (default 2, 1 on "
+                                               "one core; each model call runs on its share of the cores)")
     p.add_argument("--preview-size", type=int, default=64, help="side of the thumbnails (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the UMAP (default 0)")
     p.add_argument("--umap-max-fit", type=int, default=50_000, help="most latents the UMAP is fitted on")

@@ -156,3 +156,20 @@ def test_threads_are_set_for_both_tasks_or_for_each_and_pytorch_keeps_to_them(mo
             load_model(MODELS / "demo.pt", runtime="auto", threads={"roundtrip": 1})
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime-fp32", "torch-fp32"])
+def test_an_inference_model_called_from_several_threads_at_once_gives_what_it_gives_alone(runtime):
+    # an encode's workers call one model at once; PyTorch's calls, which set its thread count, take turns
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    fast = load_model(MODELS / "demo-unet.pt", runtime=runtime, batch_sizes=(3,), threads={"round_trip": 1})
+    batches = [_example(fast, "round_trip", 3, seed=s) for s in range(8)]
+    alone = [run_model(fast, b, batch_size=3) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda b: run_model(fast, b, batch_size=3), batches * 2))
+    for got, ref in zip(together, alone * 2):
+        for key in ("z", "x_hat", "x_hat_latent"):
+            assert np.array_equal(got[key], ref[key]), key
+    assert torch.get_num_threads() == before

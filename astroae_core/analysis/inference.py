@@ -36,20 +36,23 @@ def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = Non
         ``"z"`` (N, latent_dim), ``"x_hat"`` (N, 1, S, S) full reconstruction and ``"x_hat_latent"``: the image decoded
         from the latent alone (the same array as ``x_hat`` for ``skip_mode="none"``).
     """
+    from astroae_core.model import InferenceModel
+
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     dev = _device(model)
+    # an InferenceModel lays out its input as its runtime wants it; a PyTorch module runs fastest channels-last
+    layout = torch.contiguous_format if isinstance(model, InferenceModel) else torch.channels_last
     zs, full, lat = [], [], []
     for i in range(0, x.shape[0], batch_size):
-        xb = x[i : i + batch_size].to(dev).contiguous(memory_format=torch.channels_last)
+        xb = x[i : i + batch_size].to(dev).contiguous(memory_format=layout)
         out = model(xb)
         zs.append(out["z"].float().cpu())
         full.append(out["x_hat"].float().cpu())
         if out["x_hat_latent"] is not out["x_hat"]:
             lat.append(out["x_hat_latent"].float().cpu())
         report(progress, min(i + batch_size, x.shape[0]), x.shape[0], "inference")
-    res = {"z": torch.cat(zs).numpy(), "x_hat": torch.cat(full).numpy()}
-    res["x_hat_latent"] = torch.cat(lat).numpy() if lat else res["x_hat"]
-    return res
+    joined = [(t[0] if len(t) == 1 else torch.cat(t)).numpy() for t in (zs, full, lat) if t]  # one batch: no copy
+    return {"z": joined[0], "x_hat": joined[1], "x_hat_latent": joined[2] if lat else joined[1]}
 
 
 def participation_ratio(z) -> float:

@@ -42,6 +42,7 @@ from astroae_core.cache.report import EVAL_MAX_IMAGES, EVAL_MAX_TRAIN_IMAGES, la
 from astroae_core.cache.report_sample import ReportSample
 from astroae_core.cache.shard import EncodedShard, default_workers, encode_shard, model_threads
 from astroae_core.cache.store import write_cache
+from astroae_core.hugepages import numpy_hugepages
 from astroae_core.io import (check_read_args, folder_lock, is_within, new_folder_beside, replace_folder,
                              tidy_beside)
 from astroae_core.progress import Progress, report
@@ -115,10 +116,11 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, p
     runtime : str
         ``"auto"`` (the fastest correct runtime of this machine, measured: see
         :mod:`astroae_core.model.runtime`) or one of :data:`~astroae_core.model.RUNTIMES`. On the CPU; the choice
-        and what was measured are recorded in ``meta.runtime``.
+        and what was measured are recorded in ``meta.runtime``, with numpy's huge-page advice during the encode
+        (``memory``: off, see :mod:`astroae_core.hugepages`).
     workers : int, optional
-        Threads reading, preprocessing and measuring beside the model (default: a third of the cores, 1 to 4;
-        the model's round trip runs on the rest). The cache does not depend on it.
+        Threads that each read, infer and measure a batch at a time (default 2, 1 on a single core; each model
+        call runs on its share of the cores). The cache does not depend on it.
 
     Returns
     -------
@@ -160,7 +162,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, p
             return out
         tmp = new_folder_beside(out)
         try:
-            _build(job, tmp, progress)
+            with numpy_hugepages(False) as hugepages:  # why: astroae_core/hugepages.py
+                _build(job, tmp, progress, hugepages=hugepages)
             replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -276,8 +279,8 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     return EncodedShard.concat(parts)
 
 
-def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
-    """On rank 0: every stage, writing the cache into ``tmp``."""
+def _build(job: _Job, tmp: Path, progress: Progress | None, *, hugepages: bool | None) -> CacheMeta:
+    """On rank 0: every stage, writing the cache into ``tmp`` (``hugepages``: numpy's advice, for the record)."""
     from astroae_core import distributed
 
     model = _inference_model(job)
@@ -335,7 +338,7 @@ def _build(job: _Job, tmp: Path, progress: Progress | None) -> CacheMeta:
         skipped=tuple(shard.skipped), catalog=None if catalog is None else catalog.info, correlations=corr_info,
         influence=influence, evaluation=evaluation,
         training_distance=distance_from_training(table.loc[table["split"] != "train", "latent_mse"], model),
-        runtime=getattr(model, "runtime_record", None))
+        runtime={**(getattr(model, "runtime_record", None) or {}), "memory": {"numpy_hugepages": hugepages}})
     write_cache(tmp, meta, table=table, manifest=job.manifest, correlations=corr)
     return meta
 

@@ -1,12 +1,12 @@
-"""The first stages of an encode, on one process's shard of the files: read and preprocess each file (on a few
-threads, two batches ahead), run the model, measure each reconstruction (on a thread of its own, beside the next
-batch's inference). The result is one :class:`EncodedShard`;
-under torchrun the ranks' shards are concatenated in rank order on rank 0."""
+"""The first stages of an encode, on one process's shard of the files: read and preprocess each file, run the
+model, measure each reconstruction, a batch at a time on each of a few threads, so that one thread's model runs
+while another reads. The result is one :class:`EncodedShard`; under torchrun the ranks' shards are concatenated in
+rank order on rank 0."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,22 +126,6 @@ def read_image(path: Path, config, *, hdu=None, plane=None, confine_to=None) -> 
     return ReadImage(x=x, hash=pixel_hash(image), ra=float(ra), dec=float(dec), hdu=int(hdu_index), flat=flat_fraction(x))
 
 
-def _read_ahead(pool: ThreadPoolExecutor, files: Sequence[Path], batches: list[list[int]], config,
-                read_args: dict) -> Iterator[list]:
-    """Each batch's read results, in order, read by the pool's threads up to two batches ahead of the one used
-    (reading overlaps inference; the order never depends on which thread finished first)."""
-
-    def submit(b):
-        return [pool.submit(read_image, files[i], config, **read_args) for i in b]
-
-    pending = [submit(b) for b in batches[:2]]
-    for bi in range(len(batches)):
-        futures = pending.pop(0)
-        if bi + 2 < len(batches):
-            pending.append(submit(batches[bi + 2]))
-        yield [f.result() for f in futures]
-
-
 def _measure(x: np.ndarray, out: dict, *, has_skips: bool) -> dict:
     """The metrics of each reconstruction of one batch and its largest residual."""
     from astroae_core.analysis import image_metrics
@@ -154,40 +138,29 @@ def _measure(x: np.ndarray, out: dict, *, has_skips: bool) -> dict:
     return {"metrics": metrics, "peak": peak}
 
 
-def _infer_batch(model, rels: list[str], results: list) -> tuple:
-    """One batch of read results through the model: (the usable images, their batch, the model's outputs, the
-    unreadable ones as :class:`Skipped`)."""
+def _encode_batch(model, files: list[Path], rels: list[str], *, config, read_args: dict,
+                  preview_size: int) -> tuple[EncodedShard, np.ndarray | None, dict | None]:
+    """Read, preprocess, infer and measure one batch, all on the calling thread: its rows (thumbnails included),
+    and the images and the model's outputs for the report's sample (None when no file of the batch was usable)."""
     from astroae_core.analysis import run_model
 
+    results = [read_image(f, config, **read_args) for f in files]
     skipped = [Skipped(path=r, reason=res) for r, res in zip(rels, results) if isinstance(res, str)]
     for s in skipped:
         log.warning("skipping %s: %s", s.path, s.reason)
     ok = [j for j, res in enumerate(results) if not isinstance(res, str)]
     if not ok:
-        return ok, None, None, skipped
-    x = np.stack([results[j].x for j in ok])
-    return ok, x, run_model(model, x, batch_size=len(x)), skipped
-
-
-def _finish_batch(model, rels: list[str], results: list, inferred: tuple, *, preview_size: int,
-                  spool: PreviewSpool | None, sample) -> EncodedShard:
-    """The metrics and thumbnails of an inferred batch, as an :class:`EncodedShard` (runs beside the next batch's
-    inference; batches finish in order, so the spool's thumbnails stay in file order)."""
-    ok, x, out, skipped = inferred
-    if not ok:
-        return EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None, skipped=skipped)
+        return EncodedShard.empty(model, preview_size=preview_size, with_previews=True, skipped=skipped), None, None
     images = [results[j] for j in ok]
+    x = np.stack([im.x for im in images])
+    out = run_model(model, x, batch_size=len(x))
     measured = _measure(x, out, has_skips=model.config.has_skips)
-    previews = make_previews(x, preview_size)
-    if spool is not None:
-        spool.append(previews)
-    if sample is not None:
-        sample.offer([im.hash for im in images], x, out)
-    return EncodedShard(
+    part = EncodedShard(
         paths=[rels[j] for j in ok], hashes=[im.hash for im in images], hdu=np.array([im.hdu for im in images], np.int64),
         ra=np.array([im.ra for im in images], np.float64), dec=np.array([im.dec for im in images], np.float64),
         flat=np.array([im.flat for im in images], np.float64), peak=measured["peak"], z=out["z"],
-        metrics=measured["metrics"], skipped=skipped, previews=None if spool is not None else previews)
+        metrics=measured["metrics"], skipped=skipped, previews=make_previews(x, preview_size))
+    return part, x, out
 
 
 def _cores() -> int:
@@ -199,30 +172,38 @@ def _cores() -> int:
 
 
 def default_workers() -> int:
-    """Threads that read and measure beside the model in an encode: about a third of the cores (reading and
-    measuring an image cost about half of its round trip on one thread: benchmarks/RESULTS.md, 6.1c), at least 1,
-    at most 4. Only the 2-core case, where it is 1, has been measured."""
-    return max(1, min(4, _cores() // 3))
+    """Threads that each read, infer and measure a batch at a time in an encode: two, so that while one reads (on
+    one core, holding Python's lock) the other's model runs; one on a single core. On two cores this ran the loop
+    at 1.5x the speed of one model thread beside one reader (benchmarks/RESULTS.md, 6.1d); machines with more
+    cores give each worker's model the cores the others leave (:func:`model_threads`), unmeasured."""
+    return min(2, _cores())
 
 
 def model_threads(workers: int) -> int:
-    """The model's threads in an encode's loop: the cores the ``workers`` leave. More threads than cores make each
+    """Each worker's model threads in an encode's loop: its share of the cores. More threads than cores make each
     wait for the others (on two cores, a two-thread model beside one reader ran the loop 20% slower than a
     one-thread model: benchmarks/RESULTS.md, 6.1c)."""
-    return max(1, _cores() - int(workers))
+    return max(1, _cores() // _checked(workers))
+
+
+def _checked(workers) -> int:
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}")
+    return int(workers)
 
 
 def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Sequence[int], *, batch_size: int,
                  preview_size: int, spool: PreviewSpool | None = None, read_args: dict | None = None,
                  progress: Progress | None = None, workers: int | None = None, sample=None) -> EncodedShard:
-    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: worker
-    threads read and preprocess up to two batches ahead, and measure the batch before the one the model runs on.
-    The result is the same whatever the number of workers.
+    """Read, encode and measure the files ``indices`` (positions in ``files``) in batches, as a pipeline: each
+    worker thread reads, infers and measures a whole batch, so that one worker's model runs while another reads;
+    the batches are taken back in file order. The result is the same whatever the number of workers.
 
     Parameters
     ----------
     model : AutoEncoder or InferenceModel
-        In eval mode, on its device.
+        In eval mode, on its device. Called from the workers at once: its calls must be safe to run concurrently
+        (PyTorch modules in eval mode and :class:`~astroae_core.model.InferenceModel` are).
     files, rels : sequence
         Every file of the data folder, and its path relative to it.
     indices : sequence of int
@@ -236,34 +217,36 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     progress : Progress, optional
         Told ``(files done, files in the shard, "encode")`` after each batch.
     workers : int, optional
-        Threads that read and measure (default :func:`default_workers`).
+        Threads that each read, infer and measure a batch (default :func:`default_workers`).
     sample : ReportSample, optional
         Offered every usable image and the model's outputs for it, in order
         (:class:`~astroae_core.cache.report_sample.ReportSample`).
     """
     indices = list(indices)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers!r}")
+    workers = default_workers() if workers is None else _checked(workers)
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     parts, done = [], 0
     report(progress, 0, len(indices), "encode")
-    # One pool reads and measures, so that the threads beside the model never outnumber the cores left to them;
-    # a batch is measured only after the one before it was, so the spool and the sample still take them in order.
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-read") as pool:
-        reads = _read_ahead(pool, files, batches, model.preprocess_config, read_args or {})
-        finishing = None
-        for b, results in zip(batches, reads):
-            batch_rels = [rels[i] for i in b]
-            inferred = _infer_batch(model, batch_rels, results)
-            if finishing is not None:
-                parts.append(finishing.result())
-                report(progress, done, len(indices), "encode")
-            finishing = pool.submit(_finish_batch, model, batch_rels, results, inferred,
-                                        preview_size=preview_size, spool=spool, sample=sample)
+
+    def submit(b):
+        return pool.submit(_encode_batch, model, [files[i] for i in b], [rels[i] for i in b],
+                           config=model.preprocess_config, read_args=read_args or {}, preview_size=preview_size)
+
+    # A batch per worker and one more waiting: memory holds a few batches, whatever the number of files; they
+    # are taken back in order, so the spool, the sample and the result never depend on which finished first.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-encode") as pool:
+        pending = [submit(b) for b in batches[: workers + 1]]
+        for bi, b in enumerate(batches):
+            part, x, out = pending.pop(0).result()
+            if bi + workers + 1 < len(batches):
+                pending.append(submit(batches[bi + workers + 1]))
+            if sample is not None and x is not None:
+                sample.offer(part.hashes, x, out)
+            if spool is not None:
+                spool.append(part.previews)
+                part.previews = None
+            parts.append(part)
             done += len(b)
-        if finishing is not None:
-            parts.append(finishing.result())
             report(progress, done, len(indices), "encode")
     if not parts:
         parts.append(EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None))

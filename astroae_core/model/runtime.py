@@ -21,6 +21,7 @@ import json
 import logging
 import platform
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -111,15 +112,16 @@ class _TorchTask(torch.nn.Module):
 
 def _torch_runner(model, task: str, *, bf16: bool, threads: int | None = None):
     """A PyTorch runner of the task; with ``threads``, its calls run on that many intra-op threads (PyTorch's
-    setting is the process's: it is set for each call and put back after)."""
+    setting is the process's: it is set for each call and put back after, so such calls take turns)."""
     module = _TorchTask(model, task).eval()
+    turns = threading.Lock() if threads else contextlib.nullcontext()
 
     @torch.inference_mode()
     def run(a: np.ndarray) -> tuple:
         t = torch.from_numpy(a)
         if task == "round_trip":
             t = t.contiguous(memory_format=torch.channels_last)
-        with _torch_threads(threads), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with turns, _torch_threads(threads), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             outs = module(t)
         return tuple(o.float().contiguous().numpy() for o in outs)
 
@@ -166,6 +168,10 @@ def _onnx_runner(model, task: str, *, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # An encode's workers call one session at once: with a memory pattern, each call the pattern's block is busy
+    # for allocates a fresh one (a third of the loop's time on two cores went to page faults); a single call runs
+    # as fast without (benchmarks/RESULTS.md, 6.1d).
+    so.enable_mem_pattern = False
     # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
@@ -177,7 +183,7 @@ def _onnx_runner(model, task: str, *, threads: int):
         return None, f"ONNX Runtime cannot load the model: {type(exc).__name__}: {exc}"
     name = session.get_inputs()[0].name
 
-    def run(a: np.ndarray) -> tuple:
+    def run(a: np.ndarray) -> tuple:  # safe to call from several threads at once
         return tuple(session.run(None, {name: a}))
 
     return run, None

@@ -174,8 +174,8 @@ def _cores() -> int:
 def default_workers() -> int:
     """Threads that each read, infer and measure a batch at a time in an encode: two, so that while one reads (on
     one core, holding Python's lock) the other's model runs; one on a single core. On two cores this ran the loop
-    at 1.5x the speed of one model thread beside one reader (benchmarks/RESULTS.md, 6.1d); machines with more
-    cores give each worker's model the cores the others leave (:func:`model_threads`), unmeasured."""
+    at about 1.2x the speed of one model thread beside one reader (benchmarks/RESULTS.md, 6.1d); on more cores
+    each worker's model takes its share of them (:func:`model_threads`), unmeasured."""
     return min(2, _cores())
 
 

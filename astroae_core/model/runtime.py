@@ -168,9 +168,9 @@ def _onnx_runner(model, task: str, *, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # An encode's workers call one session at once: with a memory pattern, each call the pattern's block is busy
-    # for allocates a fresh one (a third of the loop's time on two cores went to page faults); a single call runs
-    # as fast without (benchmarks/RESULTS.md, 6.1d).
+    # An encode's workers call one session at once: with a memory pattern, a call that finds the pattern's block in
+    # use gets a fresh one (the loop's round trip took 8.7 ms an image instead of 6.0, in page faults); a single
+    # call runs as fast without (benchmarks/RESULTS.md, 6.1d).
     so.enable_mem_pattern = False
     # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -12,34 +12,36 @@ encode runs without the advice (:func:`numpy_hugepages`) and records that it did
 from __future__ import annotations
 
 import contextlib
+import threading
+
+from numpy._core import multiarray
 
 __all__ = ["numpy_hugepages"]
 
-
-def _switch():
-    """numpy's switch of the advice (``switch(bool) -> previous``), or None in a numpy without it."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-    return getattr(multiarray, "_set_madvise_hugepage", None)
+# numpy's setting is the process's: blocks that overlap (two encodes on two threads) share one count, the last
+# to start sets it, and the setting from before the first is put back when the last ends.
+_LOCK = threading.Lock()
+_held = {"depth": 0, "before": None}
 
 
 @contextlib.contextmanager
 def numpy_hugepages(enabled: bool):
-    """numpy's huge-page advice on or off inside the block, put back as it was after.
+    """numpy's huge-page advice on or off inside the block, put back as it was when no such block is left.
 
     Yields
     ------
-    bool or None
-        The setting in force inside the block; None where this numpy cannot switch it (it is left alone).
+    bool
+        The setting in force inside the block.
     """
-    switch = _switch()
-    if switch is None:
-        yield None
-        return
-    before = switch(bool(enabled))
+    with _LOCK:
+        before = multiarray._set_madvise_hugepage(bool(enabled))
+        if _held["depth"] == 0:
+            _held["before"] = before
+        _held["depth"] += 1
     try:
         yield bool(enabled)
     finally:
-        switch(before)
+        with _LOCK:
+            _held["depth"] -= 1
+            if _held["depth"] == 0:
+                multiarray._set_madvise_hugepage(_held["before"])

@@ -4,8 +4,9 @@
 
 Three stages are timed per file: ``read`` (:func:`~astroae_core.io.read_fits_with_index`), ``read+preprocess``
 (the model's input) and ``encode-reader`` (what the cache's encode does per file: read, preprocess, the WCS sky
-position and the flat-region score). The encode reader is run serially and with a 2-thread pool (how the cache
-reads ahead while the model runs) so that the speed-up says whether both cores stay busy.
+position and the flat-region score). The encode reader is run serially and with a 2-thread pool (the cache's
+encode reads on two worker threads, each beside the other's model call) so that the speed-up says whether both
+cores stay busy.
 
 The CEERS folder is ``../shared/data/ceers_jwst`` beside the checkout; large images (``--large-side`` squared,
 float32 noise with a galaxy) are written to a temporary folder and removed afterwards.

@@ -709,7 +709,7 @@ def test_encoding_images_far_from_the_training_set_warns(ceers_dir, tmp_path, ca
     assert far["far"] and far["ratio"] > 3
 
 
-def test_the_cache_is_the_same_whatever_the_number_of_readers_and_records_its_runtime(trained, tmp_path):
+def test_the_cache_is_the_same_whatever_the_number_of_workers_and_records_its_runtime(trained, tmp_path):
     import torch
 
     data = write_sky_folder(tmp_path / "many", 23, seed=3, start=200)  # 23: batches of 4 end with a short one

@@ -18,3 +18,18 @@ def test_the_advice_is_switched_inside_the_block_and_put_back_after(start):
         assert multiarray._get_madvise_hugepage() is start
     finally:
         multiarray._set_madvise_hugepage(before)
+
+
+def test_overlapping_blocks_put_the_setting_back_only_when_the_last_ends():
+    # two encodes on two threads: the first to end must not switch the advice back under the other
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        first, second = numpy_hugepages(False), numpy_hugepages(False)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert multiarray._get_madvise_hugepage() is False
+        second.__exit__(None, None, None)
+        assert multiarray._get_madvise_hugepage() is True
+    finally:
+        multiarray._set_madvise_hugepage(before)

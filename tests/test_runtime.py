@@ -173,3 +173,38 @@ def test_an_inference_model_called_from_several_threads_at_once_gives_what_it_gi
         for key in ("z", "x_hat", "x_hat_latent"):
             assert np.array_equal(got[key], ref[key]), key
     assert torch.get_num_threads() == before
+
+
+def test_threads_that_first_use_a_model_at_once_share_one_measured_choice(monkeypatch):
+    # an encode with its batch size given calls a fresh model from its workers: the runtime is chosen once
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from astroae_core.model import runtime
+
+    calls, inside, overlapped = [], threading.Lock(), []
+    measure = runtime.choose_runtime
+
+    def counted(*args, **kwargs):
+        if not inside.acquire(blocking=False):
+            overlapped.append(True)
+        try:
+            calls.append(args[1])
+            return measure(*args, **kwargs)
+        finally:
+            if inside.locked():
+                inside.release()
+
+    monkeypatch.setattr(runtime, "choose_runtime", counted)
+    fresh = load_model(MODELS / "demo.pt", runtime="torch-fp32", batch_sizes=(2,), threads={"round_trip": 1})
+    x = _example(fresh, "round_trip", 2, seed=0)
+    start = threading.Barrier(4)
+
+    def first_use(_):
+        start.wait()
+        return run_model(fresh, x, batch_size=2)["z"]
+
+    with ThreadPoolExecutor(4) as pool:
+        zs = list(pool.map(first_use, range(4)))
+    assert calls == ["round_trip"] and not overlapped
+    assert all(np.array_equal(z, zs[0]) for z in zs)

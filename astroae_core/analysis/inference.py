@@ -21,7 +21,7 @@ def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = Non
 
     Parameters
     ----------
-    model : AutoEncoder
+    model : AutoEncoder or InferenceModel
         In eval mode.
     x : array_like, shape (N, 1, S, S)
         Images in the model's [0, 1] input units.

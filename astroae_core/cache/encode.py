@@ -1,7 +1,7 @@
 """Encoding a data folder into a latent cache: read -> infer -> score -> assemble -> write.
 
 The stages: :func:`~astroae_core.cache.shard.encode_shard` reads, preprocesses and encodes the files in batches
-(memory holds one batch of images plus the per-image results, never the whole dataset); under torchrun each rank
+(memory holds a few batches of images plus the per-image results, never the whole dataset); under torchrun each rank
 encodes its block of the sorted file list and rank 0 gathers them. Then, on every image at once,
 :mod:`~astroae_core.cache.assemble` fits the maps, scores the images and joins the catalog;
 :func:`~astroae_core.cache.report.latent_report` measures the latent on a sample the encode kept (read again
@@ -158,7 +158,8 @@ def encode_folder(checkpoint, data_dir, out, *, batch_size: int | None = None, p
         job = _Job(checkpoint, data_dir, out, options, None if batch_size is None else int(batch_size), confine_to,
                    None if train_data is None else Path(train_data), runtime, workers, *plan, t_start=t_start)
         if not distributed.is_main_process():
-            _encode_everything(job, _inference_model(job), spool=None, progress=None)
+            with numpy_hugepages(False):
+                _encode_everything(job, _inference_model(job), spool=None, progress=None)
             return out
         tmp = new_folder_beside(out)
         try:
@@ -244,15 +245,15 @@ def _inference_model(job: _Job):
 
     device = distributed.local_device("cuda" if torch.cuda.is_available() else "cpu")
     sizes = (16, 64) if job.batch_size is None else (job.batch_size,)
-    # The loop's round trip leaves the readers their cores; the report's decodes run after it, on all of them.
+    # Each worker's round trip takes its share of the cores; the report's decodes run after the loop, on all of them.
     threads = {"round_trip": model_threads(default_workers() if job.workers is None else job.workers)}
     return load_model(job.checkpoint, device=device, runtime=job.runtime, batch_sizes=sizes, threads=threads)
 
 
 def _batch_size(job: _Job, model) -> int:
-    if job.batch_size is not None:
-        return job.batch_size
-    return getattr(model, "batch_size", 64)  # an InferenceModel measured its fastest; a GPU module takes 64
+    # An InferenceModel measures its runtimes here, before the workers call it; a GPU module takes 64.
+    measured = getattr(model, "batch_size", 64)
+    return measured if job.batch_size is None else job.batch_size
 
 
 def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress: Progress | None, sample=None):
@@ -279,7 +280,7 @@ def _encode_everything(job: _Job, model, *, spool: PreviewSpool | None, progress
     return EncodedShard.concat(parts)
 
 
-def _build(job: _Job, tmp: Path, progress: Progress | None, *, hugepages: bool | None) -> CacheMeta:
+def _build(job: _Job, tmp: Path, progress: Progress | None, *, hugepages: bool) -> CacheMeta:
     """On rank 0: every stage, writing the cache into ``tmp`` (``hugepages``: numpy's advice, for the record)."""
     from astroae_core import distributed
 

@@ -203,7 +203,7 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
     ----------
     model : AutoEncoder or InferenceModel
         In eval mode, on its device. Called from the workers at once: its calls must be safe to run concurrently
-        (PyTorch modules in eval mode and :class:`~astroae_core.model.InferenceModel` are).
+        (PyTorch modules in eval mode and :class:`~astroae_core.model.InferenceModel` are, first use included).
     files, rels : sequence
         Every file of the data folder, and its path relative to it.
     indices : sequence of int
@@ -232,22 +232,28 @@ def encode_shard(model, files: Sequence[Path], rels: Sequence[str], indices: Seq
         return pool.submit(_encode_batch, model, [files[i] for i in b], [rels[i] for i in b],
                            config=model.preprocess_config, read_args=read_args or {}, preview_size=preview_size)
 
-    # A batch per worker and one more waiting: memory holds a few batches, whatever the number of files; they
-    # are taken back in order, so the spool, the sample and the result never depend on which finished first.
+    # At most workers + 1 batches submitted and one being taken back: memory holds a few batches, whatever the
+    # number of files; they are taken back in order, so the spool, the sample and the result never depend on
+    # which finished first.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="astroae-encode") as pool:
         pending = [submit(b) for b in batches[: workers + 1]]
-        for bi, b in enumerate(batches):
-            part, x, out = pending.pop(0).result()
-            if bi + workers + 1 < len(batches):
-                pending.append(submit(batches[bi + workers + 1]))
-            if sample is not None and x is not None:
-                sample.offer(part.hashes, x, out)
-            if spool is not None:
-                spool.append(part.previews)
-                part.previews = None
-            parts.append(part)
-            done += len(b)
-            report(progress, done, len(indices), "encode")
+        try:
+            for bi, b in enumerate(batches):
+                part, x, out = pending.pop(0).result()
+                if bi + workers + 1 < len(batches):
+                    pending.append(submit(batches[bi + workers + 1]))
+                if sample is not None and x is not None:
+                    sample.offer(part.hashes, x, out)
+                if spool is not None:
+                    spool.append(part.previews)
+                    part.previews = None
+                parts.append(part)
+                done += len(b)
+                report(progress, done, len(indices), "encode")
+        except BaseException:
+            for f in pending:  # a failed batch or an interrupt: the batches not yet started never run
+                f.cancel()
+            raise
     if not parts:
         parts.append(EncodedShard.empty(model, preview_size=preview_size, with_previews=spool is None))
     return EncodedShard.concat(parts)

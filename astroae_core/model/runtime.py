@@ -172,7 +172,7 @@ def _onnx_runner(model, task: str, *, threads: int):
     # use gets a fresh one (the loop's round trip took 8.7 ms an image instead of 6.0, in page faults); a single
     # call runs as fast without (benchmarks/RESULTS.md, 6.1d).
     so.enable_mem_pattern = False
-    # No busy-waiting between calls: an encode runs readers and metrics on the same cores between model calls.
+    # No busy-waiting between calls: an encode's workers read and measure on the same cores between them.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
@@ -430,6 +430,7 @@ class InferenceModel:
         # report decodes batches (each dimension's influence).
         self.module = module
         self.choices, self._runs = {}, {}
+        self._choosing = threading.Lock()
         if isinstance(threads, dict) and set(threads) - set(TASKS):
             raise ValueError(f"threads may be set for the tasks {TASKS}, got {sorted(threads)}")
         self._settings = {"runtime": runtime,
@@ -438,8 +439,14 @@ class InferenceModel:
 
     def _run(self, task: str):
         """The task's runner, measured and chosen on first use (an app that only decodes never times the
-        round trip)."""
+        round trip); threads calling at once wait for the one that measures."""
         if task in self._runs:
+            return self._runs[task]
+        with self._choosing:
+            return self._choose(task)
+
+    def _choose(self, task: str):
+        if task in self._runs:  # chosen while this thread waited
             return self._runs[task]
         s = self._settings
         if task in self.choices:  # released: the runtime chosen before, built again, not measured again
@@ -456,7 +463,7 @@ class InferenceModel:
         self._runs.pop(task, None)
 
     def __getattr__(self, name):
-        if name in ("module", "choices", "_runs", "_settings"):  # not yet set: no recursion through __getattr__
+        if name in ("module", "choices", "_runs", "_settings", "_choosing"):  # not yet set: no recursion through __getattr__
             raise AttributeError(name)
         return getattr(self.module, name)
 

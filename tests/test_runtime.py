@@ -182,18 +182,12 @@ def test_threads_that_first_use_a_model_at_once_share_one_measured_choice(monkey
 
     from astroae_core.model import runtime
 
-    calls, inside, overlapped = [], threading.Lock(), []
+    calls = []
     measure = runtime.choose_runtime
 
     def counted(*args, **kwargs):
-        if not inside.acquire(blocking=False):
-            overlapped.append(True)
-        try:
-            calls.append(args[1])
-            return measure(*args, **kwargs)
-        finally:
-            if inside.locked():
-                inside.release()
+        calls.append(args[1])
+        return measure(*args, **kwargs)
 
     monkeypatch.setattr(runtime, "choose_runtime", counted)
     fresh = load_model(MODELS / "demo.pt", runtime="torch-fp32", batch_sizes=(2,), threads={"round_trip": 1})
@@ -206,5 +200,5 @@ def test_threads_that_first_use_a_model_at_once_share_one_measured_choice(monkey
 
     with ThreadPoolExecutor(4) as pool:
         zs = list(pool.map(first_use, range(4)))
-    assert calls == ["round_trip"] and not overlapped
+    assert calls == ["round_trip"]  # measured once, so never by two threads at once
     assert all(np.array_equal(z, zs[0]) for z in zs)

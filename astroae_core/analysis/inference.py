@@ -51,8 +51,14 @@ def run_model(model, x, *, batch_size: int = 64, progress: Progress | None = Non
         if out["x_hat_latent"] is not out["x_hat"]:
             lat.append(out["x_hat_latent"].float().cpu())
         report(progress, min(i + batch_size, x.shape[0]), x.shape[0], "inference")
-    joined = [(t[0] if len(t) == 1 else torch.cat(t)).numpy() for t in (zs, full, lat) if t]  # one batch: no copy
-    return {"z": joined[0], "x_hat": joined[1], "x_hat_latent": joined[2] if lat else joined[1]}
+    res = {"z": _joined(zs), "x_hat": _joined(full)}
+    res["x_hat_latent"] = _joined(lat) if lat else res["x_hat"]
+    return res
+
+
+def _joined(parts: list) -> np.ndarray:
+    """The batches' outputs as one array; a single batch's as it is, not copied."""
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)).numpy()
 
 
 def participation_ratio(z) -> float:

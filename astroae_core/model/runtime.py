@@ -463,7 +463,8 @@ class InferenceModel:
         self._runs.pop(task, None)
 
     def __getattr__(self, name):
-        if name in ("module", "choices", "_runs", "_settings", "_choosing"):  # not yet set: no recursion through __getattr__
+        # not yet set: no recursion through __getattr__
+        if name in ("module", "choices", "_runs", "_settings", "_choosing"):
             raise AttributeError(name)
         return getattr(self.module, name)
 
